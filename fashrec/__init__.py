@@ -1,0 +1,51 @@
+"""fashrec: visual "similar products" recommendation for fashion catalogues.
+
+    import fashrec
+    model = fashrec.from_pretrained("path/or/org-repo")      # ConvAE, ConvVAE, ... (class from config.json)
+    x = fashrec.preprocess_batch(["a.jpg", "b.jpg"], model.preprocess_config)
+    vectors = model.embed(x)                                  # (N, model.embedding_dim)
+    index = fashrec.SimilarityIndex(vectors, ids=["a", "b"])
+    index.search(vectors[:1], k=1, metric="cosine")
+
+Names are imported lazily so that ``import fashrec`` (and ``fashrec --help``) stay fast.
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "PreprocessConfig": "fashrec.preprocess",
+    "preprocess": "fashrec.preprocess",
+    "preprocess_batch": "fashrec.preprocess",
+    "ImageError": "fashrec.preprocess",
+    "HubModel": "fashrec.hub_model",
+    "from_pretrained": "fashrec.hub_model",
+    "ConvAE": "fashrec.conv_ae",
+    "ConvVAE": "fashrec.conv_vae",
+    "load_hm": "fashrec.hm_dataset",
+    "LABEL_COLUMNS": "fashrec.hm_dataset",
+    "dataset_tensor": "fashrec.tensor_cache",
+    "SAMPLE_DIR": "fashrec.sample",
+    "SimilarityIndex": "fashrec.similarity_index",
+    "precision_at_k": "fashrec.retrieval_metrics",
+    "average_precision_at_k": "fashrec.retrieval_metrics",
+    "evaluate": "fashrec.evaluation",
+    "train": "fashrec.trainer",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fashrec' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,71 @@
+"""The paper's convolutional autoencoder (Yang, Table 3.3), with its sizes as keyword arguments.
+
+``ConvAE()`` with no arguments is exactly Table 3.3::
+
+    Conv2d 3->16 (k3, s2, p1), ReLU, Conv2d 16->8 (k3, s2, p1), Sigmoid          # encoder: 8 x 16 x 16
+    ConvTranspose2d 8->16 (k3, s2, p1, op1), ReLU, ConvTranspose2d 16->3 (same), Sigmoid
+
+Its embedding is the flattened latent: 8 x 16 x 16 = 2,048 values. ``channels`` makes it wider or
+deeper; ``latent_dim`` adds a linear bottleneck for a compact embedding (e.g. 128 values).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fashrec.conv_blocks import Unflatten, check_channels, conv_stack, deconv_stack
+from fashrec.hub_model import HubModel
+from fashrec.preprocess import PreprocessConfig
+
+
+class ConvAE(HubModel):
+    """Convolutional autoencoder. ``embed(x)`` returns ``(N, embedding_dim)``: 2,048 for the paper's model."""
+
+    def __init__(self, *, channels: Sequence[int] = (16, 8), latent_dim: int | None = None,
+                 preprocess: dict | PreprocessConfig | None = None):
+        super().__init__(preprocess=preprocess)
+        size = self.preprocess_config.image_size
+        self.channels = check_channels(channels, size)
+        self.latent_dim = None if latent_dim is None else int(latent_dim)
+        side = size // 2 ** len(self.channels)
+        self.feature_shape = (self.channels[-1], side, side)
+        # With a linear bottleneck the sigmoid moves from the conv features to the code itself.
+        self.encoder = conv_stack(self.channels, last_activation=nn.Sigmoid() if latent_dim is None else nn.ReLU())
+        self.decoder = deconv_stack(self.channels)
+        if self.latent_dim is not None:
+            if self.latent_dim < 1:
+                raise ValueError(f"latent_dim must be positive, got {latent_dim}")
+            flat = self.channels[-1] * side * side
+            self.to_code = nn.Sequential(nn.Flatten(), nn.Linear(flat, self.latent_dim), nn.Sigmoid())
+            self.from_code = nn.Sequential(nn.Linear(self.latent_dim, flat), nn.ReLU(), Unflatten(self.feature_shape))
+
+    @property
+    def embedding_dim(self) -> int:
+        if self.latent_dim is not None:
+            return self.latent_dim
+        c, h, w = self.feature_shape
+        return c * h * w
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Latent code: ``(N, C, h, w)`` for the paper's model, ``(N, latent_dim)`` with a bottleneck."""
+        h = self.encoder(x)
+        return self.to_code(h) if self.latent_dim is not None else h
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        if self.latent_dim is not None:
+            z = self.from_code(z)
+        return self.decoder(z)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    def _code(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode(x)
+
+    def loss(self, x: torch.Tensor, **_) -> dict[str, torch.Tensor]:
+        """Per-pixel mean squared error (the paper's reconstruction loss, averaged over values in [0, 1])."""
+        mse = F.mse_loss(self(x), x)
+        return {"loss": mse, "mse": mse.detach()}

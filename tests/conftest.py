@@ -1,0 +1,25 @@
+"""Shared test set-up. The environment variables must be set before huggingface_hub, datasets or
+gradio are imported anywhere: without them every hub call retries for ~23 s before failing."""
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_HM = REPO_ROOT.parent / "shared" / "data" / "hm"
+
+
+@pytest.fixture(scope="session")
+def hm_dir() -> Path:
+    """The 5,000-image H&M subset beside the checkout (CI has it; a user machine may not)."""
+    if not (SHARED_HM / "metadata.csv").exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must have the shared H&M data at {SHARED_HM}")
+        pytest.skip(f"shared H&M data not found at {SHARED_HM}")
+    return SHARED_HM
