@@ -39,6 +39,8 @@ __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
 def __getattr__(name: str):
+    if name == "pretrained":  # a submodule, not a name inside one
+        return importlib.import_module("fashrec.pretrained")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'fashrec' has no attribute {name!r}")
