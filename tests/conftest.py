@@ -10,6 +10,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+from tests.hub_server import hub_server  # noqa: F401,E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_HM = REPO_ROOT.parent / "shared" / "data" / "hm"
