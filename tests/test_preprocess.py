@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -299,7 +300,7 @@ def test_bad_files_raise_naming_source_and_problem(bad_files, name, as_kind):
         preprocess(image)
     msg = str(err.value)
     assert msg.startswith(source), msg
-    assert __import__("re").search(pattern, msg), msg
+    assert re.search(pattern, msg), msg
     if as_kind == "file object":
         image.close()
 
