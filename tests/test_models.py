@@ -1,0 +1,187 @@
+"""Models: the paper's shapes, save/load round trips, class dispatch and strict loading."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import fashrec
+from fashrec import ConvAE, ConvVAE, HubModel
+
+MODELS = [ConvAE, ConvVAE]
+
+
+def _batch(n=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 3, 64, 64, generator=g)
+
+
+def test_default_convae_is_table_3_3():
+    m = ConvAE()
+    convs = [l for l in m.encoder if isinstance(l, torch.nn.Conv2d)]
+    deconvs = [l for l in m.decoder if isinstance(l, torch.nn.ConvTranspose2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding) for c in convs] == [
+        (3, 16, (3, 3), (2, 2), (1, 1)), (16, 8, (3, 3), (2, 2), (1, 1))]
+    assert [(d.in_channels, d.out_channels, d.kernel_size, d.stride, d.padding, d.output_padding) for d in deconvs] == [
+        (8, 16, (3, 3), (2, 2), (1, 1), (1, 1)), (16, 3, (3, 3), (2, 2), (1, 1), (1, 1))]
+    acts = [type(l).__name__ for l in list(m.encoder) + list(m.decoder) if not isinstance(l, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert acts == ["ReLU", "Sigmoid", "ReLU", "Sigmoid"]
+    x = _batch()
+    assert m.encode(x).shape == (4, 8, 16, 16)
+    assert m.embedding_dim == 2048
+
+
+@pytest.mark.parametrize("cls", MODELS)
+@pytest.mark.parametrize("kwargs,dim", [({}, 2048), ({"channels": [32, 64, 128], "latent_dim": 128}, 128),
+                                        ({"channels": [8, 8, 4]}, 256)])
+def test_shapes(cls, kwargs, dim):
+    m = cls(**kwargs).eval()
+    x = _batch()
+    with torch.no_grad():
+        out = m(x)
+    recon = out[0] if isinstance(out, tuple) else out
+    assert recon.shape == x.shape
+    assert m.reconstruct(x).shape == x.shape
+    assert float(recon.min()) >= 0 and float(recon.max()) <= 1
+    e = m.embed(x)
+    assert e.shape == (4, dim) and m.embedding_dim == dim and e.dtype == torch.float32
+    en = m.embed(x, normalize=True)
+    assert torch.allclose(en.norm(dim=1), torch.ones(4), atol=1e-5)
+    assert torch.allclose(en, e / e.norm(dim=1, keepdim=True), atol=1e-6)
+    losses = m.loss(x)
+    assert losses["loss"].requires_grad and torch.isfinite(losses["loss"])
+
+
+def test_vae_embeds_mu_not_a_sample():
+    m = ConvVAE().train()  # even in training mode, embed must be deterministic and equal mu
+    x = _batch()
+    mu, logvar = m.encode(x)
+    assert torch.equal(m.embed(x), mu.flatten(1))
+    assert torch.equal(m.embed(x), m.embed(x))
+    assert torch.equal(m.reconstruct(x), m.decode(mu))
+    torch.manual_seed(0)
+    r1, _, _ = m(x)
+    torch.manual_seed(1)
+    r2, _, _ = m(x)
+    assert not torch.equal(r1, r2), "training forward must sample z"
+
+
+def test_vae_loss_matches_formula():
+    m = ConvVAE()
+    x = _batch()
+    torch.manual_seed(3)
+    parts = m.loss(x, beta=0.5)
+    torch.manual_seed(3)
+    recon, mu, logvar = m(x)
+    mse = ((recon - x) ** 2).mean()
+    kl = (-0.5 * (1 + logvar - mu**2 - logvar.exp())).sum() / x.shape[0]
+    assert torch.allclose(parts["mse"], mse, atol=1e-7)
+    assert torch.allclose(parts["kl"], kl, rtol=1e-5)
+    assert torch.allclose(parts["loss"], mse + 0.5 * kl / (3 * 64 * 64), rtol=1e-5)
+
+
+def test_embed_rejects_unpreprocessed_input():
+    with pytest.raises(ValueError, match=r"\(N, 3, 64, 64\)"):
+        ConvAE().embed(torch.rand(2, 3, 32, 32))
+    with pytest.raises(ValueError, match="unknown focus"):
+        ConvAE().embed(_batch(), focus="colour")
+
+
+@pytest.mark.parametrize("cls", MODELS)
+def test_save_load_round_trip_offline(cls, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    m = cls(channels=[16, 32, 8], preprocess={"pad_value": 1.0}).eval()
+    m.save_pretrained(tmp_path)
+    assert {"config.json", "model.safetensors", "README.md"} <= {p.name for p in tmp_path.iterdir()}
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_class"] == cls.__name__
+    assert config["channels"] == [16, 32, 8]
+    assert config["preprocess"]["pad_value"] == 1.0
+    loaded = fashrec.from_pretrained(tmp_path)  # generic loader dispatches on model_class
+    assert type(loaded) is cls
+    assert loaded.preprocess_config == m.preprocess_config
+    assert loaded.config_dict() == m.config_dict()
+    x = _batch()
+    assert torch.equal(loaded.embed(x), m.embed(x))
+    assert torch.equal(loaded.reconstruct(x), m.reconstruct(x))
+    assert type(cls.from_pretrained(tmp_path)) is cls
+    assert fashrec.hub_model.weights_hash(loaded) == fashrec.hub_model.weights_hash(m)
+
+
+def test_class_dispatch_refuses_wrong_class(tmp_path):
+    ConvVAE().save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="is a ConvVAE, not a ConvAE"):
+        ConvAE.from_pretrained(tmp_path)
+    assert isinstance(HubModel.from_pretrained(tmp_path), ConvVAE)
+
+
+def test_strict_loading_names_missing_and_unexpected_keys(tmp_path):
+    ConvAE().save_pretrained(tmp_path)
+    state = load_file(str(tmp_path / "model.safetensors"))
+    state.pop("decoder.2.bias")
+    state["extra.weight"] = torch.zeros(1)
+    save_file(state, str(tmp_path / "model.safetensors"))
+    with pytest.raises(ValueError) as info:
+        fashrec.from_pretrained(tmp_path)
+    assert "missing keys ['decoder.2.bias']" in str(info.value)
+    assert "unexpected keys ['extra.weight']" in str(info.value)
+
+
+def test_strict_loading_names_shape_mismatch(tmp_path):
+    ConvAE(channels=[16, 8]).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["channels"] = [16, 4]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"shape mismatches .*encoder.2.weight"):
+        fashrec.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda c: c.update(depth=3), r"does not take: \['depth'\]"),
+    (lambda c: c.update(model_class="ResNet50"), "unknown model_class 'ResNet50'"),
+    (lambda c: c.update(channels=[16, 8, 4, 2, 1, 1, 1]), "cannot take"),
+    (lambda c: c["preprocess"].update(mean=0.5), r"unknown keys \['mean'\]"),
+    (lambda c: c.update(latent_dim=-3), "cannot take"),
+])
+def test_wrong_config_is_refused_with_a_clear_error(tmp_path, mutate, message):
+    ConvAE().save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    mutate(config)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=message):
+        fashrec.from_pretrained(tmp_path)
+
+
+def test_missing_files_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        fashrec.from_pretrained(tmp_path)
+    ConvAE().save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="no model.safetensors"):
+        fashrec.from_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ValueError, match="could not be read as safetensors"):
+        fashrec.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        fashrec.from_pretrained(tmp_path)
+    with pytest.raises(FileNotFoundError, match="not a checkpoint folder"):
+        fashrec.from_pretrained(tmp_path / "nope")
+
+
+def test_pickled_weights_are_never_loaded(tmp_path):
+    """Only model.safetensors is read: a pytorch_model.bin beside a missing safetensors file is ignored."""
+    ConvAE().save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").rename(tmp_path / "pytorch_model.bin")
+    with pytest.raises(FileNotFoundError, match="no model.safetensors"):
+        fashrec.from_pretrained(tmp_path)
+
+
+def test_embed_images_uses_the_models_preprocessing(tmp_path):
+    from PIL import Image
+
+    img = Image.new("RGB", (360, 540), (200, 30, 30))
+    m = ConvAE(preprocess={"pad_value": 1.0}).eval()
+    x = fashrec.preprocess_batch([img], m.preprocess_config)
+    assert torch.equal(m.embed_images([img]), m.embed(x))
+    assert float(x[0, :, 0, 0].min()) == 1.0  # white padding from the model's own config
