@@ -64,8 +64,8 @@ def render_model_card(*, model_class: str, config: Mapping[str, Any], repo_id: s
         label = row.get("label")
         for key, value in row.items():
             if _RETRIEVAL_KEY.match(str(key)) and _is_number(value):
-                name = f"{key} (same {label})" if label else str(key)
-                eval_results.append(result(str(key).lower(), name, value, "test"))
+                metric_name = f"{key} (same {label})" if label else str(key)
+                eval_results.append(result(str(key).lower(), metric_name, value, "test"))
 
     card_data = ModelCardData(
         library_name="fashrec", license=license, tags=list(MODEL_TAGS), pipeline_tag=TASK,

@@ -1,0 +1,110 @@
+"""Model and dataset cards: valid Hub metadata, the load snippet, and the numbers they were given."""
+from __future__ import annotations
+
+import pytest
+from huggingface_hub import DatasetCard, ModelCard
+
+import fashrec
+from hub_card import cards, render_dataset_card, render_model_card
+
+CONFIG = {
+    "channels": [16, 8], "latent_dim": None, "model_class": "ConvAE", "fashrec_version": "0.1.0",
+    "embedding_dim": 2048,
+    "preprocess": {"image_size": 64, "resize_height": 64, "resize_width": 43, "pad_value": 1.0},
+}
+
+
+def _full_card() -> str:
+    return render_model_card(
+        model_class="ConvAE", config=CONFIG, repo_id="fashrec/conv-ae-hm",
+        metrics={"test_mse": 0.004213, "train_mse": 0.0039},
+        retrieval=[{"label": "product_type_name", "precision@10": 0.612, "map@10": 0.501},
+                   {"label": "colour_group_name", "precision@10": 0.377}],
+        hyperparameters={"epochs": 20, "batch_size": 128, "learning_rate": 0.001},
+        dataset="fashrec/hm-fashion-5k", dataset_terms="Research use only (H&M Kaggle competition rules).",
+        images={"loss curve": "loss_curve.png", "reconstructions": "reconstructions.png"},
+        extra_sections="## Citation\n\nYang, 2018.",
+    )
+
+
+def test_model_card_metadata_parses_with_the_hub_client():
+    card = ModelCard(_full_card())
+    data = card.data
+    assert data.library_name == "fashrec"
+    assert data.pipeline_tag == "image-feature-extraction"
+    assert data.license == "mit"
+    assert data.datasets == ["fashrec/hm-fashion-5k"]
+    assert set(cards.MODEL_TAGS) <= set(data.tags)
+    assert data.model_name == "conv-ae-hm"
+    results = {(r.metric_type, r.metric_name, r.dataset_split): r.metric_value for r in data.eval_results}
+    assert results[("mse", "reconstruction MSE (test)", "test")] == pytest.approx(0.004213)
+    assert results[("mse", "train mse", "train")] == pytest.approx(0.0039)
+    assert results[("precision@10", "precision@10 (same product_type_name)", "test")] == pytest.approx(0.612)
+    assert results[("map@10", "map@10 (same product_type_name)", "test")] == pytest.approx(0.501)
+    assert results[("precision@10", "precision@10 (same colour_group_name)", "test")] == pytest.approx(0.377)
+    assert len(data.eval_results) == 5
+    # the model-index survives a dump and re-parse (what the Hub reads)
+    assert ModelCard(str(card)).data.eval_results == data.eval_results
+
+
+def test_model_card_body_has_the_snippet_the_config_and_the_numbers():
+    text = _full_card()
+    body = ModelCard(text).text
+    assert 'model = fashrec.from_pretrained("fashrec/conv-ae-hm")' in body
+    assert "fashrec.preprocess_batch(" in body and "model.embed(x" in body and "fashrec.SimilarityIndex(" in body
+    assert "(3, 2048)" in body
+    for expected in ("| `channels` | `[16, 8]` |", "3 -> 16 -> 8", "64 x 43", "padded with white",
+                     "| epochs | `20` |", "| learning_rate | `0.001` |", "0.004213", "| product_type_name | 0.612 | 0.501 |",
+                     "Research use only", "![loss curve](loss_curve.png)", "![reconstructions](reconstructions.png)",
+                     "## Intended use and limitations", "## Citation"):
+        assert expected in body, expected
+    assert "${" not in text  # every placeholder filled
+
+
+def test_snippet_names_exist_in_fashrec():
+    for name in ("from_pretrained", "preprocess_batch", "SimilarityIndex"):
+        assert name in fashrec.__all__
+
+
+def test_minimal_model_card_has_no_model_index_and_still_parses():
+    text = render_model_card(model_class="ConvAE", config=CONFIG)
+    card = ModelCard(text)
+    assert card.data.eval_results is None and card.data.model_name is None
+    assert "model-index" not in text
+    assert "No scores were recorded" in card.text
+    assert "Hyperparameters were not recorded" in card.text
+    assert "loss_curve.png" not in text
+
+
+def test_saved_model_carries_the_card(tmp_path):
+    model = fashrec.ConvAE()
+    model.save_pretrained(tmp_path)
+    card = ModelCard.load(tmp_path / "README.md")
+    assert card.data.library_name == "fashrec"
+    assert "ConvAE" in card.text
+
+
+def test_dataset_card_front_matter_and_fields():
+    text = render_dataset_card(
+        pretty_name="H&M fashion 5k", license="other", task_categories=["image-feature-extraction"],
+        size_categories=["1K<n<10K"], tags=["hm"], num_rows=5000,
+    )
+    card = DatasetCard(text)
+    assert card.data.pretty_name == "H&M fashion 5k"
+    assert card.data.license == "other"
+    assert card.data.tags[:2] == ["fashrec", "fashion"] and "hm" in card.data.tags
+    assert card.data.task_categories == ["image-feature-extraction"]
+    assert "${" not in text
+
+
+def test_dataset_card_needs_a_name():
+    with pytest.raises(ValueError, match="pretty_name"):
+        render_dataset_card(license="other")
+
+
+def test_template_placeholder_without_value_is_named(tmp_path, monkeypatch):
+    template = tmp_path / "dataset_card.md"
+    template.write_text("---\n${front_matter}\n---\n# ${pretty_name}\n${row_count_we_forgot}\n")
+    monkeypatch.setattr(cards, "DATASET_TEMPLATE", template)
+    with pytest.raises(ValueError, match="row_count_we_forgot"):
+        render_dataset_card(pretty_name="x")
