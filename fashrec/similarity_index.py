@@ -1,0 +1,696 @@
+"""Exact k-nearest-neighbour search over a catalogue of embeddings (paper section 3.5), plus save/load.
+
+    index = SimilarityIndex(vectors, ids=article_ids, metadata=labels_df)
+    ids, dist = index.search(query_vectors, k=10, metric="cosine", where={"index_group_name": "Ladieswear"})
+    ids, dist = index.search_ids(["0108775015"], k=5)             # the item itself is left out
+    index.save("runs/index"); SimilarityIndex.load("runs/index", model=model)
+
+Metrics are exactly the paper's, for vectors u, v:
+
+    cityblock  ||u - v||_1
+    euclidean  ||u - v||_2
+    cosine     1 - u.v / (||u|| ||v||)    (1.0 when either vector is zero; clipped to [0, 2])
+
+Steerable similarity: an index may hold several named embeddings of the same items (``{"overall": ...,
+"shape": ..., "colour": ...}``). ``focus="shape"`` ranks by one of them; ``focus={"shape": 2, "colour": 1}``
+ranks by the weighted sum ``sum_f w_f * d_f`` where each ``d_f`` is the chosen metric in its own space.
+
+Exactness. Embeddings are stored as float32 (queries are cast to float32 too), and the distances that
+rank and that are returned are computed in float64 from those float32 values. Speed comes from a float32
+pass (one BLAS matrix product for euclidean/cosine with precomputed norms, ``torch.cdist(p=1)`` for
+cityblock) that yields, for every item, a lower and an upper bound on its float64 distance (the float32
+rounding error is bounded by ``D * 2**-24 * |u||v|``, doubled for safety). Every item whose lower bound
+is at most the k-th smallest upper bound is re-ranked in float64; no other item can be in the top k, so
+the result equals a float64 brute-force search, ties included.
+
+Ties: equal distances are ordered by catalogue position (the order of ``ids``), i.e. a stable sort.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+METRICS = ("cityblock", "euclidean", "cosine")
+BACKENDS = ("exact", "faiss-flat", "faiss-hnsw")
+DEFAULT_FOCUS = "overall"
+FORMAT_NAME = "fashrec.SimilarityIndex"
+FORMAT_VERSION = 1
+EMBEDDINGS_FILE = "embeddings.safetensors"
+IDS_FILE = "ids.json"
+METADATA_FILE = "metadata.parquet"
+INDEX_FILE = "index.json"
+
+_U32 = 2.0**-24  # unit round-off of float32
+_U64 = 2.0**-53
+# Scores held in memory at once (queries x catalogue) during a search: bounds memory for big catalogues.
+_BLOCK_ELEMENTS = 1 << 22
+
+
+class SimilarityIndex:
+    """Exact k-NN over named embeddings of a catalogue, with metadata filters; see the module docstring.
+
+    Args:
+        embeddings: ``(N, D)`` torch tensor or numpy array, or ``{focus_name: (N, D_f)}``.
+            A plain matrix is the ``"overall"`` focus. Copied and stored as float32.
+        ids: N unique strings (catalogue ids, e.g. H&M ``article_id`` with its leading zero).
+        metadata: optional pandas DataFrame or ``{column: sequence}`` with N rows in the order of ``ids``;
+            ``where=`` filters on its columns.
+        backend: ``"exact"`` (default), ``"faiss-flat"`` or ``"faiss-hnsw"`` (needs ``fashrec[faiss]``;
+            see :mod:`fashrec.faiss_backend`).
+        hnsw_m, ef_construction, ef_search: HNSW parameters (``backend="faiss-hnsw"`` only).
+    """
+
+    def __init__(
+        self,
+        embeddings,
+        ids: Sequence[str],
+        metadata=None,
+        *,
+        backend: str = "exact",
+        hnsw_m: int = 32,
+        ef_construction: int = 80,
+        ef_search: int = 64,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)}")
+        self.backend = backend
+        self._vectors: dict[str, np.ndarray] = {}
+        raw = embeddings if isinstance(embeddings, Mapping) else {DEFAULT_FOCUS: embeddings}
+        if not raw:
+            raise ValueError("embeddings is an empty dict: give at least one focus, e.g. {'overall': matrix}")
+        n = None
+        for name, matrix in raw.items():
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"focus names must be non-empty strings, got {name!r}")
+            array = _as_float32_matrix(matrix, what=f"embeddings[{name!r}]", copy=True)
+            if n is None:
+                n = array.shape[0]
+            elif array.shape[0] != n:
+                raise ValueError(
+                    f"embeddings[{name!r}] has {array.shape[0]} rows but the first focus has {n}: "
+                    "every focus must describe the same items"
+                )
+            array.flags.writeable = False
+            self._vectors[name] = array
+        if n == 0:
+            raise ValueError("embeddings have 0 rows: an index needs at least one item")
+
+        self._ids = _check_ids(ids, n)
+        self._position = {item: i for i, item in enumerate(self._ids)}
+        self._metadata = _metadata_columns(metadata, n)
+
+        # What the metrics need, once: squared norms (euclidean), norms and their inverse (cosine).
+        self._sqnorm: dict[str, np.ndarray] = {}
+        self._norm: dict[str, np.ndarray] = {}
+        self._inv_norm: dict[str, np.ndarray] = {}
+        for name, x in self._vectors.items():
+            sq = np.einsum("ij,ij->i", x, x, dtype=np.float64)
+            norm = np.sqrt(sq)
+            inv = np.zeros_like(norm)
+            np.divide(1.0, norm, out=inv, where=norm > 0)
+            self._sqnorm[name], self._norm[name], self._inv_norm[name] = sq, norm, inv
+        self._torch_vectors: dict[str, Any] = {}  # torch views for cityblock, made on first use
+
+        # The ``model`` entry of ``index.json`` (class, config, weights_hash) for a loaded index, else None.
+        self.model_record: dict | None = None
+        self.hnsw_m, self.ef_construction, self.ef_search = int(hnsw_m), int(ef_construction), int(ef_search)
+        self._faiss = None
+        if backend != "exact":
+            from fashrec.faiss_backend import FaissBackend
+
+            self._faiss = FaissBackend(self, kind=backend.split("-", 1)[1])
+
+    # ------------------------------------------------------------------ description
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __repr__(self) -> str:
+        dims = ", ".join(f"{k}={v.shape[1]}" for k, v in self._vectors.items())
+        return f"SimilarityIndex(n={len(self)}, focuses: {dims}, backend={self.backend!r})"
+
+    @property
+    def ids(self) -> list[str]:
+        """Catalogue ids in catalogue order (a copy)."""
+        return list(self._ids)
+
+    @property
+    def focuses(self) -> tuple[str, ...]:
+        return tuple(self._vectors)
+
+    @property
+    def dims(self) -> dict[str, int]:
+        """Embedding size per focus."""
+        return {k: v.shape[1] for k, v in self._vectors.items()}
+
+    @property
+    def metadata(self):
+        """The metadata as a pandas DataFrame (rows in catalogue order), or None."""
+        if self._metadata is None:
+            return None
+        import pandas as pd
+
+        return pd.DataFrame(dict(self._metadata))
+
+    @property
+    def metadata_columns(self) -> tuple[str, ...]:
+        return tuple(self._metadata or ())
+
+    def embeddings(self, focus: str = DEFAULT_FOCUS) -> np.ndarray:
+        """The stored (read-only, float32) embedding matrix of one focus."""
+        self._check_focus_name(focus)
+        return self._vectors[focus]
+
+    def position(self, item_id: str) -> int:
+        """Catalogue position of an id; ValueError naming the id when it is not in the index."""
+        try:
+            return self._position[item_id]
+        except (KeyError, TypeError):
+            raise ValueError(f"id {item_id!r} is not in this index ({len(self)} items)") from None
+
+    # ------------------------------------------------------------------ search
+
+    def search(
+        self,
+        queries,
+        k: int = 10,
+        metric: str = "cosine",
+        exclude=None,
+        where: Mapping[str, Any] | None = None,
+        focus: str | Mapping[str, float] = DEFAULT_FOCUS,
+    ) -> tuple[list[list[str]], np.ndarray]:
+        """The k nearest catalogue items of each query.
+
+        Args:
+            queries: ``(Q, D)`` or ``(D,)`` (one query) matrix; with a weighted ``focus`` over several
+                focuses, a dict ``{focus_name: (Q, D_f)}`` holding every focus with a non-zero weight.
+            k: neighbours per query; ValueError when more than the items left after ``where``/``exclude``.
+            metric: ``"cityblock"``, ``"euclidean"`` or ``"cosine"`` (see the module docstring).
+            exclude: ids never returned: one collection for all queries, or a list of Q collections
+                (one per query). Ids not in the index are ignored.
+            where: ``{column: value or list of values}`` on the metadata, applied before ranking (results
+                are exact within the filtered set).
+            focus: a focus name, or ``{name: weight}`` with non-negative weights: distance is
+                ``sum_f weight_f * distance_f``.
+
+        Returns:
+            ``(ids, distances)``: Q lists of k ids, nearest first, and a float64 ``(Q, k)`` array.
+            Equal distances are ordered by catalogue position.
+        """
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; choose one of {list(METRICS)}")
+        k = _check_k(k)
+        weights = self._weights(focus)
+        q = self._queries(queries, weights)
+        n_queries = next(iter(q.values())).shape[0]
+        allowed = self._where_mask(where)
+        excluded = self._excluded_positions(exclude, n_queries)
+        self._check_enough(k, allowed, excluded, where, n_queries)
+
+        if self._faiss is not None:
+            result = self._faiss.search(q, k, metric, weights, allowed, excluded)
+            if result is not None:
+                positions, distances = result
+                return [[self._ids[p] for p in row] for row in positions], distances
+        positions, distances = self._exact_search(q, k, metric, weights, allowed, excluded)
+        return [[self._ids[p] for p in row] for row in positions], distances
+
+    def search_ids(
+        self,
+        item_ids: Sequence[str] | str,
+        k: int = 10,
+        metric: str = "cosine",
+        exclude=None,
+        where: Mapping[str, Any] | None = None,
+        focus: str | Mapping[str, float] = DEFAULT_FOCUS,
+        *,
+        exclude_self: bool = True,
+    ) -> tuple[list[list[str]], np.ndarray]:
+        """:meth:`search` with catalogue items as the queries; each item is left out of its own results."""
+        if isinstance(item_ids, str):
+            item_ids = [item_ids]
+        positions = np.array([self.position(i) for i in item_ids], dtype=np.int64)
+        if positions.size == 0:
+            raise ValueError("search_ids needs at least one id")
+        queries = {name: x[positions] for name, x in self._vectors.items()}
+        per_query = self._exclude_lists(exclude, len(positions))
+        if exclude_self:
+            per_query = [list(extra) + [item] for extra, item in zip(per_query, item_ids)]
+        return self.search(queries, k=k, metric=metric, exclude=per_query, where=where, focus=focus)
+
+    # ------------------------------------------------------------------ exact engine
+
+    def _exact_search(self, q, k, metric, weights, allowed, excluded):
+        n = len(self)
+        n_queries = next(iter(q.values())).shape[0]
+        block = max(1, _BLOCK_ELEMENTS // n)
+        out_pos = np.empty((n_queries, k), dtype=np.int64)
+        out_dist = np.empty((n_queries, k), dtype=np.float64)
+        for start in range(0, n_queries, block):
+            stop = min(n_queries, start + block)
+            lo, hi = None, None
+            for name, w in weights.items():
+                f_lo, f_hi = self._bounds(name, q[name][start:stop], metric)
+                if lo is None and w == 1.0:
+                    lo, hi = f_lo, f_hi
+                elif lo is None:
+                    lo, hi = f_lo * w, f_hi * w
+                else:
+                    lo += f_lo * w
+                    hi += f_hi * w
+            if allowed is not None:
+                lo[:, ~allowed] = np.inf
+                hi[:, ~allowed] = np.inf
+            if excluded is not None:
+                for r in range(start, stop):
+                    if len(excluded[r]):
+                        lo[r - start, excluded[r]] = np.inf
+                        hi[r - start, excluded[r]] = np.inf
+            if k < n:
+                upper_k = np.partition(hi, k - 1, axis=1)[:, k - 1]
+            else:
+                upper_k = np.full(stop - start, np.inf)
+            for r in range(stop - start):
+                row_lo = lo[r]
+                cand = np.flatnonzero(row_lo <= upper_k[r]) if k < n else np.flatnonzero(np.isfinite(row_lo))
+                d = np.zeros(cand.size, dtype=np.float64)
+                for name, w in weights.items():
+                    d += w * _exact_distances(
+                        self._vectors[name][cand], q[name][start + r], metric, self._norm[name][cand]
+                    )
+                order = np.argsort(d, kind="stable")[:k]  # cand is ascending: ties keep catalogue order
+                out_pos[start + r] = cand[order]
+                out_dist[start + r] = d[order]
+        return out_pos, out_dist
+
+    def _bounds(self, name: str, q: np.ndarray, metric: str) -> tuple[np.ndarray, np.ndarray]:
+        """float64 ``(Q, N)`` lower and upper bounds on the float64 distances, from one float32 pass."""
+        x = self._vectors[name]
+        d = x.shape[1]
+        gamma32 = 2.0 * (d + 4) * _U32  # float32 dot/sum error bound, doubled for safety
+        gamma64 = 4.0 * (d + 4) * _U64
+        if metric == "cityblock":
+            import torch
+
+            xt = self._torch_vectors.get(name)
+            if xt is None:
+                with warnings.catch_warnings():  # a view of the read-only matrix; cdist never writes to it
+                    warnings.simplefilter("ignore", UserWarning)
+                    xt = self._torch_vectors[name] = torch.from_numpy(x)
+            approx = torch.cdist(torch.from_numpy(np.ascontiguousarray(q)), xt, p=1).numpy().astype(np.float64)
+            tol = (gamma32 + gamma64) * approx + 1e-300
+            return approx - tol, approx + tol
+        # (Q, N) float32 BLAS, widened. x @ q.T (gemv for one query) is the fast layout for numpy.
+        dots = (x @ q[0])[None, :] if q.shape[0] == 1 else (x @ q.T).T
+        dots = dots.astype(np.float64)
+        q64 = q.astype(np.float64)
+        q_sq = np.einsum("ij,ij->i", q64, q64)
+        q_norm = np.sqrt(q_sq)
+        scale = q_norm[:, None] * self._norm[name][None, :]  # |q||x|
+        if metric == "euclidean":
+            sq = self._sqnorm[name][None, :] + q_sq[:, None] - 2.0 * dots
+            tol = 2.0 * gamma32 * scale + gamma64 * (self._sqnorm[name][None, :] + q_sq[:, None])
+            lo = np.sqrt(np.maximum(sq - tol, 0.0))
+            hi = np.sqrt(np.maximum(sq + tol, 0.0))
+            return lo, hi
+        # cosine: 1 - dot / (|q||x|), 1.0 when either is zero
+        q_inv = np.zeros_like(q_norm)
+        np.divide(1.0, q_norm, out=q_inv, where=q_norm > 0)
+        cos = 1.0 - dots * q_inv[:, None] * self._inv_norm[name][None, :]
+        tol = gamma32 + gamma64
+        return np.clip(cos - tol, 0.0, 2.0), np.clip(cos + tol, 0.0, 2.0)
+
+    # ------------------------------------------------------------------ argument checks
+
+    def _check_focus_name(self, name) -> None:
+        if name not in self._vectors:
+            raise ValueError(f"unknown focus {name!r}; this index has {list(self._vectors)}")
+
+    def _weights(self, focus) -> dict[str, float]:
+        if isinstance(focus, str):
+            self._check_focus_name(focus)
+            return {focus: 1.0}
+        if not isinstance(focus, Mapping) or not focus:
+            raise ValueError(f"focus must be a focus name or a non-empty {{name: weight}} dict, got {focus!r}")
+        weights = {}
+        for name, w in focus.items():
+            self._check_focus_name(name)
+            w = float(w)
+            if not np.isfinite(w) or w < 0:
+                raise ValueError(f"focus weight for {name!r} must be finite and >= 0, got {w}")
+            if w > 0:
+                weights[name] = w
+        if not weights:
+            raise ValueError(f"focus weights {dict(focus)} are all zero: give at least one positive weight")
+        return weights
+
+    def _queries(self, queries, weights: Mapping[str, float]) -> dict[str, np.ndarray]:
+        if isinstance(queries, Mapping):
+            for name in queries:
+                self._check_focus_name(name)
+            missing = [name for name in weights if name not in queries]
+            if missing:
+                raise ValueError(f"queries has no matrix for focus {missing}; it has {list(queries)}")
+            q = {name: _as_float32_matrix(queries[name], what=f"queries[{name!r}]", allow_vector=True) for name in weights}
+        else:
+            if len(weights) > 1:
+                raise ValueError(
+                    f"focus {dict(weights)} weighs several focuses: pass queries as a dict {{focus: matrix}}"
+                )
+            (name,) = weights
+            q = {name: _as_float32_matrix(queries, what="queries", allow_vector=True)}
+        n_queries = None
+        for name, matrix in q.items():
+            want = self._vectors[name].shape[1]
+            if matrix.shape[1] != want:
+                raise ValueError(f"queries for focus {name!r} have dimension {matrix.shape[1]}, the index has {want}")
+            if n_queries is None:
+                n_queries = matrix.shape[0]
+            elif matrix.shape[0] != n_queries:
+                raise ValueError(f"query matrices have different row counts: { {n: m.shape[0] for n, m in q.items()} }")
+        if n_queries == 0:
+            raise ValueError("queries has 0 rows")
+        return q
+
+    def _where_mask(self, where) -> np.ndarray | None:
+        if not where:
+            return None
+        if not isinstance(where, Mapping):
+            raise ValueError(f"where must be a dict {{column: value or list of values}}, got {type(where).__name__}")
+        if self._metadata is None:
+            raise ValueError(f"where={dict(where)!r} needs metadata, but this index was built without any")
+        mask = np.ones(len(self), dtype=bool)
+        for column, wanted in where.items():
+            if column not in self._metadata:
+                raise ValueError(f"unknown metadata column {column!r} in where; columns: {list(self._metadata)}")
+            values = self._metadata[column]
+            if isinstance(wanted, (list, tuple, set, frozenset, np.ndarray)):
+                wanted_set = set(np.asarray(list(wanted), dtype=object).tolist())
+            else:
+                wanted_set = {wanted.item() if isinstance(wanted, np.generic) else wanted}
+            mask &= np.fromiter((v in wanted_set for v in values.tolist()), dtype=bool, count=len(values))
+        return mask
+
+    def _exclude_lists(self, exclude, n_queries: int) -> list[list[str]]:
+        if exclude is None:
+            return [[] for _ in range(n_queries)]
+        if isinstance(exclude, str):
+            return [[exclude] for _ in range(n_queries)]
+        items = list(exclude)
+        per_query = len(items) == n_queries and all(
+            not isinstance(e, str) and isinstance(e, Iterable) for e in items
+        ) and len(items) > 0
+        if per_query:
+            return [[e] if isinstance(e, str) else list(e) for e in items]
+        if any(not isinstance(e, str) for e in items):
+            raise ValueError(
+                "exclude must be a collection of ids (applied to every query) or a list of "
+                f"{n_queries} collections (one per query)"
+            )
+        return [items for _ in range(n_queries)]
+
+    def _excluded_positions(self, exclude, n_queries: int) -> list[np.ndarray] | None:
+        if exclude is None:
+            return None
+        lists = self._exclude_lists(exclude, n_queries)
+        pos = self._position
+        return [np.array(sorted({pos[i] for i in ids if i in pos}), dtype=np.int64) for ids in lists]
+
+    def _check_enough(self, k, allowed, excluded, where, n_queries) -> None:
+        n_allowed = len(self) if allowed is None else int(allowed.sum())
+        if n_allowed == 0:
+            raise ValueError(f"the filter where={dict(where)!r} leaves no items in the index")
+        if k > n_allowed:
+            what = f"the filter where={dict(where)!r} leaves" if where else "the index has"
+            raise ValueError(f"k={k} but {what} only {n_allowed} items")
+        if excluded is None:
+            return
+        for r, ex in enumerate(excluded):
+            left = n_allowed - (int(allowed[ex].sum()) if allowed is not None else len(ex))
+            if k > left:
+                filt = f" and where={dict(where)!r}" if where else ""
+                raise ValueError(f"k={k} but only {left} items are left for query {r} after exclude{filt}")
+
+    # ------------------------------------------------------------------ save / load
+
+    def save(self, path: str | os.PathLike, *, model=None) -> Path:
+        """Write the index to the folder ``path`` (replaced as a whole, atomically).
+
+        The folder holds ``embeddings.safetensors`` (one float32 tensor per focus), ``ids.json``,
+        ``metadata.parquet`` (when there is metadata; needs pyarrow) and ``index.json`` (format version,
+        N, D per focus, and with ``model`` its class, ``config_dict()`` and ``weights_hash``, which
+        :meth:`load` checks). The new folder is built beside the target and renamed over it, so a crash
+        leaves either the old index or the new one.
+        """
+        import torch
+
+        from fashrec import __version__
+        from fashrec.atomic import save_safetensors_atomic, write_json_atomic
+
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists() and not (target / INDEX_FILE).exists() and any(target.iterdir()):
+            raise ValueError(f"{target} exists and is not a SimilarityIndex folder: refusing to replace it")
+        record = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "fashrec_version": __version__,
+            "n_items": len(self),
+            "focuses": {name: int(x.shape[1]) for name, x in self._vectors.items()},
+            "focus_order": list(self._vectors),  # JSON objects are written with sorted keys
+            "metadata_columns": list(self.metadata_columns),
+            "model": _model_record(model) if model is not None else None,
+        }
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        try:
+            save_safetensors_atomic(
+                {name: torch.from_numpy(np.array(x)) for name, x in self._vectors.items()},
+                staging / EMBEDDINGS_FILE,
+                metadata={"format": FORMAT_NAME},
+            )
+            write_json_atomic(self._ids, staging / IDS_FILE)
+            if self._metadata is not None:
+                _write_metadata(self._metadata, staging / METADATA_FILE)
+            write_json_atomic(record, staging / INDEX_FILE)
+            _replace_dir(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, model=None, backend: str = "exact", **backend_options) -> "SimilarityIndex":
+        """Read an index written by :meth:`save`.
+
+        With ``model``, refuses (ValueError) when the index was built with other weights: the stored
+        ``weights_hash`` must equal ``fashrec.hub_model.weights_hash(model)``.
+        """
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        folder = Path(path)
+        index_file = folder / INDEX_FILE
+        if not index_file.is_file():
+            raise FileNotFoundError(f"{index_file} not found: {folder} is not a saved SimilarityIndex")
+        try:
+            record = json.loads(index_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{index_file} is not valid JSON: {err}") from None
+        if not isinstance(record, dict) or record.get("format") != FORMAT_NAME:
+            raise ValueError(f"{index_file} does not describe a {FORMAT_NAME}")
+        if record.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{index_file} has format_version {record.get('format_version')!r}; "
+                f"this fashrec reads version {FORMAT_VERSION}"
+            )
+        if model is not None:
+            _check_model(record.get("model"), model, index_file)
+        try:
+            tensors = load_file(str(folder / EMBEDDINGS_FILE))
+        except (SafetensorError, OSError) as err:
+            raise ValueError(f"cannot read {folder / EMBEDDINGS_FILE}: {err}") from None
+        focuses = record.get("focuses", {})
+        if set(tensors) != set(focuses):
+            raise ValueError(f"{folder / EMBEDDINGS_FILE} holds focuses {sorted(tensors)}, {index_file} lists {sorted(focuses)}")
+        n = record.get("n_items")
+        for name, dim in focuses.items():
+            if tensors[name].shape != (n, dim):
+                raise ValueError(
+                    f"{folder / EMBEDDINGS_FILE}: focus {name!r} has shape {tensors[name].shape}, "
+                    f"{index_file} says ({n}, {dim})"
+                )
+        ids_file = folder / IDS_FILE
+        try:
+            ids = json.loads(ids_file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"cannot read {ids_file}: {err}") from None
+        if not isinstance(ids, list) or len(ids) != n:
+            raise ValueError(f"{ids_file} must hold a list of {n} ids")
+        metadata = None
+        if record.get("metadata_columns"):
+            metadata = _read_metadata(folder / METADATA_FILE)
+        order = record.get("focus_order", list(focuses))
+        if sorted(order) != sorted(focuses):
+            raise ValueError(f"{index_file}: focus_order {order} does not match focuses {sorted(focuses)}")
+        embeddings = {name: tensors[name] for name in order}
+        index = cls(embeddings, ids, metadata, backend=backend, **backend_options)
+        index.model_record = record.get("model")
+        return index
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _exact_distances(x32: np.ndarray, q32: np.ndarray, metric: str, x_norm: np.ndarray) -> np.ndarray:
+    """float64 distances from rows ``x32`` to one query (the reference values that rank)."""
+    x = x32.astype(np.float64)
+    q = q32.astype(np.float64)
+    if metric == "cityblock":
+        return np.abs(x - q).sum(axis=1)
+    if metric == "euclidean":
+        return np.sqrt(((x - q) ** 2).sum(axis=1))
+    q_norm = np.sqrt((q * q).sum())
+    denom = x_norm * q_norm
+    dots = (x * q).sum(axis=1)
+    cos = np.ones_like(dots)
+    np.subtract(1.0, dots / np.where(denom > 0, denom, 1.0), out=cos, where=denom > 0)
+    return np.clip(cos, 0.0, 2.0)
+
+
+def _as_float32_matrix(value, *, what: str, allow_vector: bool = False, copy: bool = False) -> np.ndarray:
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch tensor, without importing torch
+        value = value.detach().cpu().float().numpy()
+    try:
+        array = np.array(value, dtype=np.float32, copy=copy) if copy else np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{what} must be a numeric matrix: {err}") from None
+    if allow_vector and array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2:
+        shape = "(Q, D) or (D,)" if allow_vector else "(N, D)"
+        raise ValueError(f"{what} must have shape {shape}, got {tuple(array.shape)}")
+    if array.shape[1] == 0:
+        raise ValueError(f"{what} has dimension 0")
+    if not np.isfinite(array).all():
+        bad = np.flatnonzero(~np.isfinite(array).all(axis=1))
+        raise ValueError(f"{what} has NaN or infinite values in rows {bad[:10].tolist()}")
+    return np.ascontiguousarray(array)
+
+
+def _check_k(k) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    return int(k)
+
+
+def _check_ids(ids, n: int) -> list[str]:
+    if isinstance(ids, str):
+        raise ValueError("ids must be a sequence of strings, not one string")
+    ids = list(ids)
+    if len(ids) != n:
+        raise ValueError(f"got {len(ids)} ids for {n} embedding rows")
+    for i, item in enumerate(ids):
+        if not isinstance(item, str):
+            raise ValueError(
+                f"ids must be str, got {type(item).__name__} {item!r} at position {i} "
+                "(catalogue ids such as article_id keep their leading zeros only as strings)"
+            )
+    ids = [str(i) for i in ids]  # numpy str_ -> str
+    if len(set(ids)) != n:
+        seen, dups = set(), []
+        for item in ids:
+            if item in seen and item not in dups:
+                dups.append(item)
+            seen.add(item)
+        raise ValueError(f"ids must be unique; duplicated: {dups[:10]}")
+    return ids
+
+
+def _metadata_columns(metadata, n: int) -> dict[str, np.ndarray] | None:
+    if metadata is None:
+        return None
+    if hasattr(metadata, "columns") and hasattr(metadata, "to_numpy"):  # pandas DataFrame
+        columns = {str(c): metadata[c].to_numpy() for c in metadata.columns}
+    elif isinstance(metadata, Mapping):
+        columns = {str(c): np.asarray(list(v) if not hasattr(v, "__array__") else v) for c, v in metadata.items()}
+    else:
+        raise ValueError(f"metadata must be a pandas DataFrame or a dict of columns, got {type(metadata).__name__}")
+    for name, values in columns.items():
+        if values.ndim != 1 or len(values) != n:
+            raise ValueError(f"metadata column {name!r} has {len(values)} rows, the index has {n} items")
+    return columns
+
+
+def _model_record(model) -> dict:
+    from fashrec.hub_model import weights_hash
+
+    config = model.config_dict() if hasattr(model, "config_dict") else None
+    return {"class": type(model).__name__, "config": config, "weights_hash": weights_hash(model)}
+
+
+def _check_model(stored: dict | None, model, index_file: Path) -> None:
+    from fashrec.hub_model import weights_hash
+
+    actual = weights_hash(model)
+    if not stored:
+        raise ValueError(
+            f"{index_file} records no model (it was saved without model=), so it cannot be checked against "
+            f"{type(model).__name__} (weights_hash {actual}); load it without model= or re-save it with model="
+        )
+    if stored.get("weights_hash") != actual:
+        raise ValueError(
+            f"{index_file} was built with {stored.get('class')} (weights_hash {stored.get('weights_hash')}), "
+            f"not with this {type(model).__name__} (weights_hash {actual}): re-embed the catalogue with this "
+            "model or load the model the index was built with"
+        )
+
+
+def _write_metadata(columns: Mapping[str, np.ndarray], path: Path) -> None:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ImportError("saving index metadata needs pyarrow: pip install 'fashrec[data]'") from None
+    from fashrec.atomic import atomic_path
+
+    try:
+        table = pa.table({name: pa.array(values.tolist() if values.dtype == object else values) for name, values in columns.items()})
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        raise ValueError(f"metadata cannot be stored as parquet ({path}): {err}") from None
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def _read_metadata(path: Path) -> dict[str, np.ndarray]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ImportError(f"reading index metadata {path} needs pyarrow: pip install 'fashrec[data]'") from None
+    try:
+        table = pq.read_table(path)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"cannot read {path}: {err}") from None
+    return {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
+
+
+def _replace_dir(staging: Path, target: Path) -> None:
+    """Rename ``staging`` to ``target``; an existing ``target`` is moved aside first and removed after."""
+    if not target.exists():
+        os.replace(staging, target)
+        return
+    backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+    backup.rmdir()
+    os.replace(target, backup)
+    try:
+        os.replace(staging, target)
+    except BaseException:
+        os.replace(backup, target)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)

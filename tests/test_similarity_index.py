@@ -1,0 +1,425 @@
+"""SimilarityIndex: exact k-NN equal to brute force (scikit-learn and a numpy reference), ties by
+catalogue position, filters, steerable focuses, save/load with the model check, FAISS backends."""
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.distance import cdist
+from sklearn.neighbors import NearestNeighbors
+
+import fashrec.similarity_index as si
+from fashrec.similarity_index import SimilarityIndex
+
+METRICS = ["cityblock", "euclidean", "cosine"]
+
+
+def make_ids(n):
+    return [f"{i:010d}" for i in range(n)]
+
+
+def reference(queries, catalogue, metric, k, allowed=None, exclude=None):
+    """Brute force in float64: scipy distances, ties by catalogue position (np.lexsort)."""
+    d = cdist(np.asarray(queries, np.float64), np.asarray(catalogue, np.float64), metric=metric)
+    if metric == "cosine":
+        norms = np.linalg.norm(catalogue, axis=1)
+        d[:, norms == 0] = 1.0
+        d[np.linalg.norm(queries, axis=1) == 0, :] = 1.0
+        d = np.clip(d, 0.0, 2.0)
+    positions = np.arange(catalogue.shape[0])
+    out_pos, out_d = [], []
+    for r in range(d.shape[0]):
+        keep = np.ones(catalogue.shape[0], bool) if allowed is None else allowed.copy()
+        if exclude is not None:
+            keep[exclude[r]] = False
+        order = np.lexsort((positions[keep], d[r, keep]))[:k]
+        out_pos.append(positions[keep][order])
+        out_d.append(d[r, keep][order])
+    return np.array(out_pos), np.array(out_d)
+
+
+@pytest.fixture(scope="module")
+def random_data():
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((400, 24)).astype(np.float32), rng.standard_normal((25, 24)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def tied_data():
+    """Integer vectors with duplicated rows and rows scaled by 2 (same cosine): many exact ties."""
+    rng = np.random.default_rng(1)
+    base = rng.integers(-2, 3, size=(150, 5)).astype(np.float32)
+    catalogue = np.vstack([base, base[:40], 2 * base[40:70], np.zeros((3, 5), np.float32)])
+    queries = np.vstack([rng.integers(-2, 3, size=(30, 5)), base[:5]]).astype(np.float32)
+    return catalogue, queries
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_matches_sklearn_brute_force(random_data, metric):
+    x, q = random_data
+    ids = make_ids(len(x))
+    got_ids, got_d = SimilarityIndex(x, ids).search(q, k=9, metric=metric)
+    nn = NearestNeighbors(algorithm="brute", metric=metric).fit(x.astype(np.float64))
+    ref_d, ref_pos = nn.kneighbors(q.astype(np.float64), n_neighbors=9)
+    assert got_ids == [[ids[p] for p in row] for row in ref_pos]
+    np.testing.assert_allclose(got_d, ref_d, rtol=1e-12, atol=1e-12)
+    assert got_d.dtype == np.float64 and got_d.shape == (len(q), 9)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_ties_follow_catalogue_position(tied_data, metric):
+    x, q = tied_data
+    ids = make_ids(len(x))
+    got_ids, got_d = SimilarityIndex(x, ids).search(q, k=25, metric=metric)
+    ref_pos, ref_d = reference(q, x, metric, 25)
+    assert got_ids == [[ids[p] for p in row] for row in ref_pos]
+    np.testing.assert_array_equal(got_d, ref_d)  # integer data: the float64 distances are exact
+    # scikit-learn agrees on the distances (its order among ties may differ)
+    sk_d, _ = NearestNeighbors(algorithm="brute", metric=metric).fit(x.astype(np.float64)).kneighbors(
+        q.astype(np.float64), n_neighbors=25
+    )
+    np.testing.assert_allclose(got_d, sk_d, atol=1e-12)
+    assert any(len(set(row)) < len(row) for row in got_d.tolist()), "the data must contain ties"
+
+
+def test_tie_rule_by_hand():
+    x = np.array([[5, 5], [1, 0], [0, 1], [1, 0], [-1, 0]], np.float32)
+    index = SimilarityIndex(x, ["a", "b", "c", "d", "e"])
+    ids, d = index.search([0, 0], k=4, metric="euclidean")
+    assert ids == [["b", "c", "d", "e"]]  # four items at distance 1, in catalogue order
+    np.testing.assert_array_equal(d, [[1.0, 1.0, 1.0, 1.0]])
+    ids, d = index.search([2, 0], k=2, metric="cosine")
+    assert ids == [["b", "d"]] and d.tolist() == [[0.0, 0.0]]
+
+
+def test_cosine_zero_vectors_have_distance_one():
+    x = np.array([[0, 0, 0], [1, 0, 0], [0, 2, 0]], np.float32)
+    index = SimilarityIndex(x, ["zero", "x", "y"])
+    ids, d = index.search([3, 0, 0], k=3, metric="cosine")
+    assert ids == [["x", "zero", "y"]] and d.tolist() == [[0.0, 1.0, 1.0]]
+    ids, d = index.search([0, 0, 0], k=3, metric="cosine")  # a zero query: everything at 1, by position
+    assert ids == [["zero", "x", "y"]] and d.tolist() == [[1.0, 1.0, 1.0]]
+
+
+def test_paper_metric_values_by_hand():
+    index = SimilarityIndex(np.array([[3, 4]], np.float32), ["v"])
+    assert index.search([0, 0], k=1, metric="cityblock")[1][0, 0] == 7.0
+    assert index.search([0, 0], k=1, metric="euclidean")[1][0, 0] == 5.0
+    assert index.search([4, 3], k=1, metric="cosine")[1][0, 0] == pytest.approx(1 - 24 / 25, abs=1e-15)
+
+
+def test_torch_input_single_query_and_chunking(random_data, monkeypatch):
+    x, q = random_data
+    ids = make_ids(len(x))
+    from_numpy = SimilarityIndex(x, ids)
+    from_torch = SimilarityIndex(torch.from_numpy(x), ids)
+    expected = from_numpy.search(q, k=5, metric="euclidean")
+    assert from_torch.search(torch.from_numpy(q), k=5, metric="euclidean")[0] == expected[0]
+    one_ids, one_d = from_numpy.search(q[3], k=5, metric="euclidean")  # (D,) is one query
+    assert one_ids == [expected[0][3]] and one_d.shape == (1, 5)
+    monkeypatch.setattr(si, "_BLOCK_ELEMENTS", 3 * len(x))  # three queries per block
+    for metric in METRICS:
+        chunked = from_numpy.search(q, k=5, metric=metric)
+        ref_pos, ref_d = reference(q, x, metric, 5)
+        assert chunked[0] == [[ids[p] for p in row] for row in ref_pos]
+        np.testing.assert_allclose(chunked[1], ref_d, rtol=1e-12, atol=1e-12)
+
+
+def test_embeddings_are_copied():
+    x = np.ones((3, 2), np.float32)
+    index = SimilarityIndex(x, ["a", "b", "c"])
+    x[0] = 100.0
+    assert index.embeddings()[0].tolist() == [1.0, 1.0]
+    with pytest.raises(ValueError):
+        index.embeddings()[0, 0] = 5.0  # read-only
+
+
+def test_k_equal_to_catalogue_size_returns_everything(random_data):
+    x, q = random_data
+    ids, d = SimilarityIndex(x[:10], make_ids(10)).search(q[:2], k=10, metric="cityblock")
+    ref_pos, ref_d = reference(q[:2], x[:10], "cityblock", 10)
+    assert ids == [[make_ids(10)[p] for p in row] for row in ref_pos]
+
+
+# ----------------------------------------------------------------------------- exclude / where
+
+
+@pytest.fixture(scope="module")
+def labelled():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((120, 8)).astype(np.float32)
+    colours = np.array(["red", "blue", "green"])[rng.integers(0, 3, 120)]
+    groups = rng.integers(0, 4, 120)
+    return x, make_ids(120), {"colour": colours, "group": groups}
+
+
+def test_exclude_flat_and_per_query(labelled):
+    x, ids, meta = labelled
+    index = SimilarityIndex(x, ids)
+    q = x[:3] + 0.01
+    flat = ["0000000000", "0000000001", "not-an-id"]
+    got, _ = index.search(q, k=4, metric="cosine", exclude=flat)
+    ref_pos, _ = reference(q, x, "cosine", 4, exclude=[[0, 1]] * 3)
+    assert got == [[ids[p] for p in row] for row in ref_pos]
+    per_query = [["0000000000"], [], ["0000000002", "0000000005"]]
+    got, _ = index.search(q, k=4, metric="cosine", exclude=per_query)
+    ref_pos, _ = reference(q, x, "cosine", 4, exclude=[[0], [], [2, 5]])
+    assert got == [[ids[p] for p in row] for row in ref_pos]
+
+
+def test_search_ids_excludes_the_item_itself(labelled):
+    x, ids, meta = labelled
+    index = SimilarityIndex(x, ids)
+    got, d = index.search_ids([ids[7], ids[9]], k=5, metric="euclidean")
+    ref_pos, ref_d = reference(x[[7, 9]], x, "euclidean", 5, exclude=[[7], [9]])
+    assert got == [[ids[p] for p in row] for row in ref_pos]
+    np.testing.assert_allclose(d, ref_d, rtol=1e-12)
+    with_self, d_self = index.search_ids(ids[7], k=1, metric="euclidean", exclude_self=False)
+    assert with_self == [[ids[7]]] and d_self[0, 0] == 0.0
+    with pytest.raises(ValueError, match="nope"):
+        index.search_ids(["nope"], k=1)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_where_filters_before_ranking(labelled, metric):
+    x, ids, meta = labelled
+    index = SimilarityIndex(x, ids, metadata=meta)
+    q = x[:4] * 1.5
+    allowed = (meta["colour"] == "red") & np.isin(meta["group"], [1, 3])
+    got, d = index.search(q, k=6, metric=metric, where={"colour": "red", "group": [1, 3]})
+    ref_pos, ref_d = reference(q, x, metric, 6, allowed=allowed)
+    assert got == [[ids[p] for p in row] for row in ref_pos]
+    np.testing.assert_allclose(d, ref_d, rtol=1e-12, atol=1e-12)
+
+
+def test_where_with_a_dataframe(labelled):
+    pd = pytest.importorskip("pandas")
+    x, ids, meta = labelled
+    index = SimilarityIndex(x, ids, metadata=pd.DataFrame(meta))
+    got, _ = index.search(x[0], k=3, where={"colour": "blue"})
+    assert all(meta["colour"][ids.index(i)] == "blue" for i in got[0])
+    assert list(index.metadata.columns) == ["colour", "group"]
+
+
+def test_errors_name_the_problem(labelled):
+    x, ids, meta = labelled
+    index = SimilarityIndex(x, ids, metadata=meta)
+    n_red = int((meta["colour"] == "red").sum())
+    with pytest.raises(ValueError, match="manhattan"):
+        index.search(x[0], metric="manhattan")
+    with pytest.raises(ValueError, match="'size'"):
+        index.search(x[0], where={"size": "M"})
+    with pytest.raises(ValueError, match="purple"):
+        index.search(x[0], where={"colour": "purple"})
+    with pytest.raises(ValueError, match=f"k={n_red + 1}.*colour.*only {n_red}"):
+        index.search(x[0], k=n_red + 1, where={"colour": "red"})
+    with pytest.raises(ValueError, match="k=121"):
+        index.search(x[0], k=121)
+    with pytest.raises(ValueError, match="only 119 items are left for query 0"):
+        index.search(x[0], k=120, exclude=[ids[0]])
+    with pytest.raises(ValueError, match="dimension 7"):
+        index.search(x[0, :7])
+    with pytest.raises(ValueError, match="'shape'"):
+        index.search(x[0], focus="shape")
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        index.search(x[0], k=0)
+    with pytest.raises(ValueError, match="NaN"):
+        index.search(np.full(8, np.nan))
+
+
+def test_bad_construction_arguments():
+    x = np.zeros((3, 2), np.float32)
+    with pytest.raises(ValueError, match="unique.*'a'"):
+        SimilarityIndex(x, ["a", "b", "a"])
+    with pytest.raises(ValueError, match="must be str.*int"):
+        SimilarityIndex(x, [1, 2, 3])
+    with pytest.raises(ValueError, match="got 2 ids for 3"):
+        SimilarityIndex(x, ["a", "b"])
+    with pytest.raises(ValueError, match=r"shape \(N, D\)"):
+        SimilarityIndex(np.zeros(3), ["a", "b", "c"])
+    with pytest.raises(ValueError, match="'colour' has 2 rows"):
+        SimilarityIndex(x, ["a", "b", "c"], metadata={"colour": ["r", "g"]})
+    with pytest.raises(ValueError, match=r"\['shape'\] has 2 rows"):
+        SimilarityIndex({"overall": x, "shape": np.zeros((2, 4))}, ["a", "b", "c"])
+    with pytest.raises(ValueError, match="unknown backend"):
+        SimilarityIndex(x, ["a", "b", "c"], backend="annoy")
+
+
+# ----------------------------------------------------------------------------- steerable similarity
+
+
+@pytest.fixture(scope="module")
+def focused():
+    rng = np.random.default_rng(3)
+    n = 150
+    emb = {
+        "overall": rng.standard_normal((n, 12)).astype(np.float32),
+        "shape": rng.standard_normal((n, 6)).astype(np.float32),
+        "colour": rng.standard_normal((n, 3)).astype(np.float32),
+    }
+    queries = {name: rng.standard_normal((7, m.shape[1])).astype(np.float32) for name, m in emb.items()}
+    return emb, queries, make_ids(n)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_weighted_focus_is_the_weighted_sum_of_distances(focused, metric):
+    emb, queries, ids = focused
+    index = SimilarityIndex(emb, ids)
+    weights = {"shape": 2.0, "colour": 0.5, "overall": 0.0}
+    got, d = index.search(queries, k=8, metric=metric, focus=weights)
+    total = sum(w * cdist(queries[f].astype(float), emb[f].astype(float), metric=metric) for f, w in weights.items())
+    for r in range(len(got)):
+        order = np.lexsort((np.arange(len(ids)), total[r]))[:8]
+        assert got[r] == [ids[p] for p in order]
+        np.testing.assert_allclose(d[r], total[r, order], rtol=1e-12, atol=1e-12)
+
+
+def test_single_focus_by_name(focused):
+    emb, queries, ids = focused
+    index = SimilarityIndex(emb, ids)
+    assert index.focuses == ("overall", "shape", "colour")
+    assert index.dims == {"overall": 12, "shape": 6, "colour": 3}
+    by_dict = index.search(queries, k=4, metric="euclidean", focus="colour")
+    by_matrix = index.search(queries["colour"], k=4, metric="euclidean", focus="colour")
+    ref_pos, _ = reference(queries["colour"], emb["colour"], "euclidean", 4)
+    assert by_dict[0] == by_matrix[0] == [[ids[p] for p in row] for row in ref_pos]
+    # search_ids uses every focus of the stored item
+    got, _ = index.search_ids([ids[3]], k=3, metric="cosine", focus={"shape": 1, "colour": 1})
+    assert ids[3] not in got[0] and len(got[0]) == 3
+
+
+def test_focus_errors(focused):
+    emb, queries, ids = focused
+    index = SimilarityIndex(emb, ids)
+    with pytest.raises(ValueError, match="dict"):
+        index.search(queries["shape"], focus={"shape": 1, "colour": 1})
+    with pytest.raises(ValueError, match=">= 0"):
+        index.search(queries, focus={"shape": -1})
+    with pytest.raises(ValueError, match="all zero"):
+        index.search(queries, focus={"shape": 0})
+    with pytest.raises(ValueError, match="'texture'"):
+        index.search(queries, focus={"texture": 1})
+    with pytest.raises(ValueError, match=r"no matrix for focus \['colour'\]"):
+        index.search({"shape": queries["shape"]}, focus={"shape": 1, "colour": 1})
+
+
+# ----------------------------------------------------------------------------- save / load
+
+
+def tiny_model(seed):
+    from fashrec.conv_ae import ConvAE
+
+    torch.manual_seed(seed)
+    return ConvAE(channels=(4, 2))
+
+
+def test_save_load_round_trip(tmp_path, labelled):
+    x, ids, meta = labelled
+    index = SimilarityIndex({"overall": x, "colour": x[:, :3] * 2}, ids, metadata=meta)
+    folder = index.save(tmp_path / "idx")
+    assert sorted(p.name for p in folder.iterdir()) == ["embeddings.safetensors", "ids.json", "index.json", "metadata.parquet"]
+    record = json.loads((folder / "index.json").read_text())
+    assert record["format_version"] == 1 and record["n_items"] == 120
+    assert record["focuses"] == {"overall": 8, "colour": 3} and record["model"] is None
+    loaded = SimilarityIndex.load(folder)
+    assert loaded.ids == ids and loaded.focuses == ("overall", "colour")
+    for name in loaded.focuses:
+        np.testing.assert_array_equal(loaded.embeddings(name), index.embeddings(name))
+    assert loaded.metadata_columns == ("colour", "group")
+    assert loaded.metadata["colour"].tolist() == meta["colour"].tolist()
+    assert loaded.metadata["group"].tolist() == meta["group"].tolist()
+    for metric in METRICS:
+        a = index.search(x[:5], k=4, metric=metric, where={"group": [0, 2]})
+        b = loaded.search(x[:5], k=4, metric=metric, where={"group": [0, 2]})
+        assert a[0] == b[0] and np.array_equal(a[1], b[1])
+
+
+def test_save_replaces_an_index_and_refuses_other_folders(tmp_path):
+    first = SimilarityIndex(np.ones((2, 3), np.float32), ["a", "b"])
+    second = SimilarityIndex(np.zeros((3, 3), np.float32), ["x", "y", "z"])
+    first.save(tmp_path / "idx")
+    second.save(tmp_path / "idx")
+    assert SimilarityIndex.load(tmp_path / "idx").ids == ["x", "y", "z"]
+    assert not (tmp_path / "idx" / "metadata.parquet").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["idx"]  # no staging or backup folders left
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "keep.jpg").write_bytes(b"x")
+    with pytest.raises(ValueError, match="not a SimilarityIndex folder"):
+        first.save(other)
+    assert (other / "keep.jpg").read_bytes() == b"x"
+
+
+def test_load_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="index.json"):
+        SimilarityIndex.load(tmp_path)
+    SimilarityIndex(np.ones((2, 3), np.float32), ["a", "b"]).save(tmp_path / "idx")
+    (tmp_path / "idx" / "ids.json").write_text('["a"]')
+    with pytest.raises(ValueError, match="ids.json"):
+        SimilarityIndex.load(tmp_path / "idx")
+
+
+def test_model_hash_is_checked_on_load(tmp_path):
+    from fashrec.hub_model import weights_hash
+
+    model, other = tiny_model(0), tiny_model(1)
+    index = SimilarityIndex(np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32), list("abcde"))
+    index.save(tmp_path / "idx", model=model)
+    record = json.loads((tmp_path / "idx" / "index.json").read_text())
+    assert record["model"]["weights_hash"] == weights_hash(model)
+    assert record["model"]["class"] == "ConvAE"
+    assert record["model"]["config"] == model.config_dict()
+    loaded = SimilarityIndex.load(tmp_path / "idx", model=model)
+    assert loaded.model_record["weights_hash"] == weights_hash(model)
+    with pytest.raises(ValueError) as err:
+        SimilarityIndex.load(tmp_path / "idx", model=other)
+    assert weights_hash(model) in str(err.value) and weights_hash(other) in str(err.value)
+    assert "ConvAE" in str(err.value)
+    index.save(tmp_path / "plain")
+    with pytest.raises(ValueError, match="records no model"):
+        SimilarityIndex.load(tmp_path / "plain", model=model)
+
+
+def test_no_pickle_in_the_module():
+    import inspect
+
+    source = inspect.getsource(si)
+    assert "pickle" not in source and "torch.load" not in source and "allow_pickle" not in source
+
+
+# ----------------------------------------------------------------------------- FAISS
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_faiss_flat_equals_exact(random_data, metric):
+    pytest.importorskip("faiss")
+    x, q = random_data
+    ids = make_ids(len(x))
+    exact = SimilarityIndex(x, ids).search(q, k=6, metric=metric, exclude=[ids[0]])
+    flat = SimilarityIndex(x, ids, backend="faiss-flat").search(q, k=6, metric=metric, exclude=[ids[0]])
+    assert flat[0] == exact[0]
+    np.testing.assert_allclose(flat[1], exact[1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_faiss_hnsw_recall_and_fallback(labelled, metric):
+    pytest.importorskip("faiss")
+    x, ids, meta = labelled
+    hnsw = SimilarityIndex(x, ids, meta, backend="faiss-hnsw", ef_search=200)
+    exact = SimilarityIndex(x, ids, meta)
+    got, d = hnsw.search(x[:20] + 0.1, k=5, metric=metric)
+    ref, ref_d = exact.search(x[:20] + 0.1, k=5, metric=metric)
+    recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(got, ref)])
+    assert recall >= 0.95
+    assert np.all(np.diff(d, axis=1) >= 0)
+    # where= falls back to the exact engine: identical answers
+    assert hnsw.search(x[:3], k=4, metric=metric, where={"colour": "red"})[0] == exact.search(
+        x[:3], k=4, metric=metric, where={"colour": "red"}
+    )[0]
+
+
+def test_missing_faiss_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "faiss", None)
+    with pytest.raises(ImportError, match=r"fashrec\[faiss\]"):
+        SimilarityIndex(np.ones((2, 2), np.float32), ["a", "b"], backend="faiss-flat")
