@@ -1,0 +1,389 @@
+"""The scoreboard: how good are a model's recommendations, next to the baselines it must beat?
+
+    result = fashrec.evaluate("../shared/data/hm", model="paper-ae", split="test", k=10)
+    print(fashrec.evaluation.markdown(result))
+
+The paper judged its recommendations by eye (Yang, section 4.2) and asked for "a more objective scoring
+measurement" (section 5). H&M's labels give one: a neighbour is *relevant* when it shares the query's
+``product_type_name`` (or ``colour_group_name``, ``graphical_appearance_name``). In one run this module
+reports, for the model and for three baselines, under the paper's three metrics:
+
+- **retrieval**: precision@k and mAP@k (``fashrec.retrieval_metrics``: AP@k divided by min(k, R), R =
+  relevant items in the catalogue other than the query). The search is the ``SimilarityIndex`` that
+  ``fashrec recommend`` uses, so scores and recommendations agree. ``split="test"``: every held-out
+  image queries the whole catalogue (train + test); ``split="all"``: every image queries all the others.
+  The query itself is always left out.
+- **baselines**: ``raw`` = the preprocessed 3x64x64 pixels flattened (12,288 values); ``pca`` = sklearn
+  PCA with the model's embedding size, fitted on the train split (on everything for ``split="all"``);
+  ``random`` = random neighbours, whose scores are computed *exactly* as expectations (P@k = R / M and
+  E[AP@k] in closed form, M = candidates per query), so they equal the class prior with no sampling
+  noise; the metric does not matter for them, so their three rows are equal.
+- **reconstruction**: mean squared error per value of the model's reconstruction of the query images,
+  beside PCA's (same size) and the mean train image's.
+- **clustering**: k-means (seeded, k = number of product types among the query images) of the model's
+  embeddings of the query images, scored with NMI and ARI against ``product_type_name``.
+
+The result is one JSON-able dict (the shape of ``fashrec evaluate --json``)::
+
+    {"k": 10, "split": "test", "n_queries": 1000, "model": "...", "embedding_dim": 2048,
+     "retrieval": [{"embedding": "model", "metric": "cosine", "label": "product_type_name",
+                    "precision_at_k": 0.44, "map_at_k": 0.31}, ...],        # + "focus" for multi-focus models
+     "reconstruction": {"model_mse": ..., "pca_mse": ..., "mean_image_mse": ...},
+     "clustering": {"label": "product_type_name", "nmi": ..., "ari": ...}}
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+METRICS = ("cityblock", "euclidean", "cosine")
+LABELS = ("product_type_name", "colour_group_name", "graphical_appearance_name")
+EMBEDDINGS = ("model", "pca", "raw", "random")
+SPLITS = ("test", "all")
+CLUSTER_LABEL = "product_type_name"
+_MISSING = "\x00<missing label>"  # never equal to a real label, so a missing label is never "relevant"
+_QUERY_CHUNK = 256  # queries per search call: bounds memory and drives the progress bar
+
+
+def evaluate(data, *, model=None, split: str = "test", k: int = 10, metrics: Sequence[str] = METRICS,
+             labels: Sequence[str] | None = None, embeddings: Sequence[str] = EMBEDDINGS, n: int | None = None,
+             seed: int = 42, test_size: float = 0.2, batch_size: int = 256, progress: bool = True,
+             model_name: str | None = None, cache_dir: str | os.PathLike | None = None) -> dict:
+    """Score a model's recommendations on labelled data; see the module docstring for what is measured.
+
+    Args:
+        data: anything ``fashrec.load_hm`` reads (folder, saved dataset, Hub id, ``"sample"``), or a
+            ``DatasetDict`` with ``train`` and ``test`` splits as ``load_hm`` returns it.
+        model: a loaded model, a checkpoint folder / Hub id / shipped name, or None for the project's
+            default checkpoint (``fashrec.pretrained.resolve(None)``).
+        split: ``"test"`` (held-out images query train + test) or ``"all"`` (every image queries the rest).
+        labels: label columns to score; default the ones of ``LABELS`` that the data has.
+        embeddings: which of ``"model"``, ``"pca"``, ``"raw"``, ``"random"`` to score.
+        n, seed, test_size: passed to ``load_hm`` (a seeded subset and the seeded split); ``seed`` also
+            seeds PCA and k-means.
+        model_name: what the result's ``"model"`` says (default: the path or id given, or the class name).
+    """
+    import datasets
+
+    from fashrec.tensor_cache import dataset_tensor
+
+    model, model_name = _load_model(model, model_name)
+    if isinstance(data, datasets.DatasetDict):
+        dd = data
+    else:
+        from fashrec.hm_dataset import load_hm
+
+        dd = load_hm(data, n=n, seed=seed, test_size=test_size, progress=progress)
+    missing = {"train", "test"} - set(dd)
+    if missing:
+        raise ValueError(f"evaluate: the data needs 'train' and 'test' splits, it lacks {sorted(missing)}")
+    available = [c for c in LABELS if c in dd["train"].column_names] if labels is None else list(labels)
+    for column in available:
+        for name in ("train", "test"):
+            if column not in dd[name].column_names:
+                raise ValueError(f"evaluate: no label column {column!r} in the {name} split of {data}; "
+                                 f"it has {dd[name].column_names}")
+    if not available:
+        raise ValueError(f"evaluate: {data} has none of the label columns {list(LABELS)}: nothing to score against")
+    x = {name: dataset_tensor(dd[name], model.preprocess_config, cache_dir=cache_dir, progress=progress)
+         for name in ("train", "test")}
+    y = {name: {c: _label_strings(dd[name], c) for c in available} for name in ("train", "test")}
+    ids = {name: list(dd[name]["article_id"]) if "article_id" in dd[name].column_names else None
+           for name in ("train", "test")}
+    return evaluate_tensors(
+        model=model, train_images=x["train"], test_images=x["test"], train_labels=y["train"],
+        test_labels=y["test"], train_ids=ids["train"], test_ids=ids["test"], split=split, k=k, metrics=metrics,
+        embeddings=embeddings, seed=seed, batch_size=batch_size, progress=progress, model_name=model_name,
+    )
+
+
+def evaluate_tensors(*, model, train_images, test_images, train_labels: Mapping[str, Sequence],
+                     test_labels: Mapping[str, Sequence], train_ids: Sequence[str] | None = None,
+                     test_ids: Sequence[str] | None = None, split: str = "test", k: int = 10,
+                     metrics: Sequence[str] = METRICS, embeddings: Sequence[str] = EMBEDDINGS, seed: int = 42,
+                     batch_size: int = 256, progress: bool = True, model_name: str | None = None) -> dict:
+    """:func:`evaluate` on preprocessed tensors ``(N, 3, S, S)`` and ``{label column: N labels}`` per split.
+
+    ``model`` needs ``embed(x, focus=...)``, ``embedding_dim`` and optionally ``focuses`` and
+    ``reconstruct``; anything with those works (tests use a two-dimensional fake).
+    """
+    import torch
+
+    _check_choice("split", split, SPLITS)
+    for m in metrics:
+        _check_choice("metric", m, METRICS)
+    for e in embeddings:
+        _check_choice("embedding", e, EMBEDDINGS)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    if set(train_labels) != set(test_labels):
+        raise ValueError(f"train and test have different label columns: {sorted(train_labels)} vs {sorted(test_labels)}")
+    x_train = torch.as_tensor(train_images, dtype=torch.float32)
+    x_test = torch.as_tensor(test_images, dtype=torch.float32)
+    n_train, n_test = len(x_train), len(x_test)
+    for name, xs, ys in (("train", x_train, train_labels), ("test", x_test, test_labels)):
+        for column, values in ys.items():
+            if len(values) != len(xs):
+                raise ValueError(f"{name} label {column!r} has {len(values)} values for {len(xs)} images")
+    train_ids = [f"train-{i}" for i in range(n_train)] if train_ids is None else [str(i) for i in train_ids]
+    test_ids = [f"test-{i}" for i in range(n_test)] if test_ids is None else [str(i) for i in test_ids]
+
+    # The catalogue is always train + test; the queries are the test rows or every row.
+    catalogue_x = torch.cat([x_train, x_test])
+    catalogue_ids = train_ids + test_ids
+    catalogue_y = {c: _labels_array(list(train_labels[c]) + list(test_labels[c])) for c in train_labels}
+    if split == "test":
+        query_rows = np.arange(n_train, n_train + n_test)
+        fit_x = x_train  # PCA and the mean image never see the held-out images
+    else:
+        query_rows = np.arange(n_train + n_test)
+        fit_x = catalogue_x
+    if len(query_rows) == 0:
+        raise ValueError(f"split={split!r} leaves no query images")
+    if k > len(catalogue_ids) - 1:
+        raise ValueError(f"k={k} but the catalogue has only {len(catalogue_ids) - 1} items besides each query")
+
+    focuses = tuple(getattr(model, "focuses", ("overall",)))
+    dim = int(model.embedding_dim)
+    vectors: dict[tuple[str, str | None], np.ndarray] = {}  # (embedding, focus) -> catalogue matrix
+    # The model's embeddings are always made: k-means clusters them even when "model" is not scored.
+    model_vectors = {f: _embed(model, catalogue_x, f, batch_size, progress) for f in focuses}
+    if "model" in embeddings:
+        for f in focuses:
+            vectors[("model", f if len(focuses) > 1 else None)] = model_vectors[f]
+    flat_fit = fit_x.reshape(len(fit_x), -1).numpy()
+    flat_all = catalogue_x.reshape(len(catalogue_x), -1).numpy()
+    # PCA is always fitted: the reconstruction scores compare the model with it.
+    from sklearn.decomposition import PCA
+
+    n_components = min(dim, flat_fit.shape[0], flat_fit.shape[1])
+    _say(f"fitting PCA ({n_components} components) on {flat_fit.shape[0]} images", progress)
+    pca = PCA(n_components=n_components, random_state=seed).fit(flat_fit)
+    if "pca" in embeddings:
+        vectors[("pca", None)] = pca.transform(flat_all).astype(np.float32)
+    if "raw" in embeddings:
+        vectors[("raw", None)] = flat_all
+
+    retrieval = []
+    for (embedding, focus), matrix in vectors.items():
+        for metric in metrics:
+            positions = _neighbours(matrix, catalogue_ids, query_rows, k, metric,
+                                    progress, f"{embedding}{'/' + focus if focus else ''} {metric}")
+            for column, values in catalogue_y.items():
+                p, ap = _scores(values, query_rows, positions, k)
+                row = {"embedding": embedding, "metric": metric, "label": column, "precision_at_k": p, "map_at_k": ap}
+                if focus is not None:
+                    row["focus"] = focus
+                retrieval.append(row)
+    if "random" in embeddings:
+        for metric in metrics:
+            for column, values in catalogue_y.items():
+                p, ap = _random_scores(values, query_rows, k)
+                retrieval.append({"embedding": "random", "metric": metric, "label": column,
+                                  "precision_at_k": p, "map_at_k": ap})
+
+    queries_x = catalogue_x[query_rows]
+    reconstruction = _reconstruction(model, queries_x, fit_x, pca, batch_size)
+    clustering = _clustering(model_vectors[focuses[0]][query_rows], catalogue_y, query_rows, seed)
+    return {
+        "k": int(k),
+        "split": split,
+        "n_queries": int(len(query_rows)),
+        "model": model_name or type(model).__name__,
+        "embedding_dim": dim,
+        "retrieval": retrieval,
+        "reconstruction": reconstruction,
+        "clustering": clustering,
+    }
+
+
+def markdown(result: Mapping[str, Any]) -> str:
+    """The result as markdown for humans: one retrieval table (metrics side by side), then the rest."""
+    k = result["k"]
+    metrics = list(dict.fromkeys(r["metric"] for r in result["retrieval"]))
+    lines = [
+        f"model `{result['model']}` (embedding {result['embedding_dim']}-d), split `{result['split']}`, "
+        f"{result['n_queries']} queries, k = {k}",
+        "",
+        "| label | embedding | " + " | ".join(f"{m} P@{k} | {m} mAP@{k}" for m in metrics) + " |",
+        "|---|---|" + "---:|---:|" * len(metrics),
+    ]
+    rows: dict[tuple, dict] = {}
+    for r in result["retrieval"]:
+        name = r["embedding"] + (f" ({r['focus']})" if r.get("focus") else "")
+        rows.setdefault((r["label"], name), {})[r["metric"]] = r
+    for (label, name), by_metric in rows.items():
+        cells = []
+        for m in metrics:
+            r = by_metric.get(m)
+            cells += [f"{r['precision_at_k']:.3f}", f"{r['map_at_k']:.3f}"] if r else ["", ""]
+        lines.append(f"| {label} | {name} | " + " | ".join(cells) + " |")
+    rec = result["reconstruction"]
+    lines += ["", "| reconstruction MSE (per value, query images) | |", "|---|---:|"]
+    for key, title in (("model_mse", "model"), ("pca_mse", "PCA (same size as the embedding)"),
+                       ("mean_image_mse", "mean image")):
+        value = rec.get(key)
+        lines.append(f"| {title} | {'n/a' if value is None else f'{value:.5f}'} |")
+    cl = result["clustering"]
+    if cl:
+        lines += ["", f"k-means of the model embeddings of the query images (k = number of `{cl['label']}` values "
+                      f"among them) vs `{cl['label']}`: NMI {cl['nmi']:.3f}, ARI {cl['ari']:.3f}"]
+    fit = "the train split" if result["split"] == "test" else "all images (split all: no held-out data)"
+    lines += ["", f"PCA and the mean image are fitted on {fit}; random = exact expectation (the class prior)."]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def _load_model(model, model_name):
+    if model is None or isinstance(model, (str, os.PathLike)):
+        from fashrec.hub_model import from_pretrained
+        from fashrec.pretrained import resolve
+
+        ref = resolve(None if model is None else str(model))
+        return from_pretrained(ref), model_name or (str(model) if model is not None else ref)
+    return model, model_name
+
+
+def _label_strings(ds, column: str) -> list:
+    import datasets
+
+    feature = ds.features[column]
+    values = ds[column]
+    if isinstance(feature, datasets.ClassLabel):
+        return [feature.int2str(int(v)) if v is not None and v >= 0 else None for v in values]
+    return [None if v is None else str(v) for v in values]
+
+
+def _labels_array(values: list) -> np.ndarray:
+    return np.array([_MISSING if v is None else str(v) for v in values], dtype=object)
+
+
+def _embed(model, x, focus: str, batch_size: int, progress: bool) -> np.ndarray:
+    import torch
+    from tqdm.auto import tqdm
+
+    if hasattr(model, "eval"):
+        model.eval()
+    out = []
+    with torch.no_grad():
+        for start in tqdm(range(0, len(x), batch_size), desc=f"embed ({focus})", unit="batch",
+                          disable=not progress, file=sys.stderr):
+            out.append(model.embed(x[start:start + batch_size], focus=focus).float().cpu())
+    return torch.cat(out).numpy().astype(np.float32)
+
+
+def _neighbours(matrix: np.ndarray, ids: list[str], query_rows: np.ndarray, k: int, metric: str,
+                progress: bool, desc: str) -> np.ndarray:
+    """``(Q, k)`` catalogue positions of each query's neighbours (the query excluded), by SimilarityIndex."""
+    from tqdm.auto import tqdm
+
+    from fashrec.similarity_index import SimilarityIndex
+
+    index = SimilarityIndex(matrix, ids)
+    position = {item: i for i, item in enumerate(ids)}
+    out = np.empty((len(query_rows), k), dtype=np.int64)
+    for start in tqdm(range(0, len(query_rows), _QUERY_CHUNK), desc=desc, unit="chunk", disable=not progress,
+                      file=sys.stderr):
+        rows = query_rows[start:start + _QUERY_CHUNK]
+        found, _ = index.search(matrix[rows], k=k, metric=metric, exclude=[[ids[r]] for r in rows])
+        out[start:start + len(rows)] = [[position[i] for i in row] for row in found]
+    return out
+
+
+def _scores(labels: np.ndarray, query_rows: np.ndarray, positions: np.ndarray, k: int) -> tuple[float, float]:
+    """Mean P@k and mAP@k over the queries that have this label (queries without one are skipped)."""
+    from fashrec.retrieval_metrics import average_precision_at_k, count_relevant, precision_at_k
+
+    query_labels = labels[query_rows]
+    has = query_labels != _MISSING
+    if not has.any():
+        return float("nan"), float("nan")
+    q = query_labels[has]
+    neighbours = labels[positions[has]]
+    r = count_relevant(q, labels, queries_in_catalogue=True)
+    return precision_at_k(q, neighbours, k).mean, average_precision_at_k(q, neighbours, k, n_relevant=r).mean
+
+
+def _random_scores(labels: np.ndarray, query_rows: np.ndarray, k: int) -> tuple[float, float]:
+    """Exact expected P@k and mAP@k of k neighbours drawn uniformly without replacement.
+
+    With M candidates per query (the catalogue minus the query) of which R are relevant, each rank is
+    relevant with probability p = R/M and two distinct ranks both with q = R(R-1) / (M(M-1)), so
+    E[P@k] = p and E[AP@k] = (1/min(k,R)) * sum_{i<=k} (1/i) * (p + (i-1) q).
+    """
+    from fashrec.retrieval_metrics import count_relevant
+
+    query_labels = labels[query_rows]
+    has = query_labels != _MISSING
+    if not has.any():
+        return float("nan"), float("nan")
+    r = count_relevant(query_labels[has], labels, queries_in_catalogue=True).astype(np.float64)
+    m = float(len(labels) - 1)
+    p = r / m
+    q = r * (r - 1) / (m * (m - 1)) if m > 1 else np.zeros_like(r)
+    i = np.arange(1, k + 1, dtype=np.float64)
+    summed = (p[:, None] + (i[None, :] - 1) * q[:, None]) / i[None, :]
+    denominator = np.minimum(k, r)
+    ap = np.divide(summed.sum(axis=1), denominator, out=np.zeros_like(r), where=denominator > 0)
+    return float(p.mean()), float(ap.mean())
+
+
+def _reconstruction(model, queries_x, fit_x, pca, batch_size: int) -> dict:
+    """MSE per value on the query images: the model's reconstruction, PCA's, and the mean fit image."""
+    import torch
+
+    model_mse = None
+    if hasattr(model, "reconstruct"):
+        try:
+            total = 0.0
+            with torch.no_grad():
+                for start in range(0, len(queries_x), batch_size):
+                    xb = queries_x[start:start + batch_size]
+                    total += float(((model.reconstruct(xb).float().cpu() - xb) ** 2).sum())
+            model_mse = total / queries_x.numel()
+        except NotImplementedError:
+            model_mse = None
+    flat = queries_x.reshape(len(queries_x), -1).numpy().astype(np.float64)
+    mean_image = fit_x.reshape(len(fit_x), -1).numpy().astype(np.float64).mean(axis=0)
+    mean_mse = float(((flat - mean_image) ** 2).mean())
+    pca_mse = None
+    if pca is not None:
+        approx = pca.inverse_transform(pca.transform(flat.astype(np.float32)))
+        pca_mse = float(((flat - approx) ** 2).mean())
+    return {"model_mse": model_mse, "pca_mse": pca_mse, "mean_image_mse": mean_mse}
+
+
+def _clustering(vectors: np.ndarray, catalogue_y: Mapping[str, np.ndarray], query_rows: np.ndarray, seed: int):
+    """k-means of the query images' model embeddings vs their product type (NMI, ARI); None without labels."""
+    if CLUSTER_LABEL not in catalogue_y:
+        return None
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    labels = catalogue_y[CLUSTER_LABEL][query_rows]
+    has = labels != _MISSING
+    labels, vectors = labels[has], vectors[has]
+    n_clusters = len(set(labels.tolist()))
+    if n_clusters < 2 or len(labels) <= n_clusters:
+        return None
+    predicted = KMeans(n_clusters=n_clusters, random_state=seed, n_init=4).fit_predict(vectors.astype(np.float64))
+    return {
+        "label": CLUSTER_LABEL,
+        "nmi": float(normalized_mutual_info_score(labels, predicted)),
+        "ari": float(adjusted_rand_score(labels, predicted)),
+    }
+
+
+def _check_choice(what: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; choose from {list(choices)}")
+
+
+def _say(message: str, progress: bool) -> None:
+    if progress:
+        print(message, file=sys.stderr, flush=True)
