@@ -110,12 +110,14 @@ class SimilarityIndex:
         self._sqnorm: dict[str, np.ndarray] = {}
         self._norm: dict[str, np.ndarray] = {}
         self._inv_norm: dict[str, np.ndarray] = {}
+        self._max_sqnorm: dict[str, float] = {}
         for name, x in self._vectors.items():
             sq = np.einsum("ij,ij->i", x, x, dtype=np.float64)
             norm = np.sqrt(sq)
             inv = np.zeros_like(norm)
             np.divide(1.0, norm, out=inv, where=norm > 0)
             self._sqnorm[name], self._norm[name], self._inv_norm[name] = sq, norm, inv
+            self._max_sqnorm[name] = float(sq.max())
         self._torch_vectors: dict[str, Any] = {}  # torch views for cityblock, made on first use
 
         # The ``model`` entry of ``index.json`` (class, config, weights_hash) for a loaded index, else None.
@@ -255,46 +257,66 @@ class SimilarityIndex:
         out_dist = np.empty((n_queries, k), dtype=np.float64)
         for start in range(0, n_queries, block):
             stop = min(n_queries, start + block)
-            lo, hi = None, None
-            for name, w in weights.items():
-                f_lo, f_hi = self._bounds(name, q[name][start:stop], metric)
-                if lo is None and w == 1.0:
-                    lo, hi = f_lo, f_hi
-                elif lo is None:
-                    lo, hi = f_lo * w, f_hi * w
-                else:
-                    lo += f_lo * w
-                    hi += f_hi * w
-            if allowed is not None:
-                lo[:, ~allowed] = np.inf
-                hi[:, ~allowed] = np.inf
-            if excluded is not None:
-                for r in range(start, stop):
-                    if len(excluded[r]):
-                        lo[r - start, excluded[r]] = np.inf
-                        hi[r - start, excluded[r]] = np.inf
-            if k < n:
-                upper_k = np.partition(hi, k - 1, axis=1)[:, k - 1]
+            if len(weights) == 1:
+                threshold, score = self._single_focus_candidates(q, start, stop, k, metric, weights, allowed, excluded)
             else:
-                upper_k = np.full(stop - start, np.inf)
+                threshold, score = self._weighted_candidates(q, start, stop, k, metric, weights, allowed, excluded)
             for r in range(stop - start):
-                row_lo = lo[r]
-                cand = np.flatnonzero(row_lo <= upper_k[r]) if k < n else np.flatnonzero(np.isfinite(row_lo))
-                d = np.zeros(cand.size, dtype=np.float64)
+                cand = np.flatnonzero(score[r] <= threshold[r])
+                d = None
                 for name, w in weights.items():
-                    d += w * _exact_distances(
-                        self._vectors[name][cand], q[name][start + r], metric, self._norm[name][cand]
-                    )
+                    part = _exact_distances(self._vectors[name][cand], q[name][start + r], metric, self._norm[name][cand])
+                    d = part * w if d is None else d + part * w
                 order = np.argsort(d, kind="stable")[:k]  # cand is ascending: ties keep catalogue order
                 out_pos[start + r] = cand[order]
                 out_dist[start + r] = d[order]
         return out_pos, out_dist
 
-    def _bounds(self, name: str, q: np.ndarray, metric: str) -> tuple[np.ndarray, np.ndarray]:
-        """float64 ``(Q, N)`` lower and upper bounds on the float64 distances, from one float32 pass."""
+    def _single_focus_candidates(self, q, start, stop, k, metric, weights, allowed, excluded):
+        """One focus: an approximate score (monotone in the distance) and its error bound.
+
+        With ``|exact - approx| <= abs_tol + rel_tol * approx``, the lower and upper bounds are increasing
+        in ``approx``, so the k-th smallest upper bound comes from the k-th smallest ``approx`` and only
+        one ``(Q, N)`` array is needed.
+        """
+        ((name, _),) = weights.items()
+        approx, abs_tol, rel_tol = self._approx(name, q[name][start:stop], metric)
+        _mask(approx, allowed, excluded, start, stop)
+        if k >= approx.shape[1]:
+            return np.full(stop - start, np.inf), approx
+        kth = np.partition(approx, k - 1, axis=1)[:, k - 1]
+        upper_k = kth * (1.0 + rel_tol) + abs_tol
+        threshold = (upper_k + abs_tol) / (1.0 - rel_tol)
+        return threshold + 4 * _U64 * np.abs(threshold) + 1e-300, approx
+
+    def _weighted_candidates(self, q, start, stop, k, metric, weights, allowed, excluded):
+        """Several focuses: sum the weighted lower and upper bounds of each focus distance."""
+        lo = hi = None
+        for name, w in weights.items():
+            approx, abs_tol, rel_tol = self._approx(name, q[name][start:stop], metric)
+            err = abs_tol[:, None] + rel_tol * np.abs(approx)
+            f_lo, f_hi = approx - err, approx + err
+            if metric == "euclidean":  # bounds on the squared distance -> on the distance
+                f_lo, f_hi = np.sqrt(np.maximum(f_lo, 0.0)), np.sqrt(np.maximum(f_hi, 0.0))
+            lo = f_lo * w if lo is None else lo + f_lo * w
+            hi = f_hi * w if hi is None else hi + f_hi * w
+        _mask(lo, allowed, excluded, start, stop)
+        _mask(hi, allowed, excluded, start, stop)
+        if k >= lo.shape[1]:
+            return np.full(stop - start, np.inf), lo
+        upper_k = np.partition(hi, k - 1, axis=1)[:, k - 1]
+        return upper_k + 4 * _U64 * np.abs(upper_k) + 1e-300, lo
+
+    def _approx(self, name: str, q: np.ndarray, metric: str):
+        """One float32 pass: ``(approx (Q, N) float64, abs_tol (Q,), rel_tol)`` bounding the float64 values.
+
+        ``approx`` is the distance for cityblock and cosine and the SQUARED distance for euclidean.
+        The float32 error of a dot product or sum of D terms is at most ``D * 2**-24`` times the sum of
+        the magnitudes (any summation order); the bounds below double that for safety.
+        """
         x = self._vectors[name]
         d = x.shape[1]
-        gamma32 = 2.0 * (d + 4) * _U32  # float32 dot/sum error bound, doubled for safety
+        gamma32 = 2.0 * (d + 4) * _U32
         gamma64 = 4.0 * (d + 4) * _U64
         if metric == "cityblock":
             import torch
@@ -305,27 +327,29 @@ class SimilarityIndex:
                     warnings.simplefilter("ignore", UserWarning)
                     xt = self._torch_vectors[name] = torch.from_numpy(x)
             approx = torch.cdist(torch.from_numpy(np.ascontiguousarray(q)), xt, p=1).numpy().astype(np.float64)
-            tol = (gamma32 + gamma64) * approx + 1e-300
-            return approx - tol, approx + tol
+            return approx, np.zeros(q.shape[0]), 2.0 * (gamma32 + gamma64)
         # (Q, N) float32 BLAS, widened. x @ q.T (gemv for one query) is the fast layout for numpy.
         dots = (x @ q[0])[None, :] if q.shape[0] == 1 else (x @ q.T).T
         dots = dots.astype(np.float64)
         q64 = q.astype(np.float64)
         q_sq = np.einsum("ij,ij->i", q64, q64)
         q_norm = np.sqrt(q_sq)
-        scale = q_norm[:, None] * self._norm[name][None, :]  # |q||x|
         if metric == "euclidean":
-            sq = self._sqnorm[name][None, :] + q_sq[:, None] - 2.0 * dots
-            tol = 2.0 * gamma32 * scale + gamma64 * (self._sqnorm[name][None, :] + q_sq[:, None])
-            lo = np.sqrt(np.maximum(sq - tol, 0.0))
-            hi = np.sqrt(np.maximum(sq + tol, 0.0))
-            return lo, hi
+            sq = dots
+            sq *= -2.0
+            sq += self._sqnorm[name][None, :]
+            sq += q_sq[:, None]
+            max_sq = self._max_sqnorm[name]
+            abs_tol = 2.0 * gamma32 * q_norm * np.sqrt(max_sq) + gamma64 * (max_sq + q_sq)
+            return sq, abs_tol, 0.0
         # cosine: 1 - dot / (|q||x|), 1.0 when either is zero
         q_inv = np.zeros_like(q_norm)
         np.divide(1.0, q_norm, out=q_inv, where=q_norm > 0)
-        cos = 1.0 - dots * q_inv[:, None] * self._inv_norm[name][None, :]
-        tol = gamma32 + gamma64
-        return np.clip(cos - tol, 0.0, 2.0), np.clip(cos + tol, 0.0, 2.0)
+        cos = dots
+        cos *= self._inv_norm[name][None, :]
+        cos *= -q_inv[:, None]
+        cos += 1.0
+        return cos, np.full(q.shape[0], gamma32 + gamma64), 0.0
 
     # ------------------------------------------------------------------ argument checks
 
@@ -546,6 +570,16 @@ class SimilarityIndex:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _mask(scores: np.ndarray, allowed, excluded, start: int, stop: int) -> None:
+    """Set the scores of filtered-out and excluded items to +inf, in place."""
+    if allowed is not None:
+        scores[:, ~allowed] = np.inf
+    if excluded is not None:
+        for r in range(start, stop):
+            if len(excluded[r]):
+                scores[r - start, excluded[r]] = np.inf
 
 
 def _exact_distances(x32: np.ndarray, q32: np.ndarray, metric: str, x_norm: np.ndarray) -> np.ndarray:

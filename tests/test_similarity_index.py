@@ -83,6 +83,23 @@ def test_ties_follow_catalogue_position(tied_data, metric):
     assert any(len(set(row)) < len(row) for row in got_d.tolist()), "the data must contain ties"
 
 
+@pytest.mark.parametrize("metric", METRICS)
+def test_near_ties_below_float32_resolution(metric):
+    """Distances that differ only beyond float32 precision: the float64 re-rank must order them."""
+    rng = np.random.default_rng(4)
+    base = rng.standard_normal(64).astype(np.float32)
+    x = np.repeat(base[None], 300, axis=0)
+    rows, cols = np.arange(300), rng.integers(0, 64, 300)
+    x[rows, cols] = np.nextafter(x[rows, cols], np.float32(np.inf) * rng.choice([-1, 1], 300).astype(np.float32))
+    x = np.vstack([x, rng.standard_normal((100, 64)).astype(np.float32)])
+    q = (base + 0.5 * rng.standard_normal((4, 64))).astype(np.float32)
+    ids = make_ids(len(x))
+    got, d = SimilarityIndex(x, ids).search(q, k=20, metric=metric)
+    ref_pos, ref_d = reference(q, x, metric, 20)
+    np.testing.assert_allclose(d, ref_d, rtol=1e-14)
+    assert got == [[ids[p] for p in row] for row in ref_pos]
+
+
 def test_tie_rule_by_hand():
     x = np.array([[5, 5], [1, 0], [0, 1], [1, 0], [-1, 0]], np.float32)
     index = SimilarityIndex(x, ["a", "b", "c", "d", "e"])
