@@ -1,10 +1,12 @@
 """A local fake of the Hugging Face Hub HTTP API, so that push / download tests never leave the machine.
 
 It implements just the routes the installed ``huggingface_hub`` (2.x, httpx2-based) calls for:
-``create_repo``, ``upload_folder`` / ``upload_file`` / ``create_commit`` (preupload says every file is
-"regular", so the commit carries the bytes base64-encoded: no LFS, no Xet), ``hf_hub_download`` /
+``create_repo``, ``upload_folder`` / ``upload_file`` / ``create_commit`` (preupload answers "lfs" for the
+patterns in ``.gitattributes`` -- ``*.safetensors``, ``*.parquet`` -- as the Hub does, and "regular" for the
+rest; LFS files go through the basic LFS batch API, Xet is switched off), ``hf_hub_download`` /
 ``snapshot_download`` (``resolve`` with ``X-Repo-Commit`` / ``ETag`` / ``Content-Length``, repo info,
-recursive tree), ``list_repo_commits``, ``whoami`` and ``validate-yaml``. Repositories are model or dataset
+recursive tree), ``list_repo_commits``, ``whoami``, ``validate-yaml``, and what ``datasets``'
+``push_to_hub`` / ``load_dataset`` use. Repositories are model or dataset
 repos with one branch, ``main``; every commit is kept, so any past revision can be read back. Blobs live
 in a temporary folder, addressed by their git blob id.
 
@@ -18,15 +20,18 @@ For the duration of the test the fixture points ``huggingface_hub`` at the serve
 the URL template, the module-level ``HfApi``), switches offline mode off, isolates the cache and the token
 (no ``HF_TOKEN``, no stored login: pass ``hub_server.token`` explicitly or ``monkeypatch.setenv``), and
 installs an HTTP client that refuses any host but the server: a request to huggingface.co fails the test.
-Each test starts with an empty Hub.
+Each test starts with an empty Hub. ``datasets`` reads its Hub settings at import: a test that pushes or
+loads datasets must import ``datasets`` before the fixture runs (module level, or an earlier fixture).
 """
 from __future__ import annotations
 
 import base64
+import fnmatch
 import hashlib
 import json
 import re
 import shutil
+import sys
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -41,7 +46,8 @@ USER = "fashrec-tester"
 TOKEN = "hf_fakeTOKENforTESTSonly0123456789abcd"
 REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
-GITATTRIBUTES = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n*.parquet filter=lfs diff=lfs merge=lfs -text\n"
+LFS_PATTERNS = ("*.safetensors", "*.parquet", "*.arrow", "*.png", "*.jpg", "*.npy")
+GITATTRIBUTES = "".join(f"{p} filter=lfs diff=lfs merge=lfs -text\n" for p in LFS_PATTERNS).encode()
 
 
 def git_blob_id(data: bytes) -> str:
@@ -57,6 +63,7 @@ class Commit:
     date: str
     files: dict[str, str]  # path -> blob id
     parent: str | None
+    lfs: dict[str, str] = field(default_factory=dict)  # path -> sha256, for files stored with LFS
 
 
 @dataclass
@@ -87,12 +94,14 @@ class HubState:
         self.lock = threading.RLock()
         self.repos: dict[tuple[str, str], Repo] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path): never the headers, so never the token
+        self.lfs_objects: dict[str, str] = {}  # sha256 -> blob id of LFS uploads
         self._counter = 0
 
     def reset(self) -> None:
         with self.lock:
             self.repos.clear()
             self.requests.clear()
+            self.lfs_objects.clear()
 
     def put_blob(self, data: bytes) -> str:
         blob_id = git_blob_id(data)
@@ -106,7 +115,8 @@ class HubState:
     def blob(self, blob_id: str) -> bytes:
         return (self.blob_dir / blob_id).read_bytes()
 
-    def new_commit(self, repo: Repo, *, title: str, message: str, files: dict[str, str]) -> Commit:
+    def new_commit(self, repo: Repo, *, title: str, message: str, files: dict[str, str],
+                   lfs: dict[str, str] | None = None) -> Commit:
         with self.lock:
             self._counter += 1
             parent = repo.commits[-1].oid if repo.commits else None
@@ -118,6 +128,7 @@ class HubState:
                 date=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
                 files=dict(files),
                 parent=parent,
+                lfs={p: sha for p, sha in (lfs or {}).items() if p in files},
             )
             repo.commits.append(commit)
             return commit
@@ -143,6 +154,8 @@ class HubError(Exception):
 _INFO = re.compile(r"^/api/(models|datasets|spaces)/([^/]+/[^/]+)(?:/revision/([^/]+))?$")
 _REPO_OP = re.compile(r"^/api/(models|datasets|spaces)/([^/]+/[^/]+)/(preupload|commit|commits|tree)/([^/]+)(?:/(.*))?$")
 _RESOLVE = re.compile(r"^/(?:(datasets|spaces)/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
+_LFS_BATCH = re.compile(r"^/(?:(datasets|spaces)/)?([^/]+/[^/]+)\.git/info/lfs/objects/batch$")
+_LFS_OBJECT = re.compile(r"^/_fake_lfs/([0-9a-f]{64})$")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -269,6 +282,10 @@ class _Handler(BaseHTTPRequestHandler):
             if op == "tree" and method == "GET":
                 recursive = (query.get("recursive") or ["false"])[0].lower() == "true"
                 return self._tree(repo_type, repo_id, revision, sub, recursive)
+        if (m := _LFS_BATCH.match(path)) and method == "POST":
+            return self._lfs_batch(REPO_TYPES[m[1]] if m[1] else "model", m[2], json.loads(body))
+        if (m := _LFS_OBJECT.match(path)) and method == "PUT":
+            return self._lfs_put(m[1], body)
         if (m := _RESOLVE.match(path)) and method in ("GET", "HEAD"):
             repo_type = REPO_TYPES[m[1]] if m[1] else "model"
             return self._resolve(repo_type, m[2], unquote(m[3]), unquote(m[4]), head=method == "HEAD")
@@ -310,7 +327,10 @@ class _Handler(BaseHTTPRequestHandler):
         for path, blob_id in sorted(commit.files.items()):
             sibling = {"rfilename": path}
             if blobs:
-                sibling.update(size=(state.blob_dir / blob_id).stat().st_size, blobId=blob_id)
+                size = (state.blob_dir / blob_id).stat().st_size
+                sibling.update(size=size, blobId=blob_id)
+                if path in commit.lfs:
+                    sibling["lfs"] = {"sha256": commit.lfs[path], "size": size, "pointerSize": 134}
             siblings.append(sibling)
         info = {
             "_id": hashlib.sha1(repo_id.encode()).hexdigest()[:24], "id": repo_id, "author": repo_id.split("/")[0],
@@ -333,10 +353,12 @@ class _Handler(BaseHTTPRequestHandler):
         commit = self._revision(repo, revision)
         files = []
         for entry in payload.get("files", []):
-            # Every file is "regular": the commit then carries its bytes and no LFS/Xet transfer is needed.
+            # As on the Hub: .gitattributes' LFS patterns go through LFS, the rest is sent inline in the commit.
+            lfs = any(fnmatch.fnmatch(entry["path"].rsplit("/", 1)[-1], p) for p in LFS_PATTERNS)
+            path = entry["path"]
             files.append({
-                "path": entry["path"], "uploadMode": "regular", "shouldIgnore": False,
-                "oid": commit.files.get(entry["path"]),
+                "path": path, "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False,
+                "oid": commit.lfs.get(path) if lfs else (None if path in commit.lfs else commit.files.get(path)),
             })
         self._json(200, {"files": files, "commitOid": commit.oid})
 
@@ -346,7 +368,7 @@ class _Handler(BaseHTTPRequestHandler):
         head = self._revision(repo, revision)
         if revision != "main":
             raise HubError(400, "the fake Hub only commits to main")
-        files = dict(head.files)
+        files, lfs = dict(head.files), dict(head.lfs)
         header: dict = {}
         for line in body.splitlines():
             if not line.strip():
@@ -362,6 +384,12 @@ class _Handler(BaseHTTPRequestHandler):
                 if value.get("encoding") != "base64":
                     raise HubError(400, f"unsupported encoding {value.get('encoding')!r}")
                 files[value["path"]] = state.put_blob(base64.b64decode(value["content"]))
+                lfs.pop(value["path"], None)
+            elif key == "lfsFile":
+                sha = value.get("oid")
+                if value.get("algo", "sha256") != "sha256" or sha not in state.lfs_objects:
+                    raise HubError(400, f"LFS object {sha} for {value.get('path')} was never uploaded")
+                files[value["path"]], lfs[value["path"]] = state.lfs_objects[sha], sha
             elif key == "deletedFile":
                 if value["path"] not in files:
                     raise HubError(404, "A file with this name doesn't exist", "EntryNotFound")
@@ -370,11 +398,12 @@ class _Handler(BaseHTTPRequestHandler):
                 prefix = value["path"].rstrip("/") + "/"
                 for path in [p for p in files if p.startswith(prefix)]:
                     del files[path]
-            else:  # lfsFile and friends: preupload never asks for them
+            else:
                 raise HubError(400, f"the fake Hub does not support {key!r} operations")
         if not header.get("summary"):
             raise HubError(400, "commit summary is required")
-        commit = state.new_commit(repo, title=header["summary"], message=header.get("description", ""), files=files)
+        commit = state.new_commit(repo, title=header["summary"], message=header.get("description", ""), files=files,
+                                  lfs=lfs)
         commit_url = f"{self.server.endpoint}/{URL_PREFIX[repo_type]}{repo_id}/commit/{commit.oid}"
         self._json(200, {"success": True, "commitOid": commit.oid, "commitUrl": commit_url, "pullRequestUrl": None})
 
@@ -401,11 +430,33 @@ class _Handler(BaseHTTPRequestHandler):
                 folder = prefix + "/".join(rest[:depth])
                 entries.setdefault(folder, {"type": "directory", "path": folder, "oid": git_blob_id(folder.encode())})
             if recursive or len(rest) == 1:
-                entries[path] = {"type": "file", "path": path, "oid": blob_id,
-                                 "size": (state.blob_dir / blob_id).stat().st_size}
+                size = (state.blob_dir / blob_id).stat().st_size
+                entries[path] = {"type": "file", "path": path, "oid": blob_id, "size": size}
+                if path in commit.lfs:
+                    entries[path]["lfs"] = {"oid": commit.lfs[path], "size": size, "pointerSize": 134}
         if prefix and not entries:
             raise HubError(404, f"{sub} does not exist on {revision}", "EntryNotFound")
         self._json(200, list(entries.values()))
+
+    def _lfs_batch(self, repo_type: str, repo_id: str, payload: dict) -> None:
+        state = self.server.state
+        self._repo(repo_type, repo_id, write=True)
+        if payload.get("operation") != "upload" or "basic" not in payload.get("transfers", ["basic"]):
+            raise HubError(400, "the fake Hub only takes basic LFS uploads")
+        objects = []
+        for obj in payload.get("objects", []):
+            entry = {"oid": obj["oid"], "size": obj["size"], "authenticated": True}
+            if obj["oid"] not in state.lfs_objects:  # already stored: no action, the client skips it
+                entry["actions"] = {"upload": {"href": f"{self.server.endpoint}/_fake_lfs/{obj['oid']}", "header": {}}}
+            objects.append(entry)
+        self._json(200, {"transfer": "basic", "objects": objects})
+
+    def _lfs_put(self, sha: str, body: bytes) -> None:
+        if hashlib.sha256(body).hexdigest() != sha:
+            raise HubError(400, f"LFS upload does not match its sha256 {sha}")
+        state = self.server.state
+        state.lfs_objects[sha] = state.put_blob(body)
+        self._send(200, b"", {"ETag": f'"{sha}"'})
 
     def _resolve(self, repo_type: str, repo_id: str, revision: str, filename: str, *, head: bool) -> None:
         state = self.server.state
@@ -417,7 +468,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {
             "Content-Type": "application/octet-stream",
             "X-Repo-Commit": commit.oid,
-            "ETag": f'"{blob_id}"',
+            "ETag": f'"{commit.lfs.get(filename, blob_id)}"',  # LFS files: their sha256, as on the Hub
             "Accept-Ranges": "bytes",
         }
         status = 200
@@ -527,6 +578,19 @@ def hub_server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
     monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "no-stored-tokens"))
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "0")
+    monkeypatch.setenv("HF_UPDATE_DOWNLOAD_COUNTS", "0")
+    # `datasets` keeps its own copies of these, read at import: a test that pushes or loads datasets must
+    # import `datasets` before this fixture runs (at module level, or in a fixture listed before hub_server).
+    datasets_config = sys.modules.get("datasets.config")
+    if datasets_config is not None:
+        monkeypatch.setattr(datasets_config, "HF_ENDPOINT", endpoint)
+        monkeypatch.setattr(datasets_config, "HUB_DATASETS_URL", endpoint + "/datasets/{repo_id}/resolve/{revision}/{path}")
+        monkeypatch.setattr(datasets_config, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(datasets_config, "HF_DATASETS_OFFLINE", False)
+        monkeypatch.setattr(datasets_config, "HF_DATASETS_CACHE", tmp_path / "datasets-cache")
+        monkeypatch.setattr(datasets_config, "HF_UPDATE_DOWNLOAD_COUNTS", False)  # a HEAD to S3
+        monkeypatch.setattr(datasets_config, "USE_PARQUET_EXPORT", False)  # the dataset viewer's server
     for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE"):
         monkeypatch.delenv(name, raising=False)
 

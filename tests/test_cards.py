@@ -84,17 +84,29 @@ def test_saved_model_carries_the_card(tmp_path):
     assert "ConvAE" in card.text
 
 
-def test_dataset_card_front_matter_and_fields():
+def test_dataset_card_front_matter_and_fields(tmp_path, monkeypatch):
+    template = tmp_path / "dataset_card.md"
+    template.write_text("---\n${front_matter}\n---\n# ${pretty_name}\n\n${num_rows} photos.\n\n${splits}\n")
+    monkeypatch.setattr(cards, "DATASET_TEMPLATE", template)
     text = render_dataset_card(
         pretty_name="H&M fashion 5k", license="other", task_categories=["image-feature-extraction"],
-        size_categories=["1K<n<10K"], tags=["hm"], num_rows=5000,
+        size_categories=["1K<n<10K"], tags=["hm"], num_rows="5,000", splits=["train 4,500", "test 500"],
+        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}],
     )
     card = DatasetCard(text)
     assert card.data.pretty_name == "H&M fashion 5k"
     assert card.data.license == "other"
     assert card.data.tags[:2] == ["fashrec", "fashion"] and "hm" in card.data.tags
     assert card.data.task_categories == ["image-feature-extraction"]
-    assert "${" not in text
+    assert card.data.configs[0]["data_files"][0]["path"] == "data/train-*"
+    assert "5,000 photos." in card.text and "- train 4,500\n- test 500" in card.text
+
+
+def test_dataset_card_falls_back_when_the_template_is_missing(tmp_path, monkeypatch):
+    monkeypatch.setattr(cards, "DATASET_TEMPLATE", tmp_path / "missing.md")
+    card = DatasetCard(render_dataset_card(pretty_name="tiny", license="mit"))
+    assert card.data.pretty_name == "tiny" and card.data.license == "mit"
+    assert card.text.lstrip().startswith("# tiny")
 
 
 def test_dataset_card_needs_a_name():

@@ -192,3 +192,21 @@ def test_cli_push_bad_token_exit_code(hub_server, tmp_path, monkeypatch, capsys)
     assert main(["push", str(folder), "--repo-id", hub_server.repo_id("y")]) == 1
     err = capsys.readouterr().err
     assert "refused the token" in err and "hf_notTheRightOne000" not in err
+
+
+@pytest.fixture
+def datasets_module():
+    """`datasets` imported before hub_server, so that the fixture can point its own config at the fake Hub."""
+    return pytest.importorskip("datasets")
+
+
+def test_fake_hub_round_trips_a_datasets_push(datasets_module, hub_server, tmp_path):
+    """The server speaks enough of the Hub for `datasets` too (LFS uploads of parquet shards, tree listing)."""
+    datasets = datasets_module
+    repo_id = hub_server.repo_id("tiny-ds")
+    datasets.Dataset.from_dict({"article_id": ["0108775015", "0108775044"], "label": [3, 1]}).push_to_hub(
+        repo_id, token=hub_server.token)
+    files = hub_server.files(repo_id, "dataset")
+    assert any(p.startswith("data/") and p.endswith(".parquet") for p in files)
+    back = datasets.load_dataset(repo_id, split="train", cache_dir=str(tmp_path / "cache"))
+    assert back["article_id"] == ["0108775015", "0108775044"] and back["label"] == [3, 1]
