@@ -1,0 +1,268 @@
+"""fashrec Space: visual "similar products" search over a fashion catalogue, and the autoencoder's reconstructions.
+
+    python space/app.py                      # the embedded H&M sample, http://127.0.0.1:7860
+    fashrec demo                             # the same, from the console script
+
+Start-up loads, never recomputes: the model through ``fashrec.from_pretrained`` and a precomputed
+``SimilarityIndex`` (made by ``fashrec embed``). Settings come from the environment:
+
+    FASHREC_MODEL   checkpoint folder, Hub id or shipped name (default: the shipped default checkpoint)
+    FASHREC_INDEX   index folder written by 'fashrec embed' (default: space/index, the embedded sample)
+    FASHREC_CONCURRENCY   handlers run at once (default 4)
+    FASHREC_TIMINGS_FILE  append each handler's server-side duration here as JSON lines (benchmarks)
+    GRADIO_SERVER_NAME / GRADIO_SERVER_PORT   where to listen (Gradio's own variables)
+
+Named API endpoints for ``gradio_client`` (every parameter has a default):
+
+    /reconstruct      (image)                                                     -> input, reconstruction, MSE
+    /recommend_image  (image, metric, k, product_group, product_type, focus)      -> gallery
+    /recommend_item   (article_id, metric, k, product_group, product_type, focus) -> gallery
+
+This file is a thin shell: everything it shows comes from ``recommender.Recommender``.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # 'python space/app.py', 'fashrec demo' and the Hub all find recommender.py
+    sys.path.insert(0, str(HERE))
+
+import gradio as gr  # noqa: E402
+
+from recommender import ALL, MAX_K, METRICS, Hit, Recommender  # noqa: E402
+
+DEFAULT_INDEX = HERE / "index"
+DEFAULT_K = 8
+CSS = """
+#results .caption-label, #browse .caption-label { white-space: pre-line; font-size: 0.75rem; line-height: 1.1; }
+.pixelated img { image-rendering: pixelated; }
+"""
+
+
+def load_recommender() -> Recommender:
+    """The model and index named by the environment (see the module docstring)."""
+    return Recommender.load(
+        model=os.environ.get("FASHREC_MODEL") or None,
+        index=os.environ.get("FASHREC_INDEX") or DEFAULT_INDEX,
+        timings_file=os.environ.get("FASHREC_TIMINGS_FILE") or None,
+    )
+
+
+def build_demo(rec: Recommender):
+    """The Gradio Blocks app over ``rec``: a Recommend tab, a Reconstruction tab and three API endpoints."""
+    from fashrec.preprocess import ImageError
+
+    user_errors = (ValueError, ImageError, NotImplementedError)
+    first_id = rec.ids[0]
+    item_choices = [(rec.label(i), i) for i in rec.ids]
+    multi_focus = len(rec.focuses) > 1
+
+    def gallery(hits: list[Hit]):
+        return [(h.image, h.caption) for h in hits]
+
+    def describe(query: str, hits: list[Hit], metric: str, k: int) -> str:
+        note = f" (only {len(hits)} match the filters)" if len(hits) < int(k) else ""
+        return f"**{len(hits)} nearest** to {query} by *{metric}* distance{note}. Click a result to search from it."
+
+    # ---------------------------------------------------------------- UI handlers (never raise)
+
+    def search(mode, article_id, upload, metric, k, group, ptype, focus):
+        """Run the current query; returns (gallery, result ids, query photo, status)."""
+        try:
+            if mode == "image":
+                hits = rec.recommend_image(upload, metric=metric, k=k, product_group=group, product_type=ptype, focus=focus)
+                query_image, query = (upload or {}).get("path"), "your photo"
+            else:
+                hits = rec.recommend_item(article_id, metric=metric, k=k, product_group=group, product_type=ptype, focus=focus)
+                query_image, query = rec.images[article_id], f"`{article_id}` ({rec.label(article_id)})"
+        except user_errors as exc:
+            gr.Warning(str(exc))
+            return [], [], None, f"⚠️ {exc}"
+        return gallery(hits), [h.article_id for h in hits], query_image, describe(query, hits, metric, k)
+
+    def pick_item(article_id, metric, k, group, ptype, focus):
+        """A catalogue product becomes the query (the uploaded photo, if any, is cleared)."""
+        return ("item", gr.update(value=article_id), None,
+                *search("item", article_id, None, metric, k, group, ptype, focus))
+
+    def pick_from(ids, metric, k, group, ptype, focus, evt: gr.SelectData):
+        """A click on a gallery tile: search from that product."""
+        return pick_item(ids[evt.index], metric, k, group, ptype, focus)
+
+    def upload_photo(upload, metric, k, group, ptype, focus):
+        return ("image", *search("image", None, upload, metric, k, group, ptype, focus))
+
+    def browse_page(group, ptype, page):
+        ids = rec.browse(product_group=group, product_type=ptype, page=int(page))
+        return [(rec.images[i], rec.caption(i)) for i in ids], ids, int(page)
+
+    def group_changed(group):
+        return gr.update(choices=rec.types(group), value=ALL)
+
+    def show_reconstruction(upload):
+        if upload is None:
+            return None, None, None, ""
+        try:
+            pre, recon, mse = rec.reconstruct(upload)
+        except user_errors as exc:
+            gr.Warning(str(exc))
+            return None, None, None, f"⚠️ {exc}"
+        return pre, recon, mse, f"Mean squared error per value (pixels in [0, 1]): **{mse:.5f}**"
+
+    def load_catalogue_photo(article_id):
+        return rec.images[article_id] if article_id in rec.images else None
+
+    # ---------------------------------------------------------------- API handlers (raise gr.Error)
+
+    def api_call(fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except user_errors as exc:
+            raise gr.Error(str(exc), title="fashrec: bad request") from None
+
+    def reconstruct(image=None):
+        """Preprocess an image, reconstruct it with the autoencoder; returns input, reconstruction and MSE."""
+        return api_call(rec.reconstruct, image)
+
+    def recommend_image(image=None, metric="cosine", k=DEFAULT_K, product_group=ALL, product_type=ALL, focus=None):
+        """The k catalogue products nearest to an image; filters by product group / type ('All' = any)."""
+        return gallery(api_call(rec.recommend_image, image, metric=metric, k=k, product_group=product_group,
+                                product_type=product_type, focus=focus or rec.focuses[0]))
+
+    def recommend_item(article_id=first_id, metric="cosine", k=DEFAULT_K, product_group=ALL, product_type=ALL, focus=None):
+        """The k catalogue products nearest to a catalogue product (itself left out)."""
+        return gallery(api_call(rec.recommend_item, article_id, metric=metric, k=k, product_group=product_group,
+                                product_type=product_type, focus=focus or rec.focuses[0]))
+
+    # ---------------------------------------------------------------- layout
+
+    model_name = type(rec.model).__name__
+    with gr.Blocks(title="fashrec: similar fashion products") as demo:
+        gr.Markdown(
+            f"# fashrec: visual similar-product search\n"
+            f"Model **{model_name}** ({rec.model.embedding_dim}-value embedding) over a catalogue of "
+            f"**{len(rec):,}** H&M products. Pick a product or upload a photo: the nearest products by "
+            "embedding distance come back. Photos: H&M Group (Kaggle competition data, research use only)."
+        )
+        mode = gr.State("item")
+        result_ids = gr.State([])
+        browse_ids = gr.State([])
+        page = gr.State(0)
+        with gr.Tabs():
+            with gr.Tab("Recommend", id="recommend"):
+                with gr.Row():
+                    with gr.Column(scale=1, min_width=280):
+                        item = gr.Dropdown(item_choices, value=first_id, label="Catalogue product (type a name or id)",
+                                           filterable=True, elem_id="item")
+                        upload = gr.Image(type="filepath", label="…or upload a photo", sources=["upload", "clipboard"],
+                                          height=200, elem_id="upload")
+                        query_view = gr.Image(label="Query", interactive=False, height=200, elem_id="query")
+                        metric = gr.Dropdown(list(METRICS), value="cosine", label="Distance", elem_id="metric")
+                        k = gr.Slider(1, MAX_K, value=DEFAULT_K, step=1, label="Results (k)", elem_id="k")
+                        group = gr.Dropdown(rec.groups(), value=ALL, label="Product group", elem_id="group")
+                        ptype = gr.Dropdown(rec.types(), value=ALL, label="Product type", elem_id="ptype")
+                        focus = gr.Radio(list(rec.focuses), value=rec.focuses[0], label="Similar in…",
+                                         visible=multi_focus, elem_id="focus")
+                    with gr.Column(scale=3):
+                        status = gr.Markdown(elem_id="status")
+                        results = gr.Gallery(label="Similar products (click one to search from it)", columns=4,
+                                             height="auto", object_fit="contain", allow_preview=False,
+                                             elem_id="results")
+                        with gr.Accordion("Browse the catalogue", open=False):
+                            browse = gr.Gallery(show_label=False, columns=8, height="auto", object_fit="contain",
+                                                allow_preview=False, elem_id="browse")
+                            more = gr.Button("More products", size="sm")
+            with gr.Tab("Reconstruction", id="reconstruction"):
+                if not rec.can_reconstruct:
+                    gr.Markdown(f"**Note:** {model_name} is an embedding model without a decoder: it cannot "
+                                "reconstruct images. Load an autoencoder (FASHREC_MODEL) to use this tab.")
+                with gr.Row():
+                    with gr.Column():
+                        r_item = gr.Dropdown(item_choices, value=None, label="Catalogue product", filterable=True,
+                                             elem_id="r_item")
+                        r_upload = gr.Image(type="filepath", label="…or upload a photo", sources=["upload", "clipboard"],
+                                            height=256, elem_id="r_upload")
+                        gr.Examples([[rec.images[i]] for i in rec.browse(per_page=4)], inputs=[r_upload],
+                                    label="Examples")
+                    r_input = gr.Image(label="Preprocessed input", format="png", interactive=False, height=256,
+                                       elem_classes="pixelated", elem_id="r_input")
+                    r_output = gr.Image(label="Reconstruction", format="png", interactive=False, height=256,
+                                        elem_classes="pixelated", elem_id="r_output")
+                r_mse = gr.Number(label="MSE", precision=None, interactive=False, elem_id="r_mse")
+                r_status = gr.Markdown(elem_id="r_status")
+        with gr.Row(visible=False):  # inputs of the API-only endpoints
+            api_image = gr.Image(type="filepath", label="image")
+            api_article = gr.Textbox(value=first_id, label="article_id")
+            api_results = gr.Gallery(label="similar products", format="png")
+            api_buttons = [gr.Button(name) for name in ("reconstruct", "recommend_image", "recommend_item")]
+
+        options = [metric, k, group, ptype, focus]
+        query_outputs = [results, result_ids, query_view, status]
+        private = dict(api_visibility="private")
+
+        # Recommend tab
+        rerun = dict(fn=search, inputs=[mode, item, upload] + options, outputs=query_outputs, preprocess=False, **private)
+        item.input(pick_item, [item] + options, [mode, item, upload] + query_outputs, **private)
+        upload.upload(upload_photo, [upload] + options, [mode] + query_outputs, preprocess=False, **private)
+        upload.clear(lambda: "item", None, mode, **private).then(**rerun)
+        results.select(pick_from, [result_ids] + options, [mode, item, upload] + query_outputs, **private)
+        browse.select(pick_from, [browse_ids] + options, [mode, item, upload] + query_outputs, **private)
+        for control in (metric, ptype, focus):
+            control.input(**rerun)
+        k.release(**rerun)
+        group.input(group_changed, group, ptype, **private).then(**rerun).then(
+            browse_page, [group, ptype, gr.State(0)], [browse, browse_ids, page], **private)
+        ptype.input(browse_page, [group, ptype, gr.State(0)], [browse, browse_ids, page], **private)
+        more.click(lambda g, t, p: browse_page(g, t, p + 1), [group, ptype, page], [browse, browse_ids, page], **private)
+        demo.load(**rerun).then(browse_page, [group, ptype, page], [browse, browse_ids, page], **private)
+
+        # Reconstruction tab
+        r_item.input(load_catalogue_photo, r_item, r_upload, **private)
+        r_upload.change(show_reconstruction, r_upload, [r_input, r_output, r_mse, r_status], preprocess=False, **private)
+
+        # API endpoints
+        api_buttons[0].click(reconstruct, [api_image], [r_input, r_output, r_mse], preprocess=False,
+                             api_name="reconstruct")
+        api_buttons[1].click(recommend_image, [api_image] + options, [api_results], preprocess=False,
+                             api_name="recommend_image")
+        api_buttons[2].click(recommend_item, [api_article] + options, [api_results], preprocess=False,
+                             api_name="recommend_item")
+    return demo
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Load, build and serve; prints the local URL. Blocks until interrupted."""
+    _set_torch_threads()
+    rec = load_recommender()
+    demo = build_demo(rec)
+    concurrency = int(os.environ.get("FASHREC_CONCURRENCY", "4"))
+    demo.queue(default_concurrency_limit=concurrency)
+    roots = sorted({str(Path(p).parent.parent) for p in rec.images.values()})  # images/<3 digits>/<id>.jpg
+    _, url, _ = demo.launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",
+        server_port=int(os.environ["GRADIO_SERVER_PORT"]) if os.environ.get("GRADIO_SERVER_PORT") else None,
+        allowed_paths=roots,
+        theme=gr.themes.Soft(),
+        css=CSS,
+        prevent_thread_lock=True,
+        quiet=True,
+    )
+    print(f"fashrec Space: {len(rec):,} products, model {type(rec.model).__name__}; open {url}", flush=True)
+    try:
+        demo.block_thread()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _set_torch_threads() -> None:
+    import torch
+
+    torch.set_num_threads(max(1, min(int(os.environ.get("FASHREC_TORCH_THREADS", "2")), os.cpu_count() or 1)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,330 @@
+"""What the Space does, without the UI: one loaded model, one precomputed index, and the three verbs.
+
+    rec = Recommender.load(model="default", index="space/index")   # loads, never embeds the catalogue
+    hits = rec.recommend_item("0156224002", metric="cosine", k=8, product_group="All")
+    hits = rec.recommend_image("photo.jpg", metric="cityblock", k=8)
+    pre, recon, mse = rec.reconstruct("photo.jpg")
+
+``app.py`` is a thin Gradio shell over this class. Every query goes through the library: images through
+``fashrec.preprocess`` (with the model's own config), vectors through ``model.embed``, neighbours through
+``SimilarityIndex.search`` / ``search_ids``. The catalogue photos come from the index's own
+``catalogue.json`` (``fashrec.embed_job.catalogue_images``), so they always match the embeddings.
+
+Bad input raises ``ValueError`` (``fashrec.ImageError`` for images) with a message meant for the user.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+ALL = "All"  # the "no filter" choice of the product group / type dropdowns
+METRICS = ("cosine", "euclidean", "cityblock")
+GROUP_COLUMN = "product_group_name"
+TYPE_COLUMN = "product_type_name"
+MAX_K = 48
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One recommended catalogue item: its id, distance to the query, photo and caption."""
+
+    article_id: str
+    distance: float
+    image: str  # a file path the UI can serve
+    caption: str
+
+
+class Recommender:
+    """A model, the precomputed index of a catalogue, and the catalogue's photos and labels."""
+
+    def __init__(self, *, model, index, images: list[str], index_dir: str | os.PathLike | None = None,
+                 timings_file: str | os.PathLike | None = None):
+        if len(images) != len(index):
+            raise ValueError(f"got {len(images)} catalogue images for an index of {len(index)} items")
+        self.model = model
+        self.index = index
+        self.index_dir = None if index_dir is None else Path(index_dir)
+        self.ids = index.ids
+        self.images = dict(zip(self.ids, images))
+        meta = index.metadata
+        # Labels as plain strings per id, once: captions and filters are then dictionary look-ups.
+        self._rows: dict[str, dict[str, str]] = {}
+        if meta is not None:
+            text = meta.astype(object).where(meta.notna(), "").astype(str)
+            self._rows = dict(zip(self.ids, text.to_dict("records")))
+        self._labels = {c: (np.array([self._rows[i][c] for i in self.ids], dtype=object) if meta is not None and c in meta
+                            else None) for c in (GROUP_COLUMN, TYPE_COLUMN)}
+        self._groups = [ALL] + _by_count(self._labels[GROUP_COLUMN])
+        self._all_types = [ALL] + _by_count(self._labels[TYPE_COLUMN])
+        self.focuses = tuple(index.focuses)
+        self.timings: deque[tuple[str, float]] = deque(maxlen=10_000)
+        self._timings_file = None if timings_file is None else Path(timings_file)
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def load(cls, *, model: str | None = None, index: str | os.PathLike, thumbnails: str | os.PathLike | None = None,
+             timings_file: str | os.PathLike | None = None) -> "Recommender":
+        """Load ``model`` (a folder, Hub id, shipped name or None for the default) and the index at ``index``.
+
+        The index must have been built with these exact weights (``SimilarityIndex.load(model=)`` checks
+        the weights hash) and by ``fashrec embed`` (its ``catalogue.json`` says where each photo lives).
+        Photos stored as bytes (a Hub dataset) are written once to ``thumbnails`` (default: a temp folder).
+        """
+        import fashrec
+        from fashrec.embed_job import catalogue_images, read_catalogue
+        from fashrec.similarity_index import SimilarityIndex
+
+        index_dir = Path(index)
+        model_ref = fashrec.pretrained.resolve(model)
+        loaded_model = fashrec.from_pretrained(model_ref)
+        try:
+            loaded_index = SimilarityIndex.load(index_dir, model=loaded_model)
+        except ValueError as exc:
+            built_with = read_catalogue(index_dir).get("model") if (index_dir / "catalogue.json").is_file() else None
+            hint = f" (catalogue.json says it was built with {built_with!r}: set FASHREC_MODEL to it)" if built_with else ""
+            raise ValueError(
+                f"{exc}{hint}; or rebuild the index: fashrec embed --model {model or 'default'} --data sample --out {index_dir}"
+            ) from None
+        if not (index_dir / "catalogue.json").is_file():
+            raise FileNotFoundError(
+                f"{index_dir}/catalogue.json not found: the Space needs an index made by 'fashrec embed' "
+                "(it records where each catalogue photo lives)"
+            )
+        sources = catalogue_images(index_dir, loaded_index.ids)
+        missing = [i for i, s in zip(loaded_index.ids, sources) if s is None]
+        if missing:
+            raise FileNotFoundError(
+                f"{index_dir}: no photo found for {len(missing)} catalogue item(s) (first: {missing[:5]}); "
+                "is the catalogue's data where catalogue.json says?"
+            )
+        images = _as_files(loaded_index.ids, sources, thumbnails)
+        return cls(model=loaded_model, index=loaded_index, images=images, index_dir=index_dir, timings_file=timings_file)
+
+    # ------------------------------------------------------------------ catalogue
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def info(self, article_id: str) -> dict[str, str]:
+        """The item's labels as strings ({} when the index has no metadata)."""
+        return dict(self._rows.get(article_id, {}))
+
+    def label(self, article_id: str) -> str:
+        """One line naming an item, for pickers: ``Box 4p Socks · Socks & Tights · 0156224002``."""
+        info = self._rows.get(article_id, {})
+        parts = [info.get("prod_name"), info.get(TYPE_COLUMN), article_id]
+        return " · ".join(p for p in parts if p)
+
+    def caption(self, article_id: str, distance: float | None = None) -> str:
+        """Gallery caption: name, type, colour, id and (for a result) the distance to the query."""
+        info = self._rows.get(article_id, {})
+        lines = [info.get("prod_name") or article_id,
+                 " · ".join(p for p in (info.get(TYPE_COLUMN), info.get("colour_group_name")) if p)]
+        tail = article_id if distance is None else f"{article_id} · d = {distance:.4g}"
+        return "\n".join([line for line in lines if line] + [tail])
+
+    def groups(self) -> list[str]:
+        """Filter choices for the product group: ``All`` then the groups, most common first."""
+        return list(self._groups)
+
+    def types(self, product_group: str = ALL) -> list[str]:
+        """Filter choices for the product type, within ``product_group``."""
+        types = self._labels[TYPE_COLUMN]
+        if types is None:
+            return [ALL]
+        if product_group in (None, "", ALL):
+            return list(self._all_types)
+        if product_group not in (None, ALL) and self._labels[GROUP_COLUMN] is not None:
+            types = types[self._labels[GROUP_COLUMN] == product_group]
+        return [ALL] + _by_count(types)
+
+    def browse(self, *, product_group: str = ALL, product_type: str = ALL, page: int = 0, per_page: int = 24) -> list[str]:
+        """A page of catalogue ids (catalogue order) matching the filters; pages wrap around."""
+        mask = self._mask(product_group, product_type)
+        ids = [i for i, keep in zip(self.ids, mask) if keep] if mask is not None else self.ids
+        if not ids:
+            return []
+        start = (page * per_page) % len(ids)
+        return (ids[start:] + ids[:start])[:per_page]
+
+    def find(self, text: str, limit: int = 50) -> list[str]:
+        """Ids whose id or label contains ``text`` (case-insensitive), catalogue order."""
+        text = (text or "").strip().lower()
+        return [i for i in self.ids if not text or text in self.label(i).lower()][:limit]
+
+    # ------------------------------------------------------------------ the three verbs
+
+    def reconstruct(self, image: Any) -> tuple[np.ndarray, np.ndarray, float]:
+        """The preprocessed input and its reconstruction (``(S, S, 3)`` uint8) and the MSE on [0, 1] floats.
+
+        Raises ``fashrec.ImageError`` for a bad image and ``NotImplementedError`` for a model that has no
+        decoder (a classifier-style embedding model).
+        """
+        import torch
+
+        if not self.can_reconstruct:
+            raise NotImplementedError(
+                f"{type(self.model).__name__} embeds images but has no decoder, so it cannot reconstruct them"
+            )
+        start = time.perf_counter()
+        x = _preprocess(image, self.model.preprocess_config)
+        with torch.no_grad():
+            recon = self.model.reconstruct(x).clamp(0, 1)
+        mse = float(torch.mean((recon - x) ** 2))
+        self._record("reconstruct", time.perf_counter() - start)
+        return to_uint8(x[0]), to_uint8(recon[0]), mse
+
+    @property
+    def can_reconstruct(self) -> bool:
+        return callable(getattr(self.model, "decode", None))
+
+    def recommend_item(self, article_id: str, *, metric: str = "cosine", k: int = 8, product_group: str = ALL,
+                       product_type: str = ALL, focus: str | Mapping[str, float] = "overall") -> list[Hit]:
+        """The ``k`` nearest catalogue items of a catalogue item (the item itself left out)."""
+        start = time.perf_counter()
+        article_id = str(article_id or "").strip()
+        if article_id not in self.images:
+            raise ValueError(f"article id {article_id!r} is not in this catalogue of {len(self)} items")
+        metric, k, where, focus = self._options(metric, k, product_group, product_type, focus, exclude=1)
+        ids, dist = self.index.search_ids([article_id], k=k, metric=metric, where=where, focus=focus)
+        hits = self._hits(ids[0], dist[0])
+        self._record("recommend_item", time.perf_counter() - start)
+        return hits
+
+    def recommend_image(self, image: Any, *, metric: str = "cosine", k: int = 8, product_group: str = ALL,
+                        product_type: str = ALL, focus: str | Mapping[str, float] = "overall") -> list[Hit]:
+        """The ``k`` nearest catalogue items of a photo (any input ``fashrec.preprocess`` takes)."""
+        start = time.perf_counter()
+        metric, k, where, focus = self._options(metric, k, product_group, product_type, focus, exclude=0)
+        x = _preprocess(image, self.model.preprocess_config)
+        needed = [focus] if isinstance(focus, str) else [f for f, w in focus.items() if w > 0]
+        queries = {f: self.model.embed(x, focus=f).numpy() for f in needed}
+        ids, dist = self.index.search(queries if len(needed) > 1 else queries[needed[0]], k=k, metric=metric,
+                                      where=where, focus=focus)
+        hits = self._hits(ids[0], dist[0])
+        self._record("recommend_image", time.perf_counter() - start)
+        return hits
+
+    # ------------------------------------------------------------------ internals
+
+    def _options(self, metric, k, product_group, product_type, focus, *, exclude: int):
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; choose one of {list(METRICS)}")
+        try:
+            k = int(k)
+        except (TypeError, ValueError):
+            raise ValueError(f"k must be a whole number, got {k!r}") from None
+        if not 1 <= k <= MAX_K:
+            raise ValueError(f"k must be between 1 and {MAX_K}, got {k}")
+        where = {}
+        for column, value, choices in ((GROUP_COLUMN, product_group, self._groups),
+                                       (TYPE_COLUMN, product_type, self._all_types)):
+            if value in (None, "", ALL):
+                continue
+            if value not in choices:
+                raise ValueError(f"no {column.removesuffix('_name').replace('_', ' ')} {value!r} in this catalogue")
+            where[column] = value
+        mask = self._mask(product_group, product_type)
+        left = (len(self) if mask is None else int(mask.sum())) - exclude
+        if left < 1:
+            raise ValueError(f"no catalogue item matches the filters ({', '.join(f'{c}={v!r}' for c, v in where.items())})")
+        return metric, min(k, left), where or None, self._focus(focus)
+
+    def _focus(self, focus):
+        """A focus name, or weights as ``{name: w}`` or the string ``"shape=2, colour=1"``."""
+        if isinstance(focus, str) and "=" in focus:
+            try:
+                focus = {n.strip(): float(w) for n, w in (part.split("=") for part in focus.split(",") if part.strip())}
+            except ValueError:
+                raise ValueError(f"focus weights must look like 'shape=2, colour=1', got {focus!r}") from None
+        if isinstance(focus, Mapping):
+            unknown = sorted(set(focus) - set(self.focuses))
+            if unknown or not any(w > 0 for w in focus.values()) or any(w < 0 for w in focus.values()):
+                raise ValueError(f"focus weights {dict(focus)} must be >= 0, not all 0, over {list(self.focuses)}")
+            return dict(focus)
+        focus = focus or self.focuses[0]
+        if focus not in self.focuses:
+            raise ValueError(f"unknown focus {focus!r}; this index has {list(self.focuses)}")
+        return focus
+
+    def _mask(self, product_group, product_type):
+        mask = None
+        for column, value in ((GROUP_COLUMN, product_group), (TYPE_COLUMN, product_type)):
+            if value in (None, "", ALL) or self._labels[column] is None:
+                continue
+            m = self._labels[column] == value
+            mask = m if mask is None else mask & m
+        return mask
+
+    def _hits(self, ids: list[str], distances) -> list[Hit]:
+        return [Hit(i, float(d), self.images[i], self.caption(i, float(d))) for i, d in zip(ids, distances)]
+
+    def _record(self, endpoint: str, seconds: float) -> None:
+        self.timings.append((endpoint, seconds))
+        if self._timings_file is not None:
+            line = json.dumps({"endpoint": endpoint, "seconds": seconds}) + "\n"
+            with self._lock, open(self._timings_file, "a", encoding="utf-8") as f:
+                f.write(line)
+
+
+def to_uint8(x) -> np.ndarray:
+    """A ``(3, H, W)`` tensor in [0, 1] as an ``(H, W, 3)`` uint8 array (round to nearest)."""
+    return (x.detach().cpu().clamp(0, 1).permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+
+
+def _preprocess(image: Any, config):
+    """``fashrec.preprocess`` as a batch of one. Gradio hands uploads over as ``{"path", "orig_name"}``
+    (the event skips Gradio's own decoding, so every bad file reaches ``preprocess`` and its clear
+    message); errors then name the file the user sent, not the server's temporary copy."""
+    from fashrec.preprocess import ImageError, preprocess
+
+    if image is None:
+        raise ImageError("no image: upload a photo or pick a catalogue item")
+    if not isinstance(image, Mapping):
+        return preprocess(image, config)[None]
+    path = image.get("path")
+    if not path:
+        raise ImageError("the upload holds no file")
+    try:
+        return preprocess(path, config)[None]
+    except ImageError as exc:
+        name = image.get("orig_name") or Path(path).name
+        raise ImageError(str(exc).replace(str(path), name)) from None
+
+
+def _by_count(values) -> list[str]:
+    if values is None:
+        return []
+    names, counts = np.unique(values, return_counts=True)
+    order = sorted(range(len(names)), key=lambda i: (-counts[i], names[i]))
+    return [str(names[i]) for i in order]
+
+
+def _as_files(ids: list[str], sources: list, thumbnails) -> list[str]:
+    """Catalogue photos as file paths; photos given as bytes are written once under ``thumbnails``."""
+    if all(isinstance(s, (str, os.PathLike)) for s in sources):
+        return [str(s) for s in sources]
+    import tempfile
+
+    folder = Path(thumbnails) if thumbnails is not None else Path(tempfile.mkdtemp(prefix="fashrec-space-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i, s in zip(ids, sources):
+        if isinstance(s, (str, os.PathLike)):
+            out.append(str(s))
+            continue
+        path = folder / f"{i}.jpg"
+        if not path.exists():
+            path.write_bytes(s)
+        out.append(str(path))
+    return out
