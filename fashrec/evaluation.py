@@ -269,11 +269,12 @@ def _embed(model, x, focus: str, batch_size: int, progress: bool) -> np.ndarray:
 
     if hasattr(model, "eval"):
         model.eval()
+    device = _device(model)
     out = []
     with torch.no_grad():
         for start in tqdm(range(0, len(x), batch_size), desc=f"embed ({focus})", unit="batch",
                           disable=not progress, file=sys.stderr):
-            out.append(model.embed(x[start:start + batch_size], focus=focus).float().cpu())
+            out.append(model.embed(x[start:start + batch_size].to(device), focus=focus).float().cpu())
     return torch.cat(out).numpy().astype(np.float32)
 
 
@@ -344,7 +345,7 @@ def _reconstruction(model, queries_x, fit_x, pca, batch_size: int) -> dict:
             with torch.no_grad():
                 for start in range(0, len(queries_x), batch_size):
                     xb = queries_x[start:start + batch_size]
-                    total += float(((model.reconstruct(xb).float().cpu() - xb) ** 2).sum())
+                    total += float(((model.reconstruct(xb.to(_device(model))).float().cpu() - xb) ** 2).sum())
             model_mse = total / queries_x.numel()
         except NotImplementedError:
             model_mse = None
@@ -377,6 +378,14 @@ def _clustering(vectors: np.ndarray, catalogue_y: Mapping[str, np.ndarray], quer
         "nmi": float(normalized_mutual_info_score(labels, predicted)),
         "ari": float(adjusted_rand_score(labels, predicted)),
     }
+
+
+def _device(model):
+    import torch
+
+    parameters = getattr(model, "parameters", None)
+    first = next(iter(parameters()), None) if callable(parameters) else None
+    return first.device if first is not None else torch.device("cpu")
 
 
 def _check_choice(what: str, value, choices) -> None:

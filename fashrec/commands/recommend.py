@@ -1,0 +1,174 @@
+"""``fashrec recommend``: the k most similar products of a catalogue item or of a new photo."""
+from __future__ import annotations
+
+HELP = "print the k most similar products of a catalogue item (--item) or a photo (--image)"
+DESCRIPTION = """\
+Search an index made by 'fashrec embed' and print the neighbours as a table: rank, id, distance, name,
+product type and colour.
+
+  --item ARTICLE_ID   a product of the catalogue; it is left out of its own results.
+  --image PATH        any photo; it is preprocessed the way the model expects and embedded. The model is
+                      --model, else the one recorded in the index; a model other than the one the index
+                      was built with is refused.
+  --where COL=VALUE   only recommend products whose metadata column COL equals VALUE; repeat it for
+                      more conditions (the same COL twice means either value).
+  --focus NAME        for models with several focuses (e.g. shape, colour, pattern): what "similar" means.
+  --grid out.png      also draw the query and rank 1..k side by side (as in the paper's Figure 4.2).
+
+Metrics are the paper's: cityblock (L1), euclidean (L2), cosine (1 - cosine similarity).
+
+Examples:
+    fashrec recommend --index runs/hm-index --item 0706016001 --k 5 --metric cosine
+    fashrec recommend --index runs/hm-index --image my-dress.jpg --where product_group_name="Garment Upper body" --grid out.png
+"""
+
+COLUMNS = (("name", "prod_name"), ("type", "product_type_name"), ("colour", "colour_group_name"))
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--index", required=True, help="index folder written by 'fashrec embed'")
+    query = parser.add_mutually_exclusive_group(required=True)
+    query.add_argument("--item", help="article_id of a catalogue product to find neighbours of")
+    query.add_argument("--image", help="path of a photo to find neighbours of")
+    parser.add_argument("--k", type=int, default=10, help="number of neighbours (default %(default)s)")
+    parser.add_argument("--metric", default="cosine", choices=["cityblock", "euclidean", "cosine"],
+                        help="distance (default %(default)s)")
+    parser.add_argument("--where", action="append", default=[], metavar="COL=VALUE",
+                        help="metadata filter, repeatable, e.g. --where colour_group_name=Black")
+    parser.add_argument("--focus", default="overall", help="which embedding of a multi-focus model (default %(default)s)")
+    parser.add_argument("--model", default=None, help="model for --image (default: the one recorded in the index)")
+    parser.add_argument("--grid", default=None, metavar="PNG", help="also write a picture of the query and its neighbours")
+    parser.add_argument("--json", action="store_true", help="print the neighbours as JSON instead of a table")
+
+
+def parse_where(items: list[str]) -> dict:
+    """``["a=1", "a=2", "b=x"]`` -> ``{"a": ["1", "2"], "b": "x"}``; ValueError naming a malformed item."""
+    where: dict = {}
+    for item in items:
+        column, sep, value = item.partition("=")
+        column = column.strip()
+        if not sep or not column:
+            raise ValueError(f"--where expects COLUMN=VALUE (e.g. colour_group_name=Black), got {item!r}")
+        if column in where:
+            previous = where[column]
+            where[column] = (previous if isinstance(previous, list) else [previous]) + [value]
+        else:
+            where[column] = value
+    return where
+
+
+def recommend(*, index_dir, item: str | None = None, image=None, k: int = 10, metric: str = "cosine",
+              where: dict | None = None, focus: str = "overall", model=None) -> dict:
+    """The search behind the command, as data: ``{"query": {...}, "neighbours": [{rank, id, distance, ...}]}``."""
+    from pathlib import Path
+
+    from fashrec.embed_job import read_catalogue
+    from fashrec.similarity_index import SimilarityIndex
+
+    index_dir = Path(index_dir)
+    if not index_dir.is_dir():
+        raise FileNotFoundError(f"{index_dir}: no such index folder (make one with 'fashrec embed')")
+    if (item is None) == (image is None):
+        raise ValueError("give exactly one of item= and image=")
+    if image is not None and model is None:
+        model = _recorded_model(index_dir, read_catalogue(index_dir))
+    if isinstance(model, str):
+        model = _load_model(model)
+    index = SimilarityIndex.load(index_dir, model=model)
+    if focus not in index.focuses:
+        raise ValueError(f"unknown focus {focus!r}; this index has {list(index.focuses)}")
+    meta = index.metadata
+    if item is not None:
+        ids, dist = index.search_ids([item], k=k, metric=metric, where=where or None, focus=focus)
+        query = {"id": item, **_describe(meta, index.position(item))}
+    else:
+        from fashrec.preprocess import preprocess
+
+        x = preprocess(image, model.preprocess_config)[None]
+        query_vector = model.embed(x, focus=focus).cpu().numpy()
+        ids, dist = index.search(query_vector, k=k, metric=metric, where=where or None, focus=focus)
+        query = {"image": str(image)}
+    neighbours = [
+        {"rank": r + 1, "id": i, "distance": float(d), **_describe(meta, index.position(i))}
+        for r, (i, d) in enumerate(zip(ids[0], dist[0]))
+    ]
+    return {"query": query, "metric": metric, "focus": focus, "neighbours": neighbours}
+
+
+def run(args) -> int:
+    import json
+
+    where = parse_where(args.where)
+    if args.k < 1:
+        raise ValueError(f"--k must be a positive integer, got {args.k}")
+    result = recommend(index_dir=args.index, item=args.item, image=args.image, k=args.k, metric=args.metric,
+                       where=where, focus=args.focus, model=args.model)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(_table(result))
+    if args.grid:
+        _draw_grid(args, result)
+    return 0
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def _recorded_model(index_dir, record: dict) -> str:
+    ref = record.get("model")
+    if not ref:
+        raise ValueError(f"{index_dir} records no model (it was not made by 'fashrec embed'): pass --model")
+    return ref
+
+
+def _load_model(ref: str):
+    from fashrec.hub_model import from_pretrained
+    from fashrec.pretrained import resolve
+
+    return from_pretrained(resolve(ref))
+
+
+def _describe(meta, position: int) -> dict:
+    out = {}
+    for key, column in COLUMNS:
+        value = meta[column].iloc[position] if meta is not None and column in meta.columns else None
+        out[key] = None if value is None or value != value else str(value)  # NaN -> None
+    return out
+
+
+def _table(result: dict) -> str:
+    q = result["query"]
+    head = (f"query {q['id']}: " + " | ".join(q.get(key) or "-" for key, _ in COLUMNS)) if "id" in q else f"query image {q['image']}"
+    rows = [("rank", "id", "distance", "name", "type", "colour")]
+    for n in result["neighbours"]:
+        rows.append((str(n["rank"]), n["id"], f"{n['distance']:.6g}", n["name"] or "-", n["type"] or "-", n["colour"] or "-"))
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    lines = [head, f"{result['metric']} distance, focus {result['focus']}", ""]
+    for j, r in enumerate(rows):
+        lines.append("  ".join(cell.rjust(w) if c in (0, 2) else cell.ljust(w) for c, (cell, w) in enumerate(zip(r, widths))).rstrip())
+        if j == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _draw_grid(args, result: dict) -> None:
+    import sys
+
+    from fashrec.embed_job import catalogue_images
+    from fashrec.neighbour_grid import neighbour_grid, save_grid
+
+    ids = [n["id"] for n in result["neighbours"]]
+    if args.item is not None:
+        query_image = catalogue_images(args.index, [args.item])[0]
+        query_caption = ["query", args.item, result["query"].get("name") or ""]
+    else:
+        query_image, query_caption = args.image, ["query", "(your photo)", ""]
+    photos = catalogue_images(args.index, ids)
+    if not any(photos) and query_image is None:
+        print(f"warning: {args.index} records no photos (not made by 'fashrec embed'?): the grid shows gaps",
+              file=sys.stderr)
+    captions = [[f"rank {n['rank']}  d={n['distance']:.4g}", n["name"] or n["id"], n["colour"] or ""]
+                for n in result["neighbours"]]
+    save_grid(neighbour_grid(query_image, photos, query_caption=query_caption, captions=captions), args.grid)
+    print(f"wrote {args.grid}", file=sys.stderr)
