@@ -33,6 +33,7 @@ _EXPORTS = {
     "average_precision_at_k": "fashrec.retrieval_metrics",
     "evaluate": "fashrec.evaluation",
     "train": "fashrec.trainer",
+    "push_folder": "fashrec.hub_push",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -161,6 +161,10 @@ class HubModel(
         load_state_strict(model, weights_file, source=source)
         return model.to(map_location).eval()
 
+    def push_to_hub(self, repo_id: str, *, model_card_kwargs: dict | None = None, **kwargs) -> str:
+        """Upload config, weights and card in one commit; the card's load snippet names ``repo_id``."""
+        return super().push_to_hub(repo_id, model_card_kwargs={"repo_id": repo_id, **(model_card_kwargs or {})}, **kwargs)
+
     def generate_model_card(self, *args, **kwargs):
         """A minimal card for ``save_pretrained``; training writes the full one (hub_card/)."""
         from huggingface_hub import ModelCard

@@ -61,7 +61,7 @@ def test_push_to_hub_then_from_pretrained_gives_identical_outputs(hub_server):
     assert json.loads(files["config.json"])["model_class"] == "ConvAE"
     card = ModelCard(files["README.md"].decode())
     assert card.data.library_name == "fashrec"
-    assert f'fashrec.from_pretrained("' in card.text
+    assert f'fashrec.from_pretrained("{repo_id}")' in card.text  # the card's snippet names the pushed repo
 
 
 def test_push_folder_makes_one_commit_with_every_file(hub_server, tmp_path):
