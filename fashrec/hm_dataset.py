@@ -60,10 +60,10 @@ TEXT_COLUMNS: tuple[str, ...] = ("article_id", "product_code", "prod_name", "det
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 METADATA_FILES = ("metadata.csv", "articles.csv")  # in order of preference, then articles*.parquet
 SKIP_REASONS = {
-    "no_metadata": "image without a metadata row",
-    "no_image": "metadata row without an image",
-    "duplicate_id": "duplicate article_id (first row kept)",
-    "undecodable": "image that cannot be decoded",
+    "no_metadata": "images without a metadata row",
+    "no_image": "metadata rows without an image",
+    "duplicate_id": "duplicate article_ids (first row kept)",
+    "undecodable": "images that cannot be decoded",
 }
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -97,7 +97,7 @@ class _Report:
         for reason, ids in self.skipped.items():
             if ids:
                 head = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
-                parts.append(f"{len(ids)} {SKIP_REASONS[reason]}{'s' if len(ids) > 1 else ''} ({head})")
+                parts.append(f"{SKIP_REASONS[reason]}: {len(ids)} ({head})")
         if parts:
             warnings.warn(
                 f"load_hm({self.source}): skipped " + "; ".join(parts) + ". Full list: fashrec.hm_dataset.load_report(ds).",
@@ -268,20 +268,21 @@ def _read_kaggle(folder: Path, metadata_file: Path, report: _Report) -> _Table:
     if "article_id" not in meta.columns:
         raise ValueError(f"load_hm: {metadata_file} has no article_id column (columns: {list(meta.columns)})")
     meta = _clean_meta(meta)
+    root = os.path.abspath(folder)
     if "file_name" in meta.columns and meta["file_name"].notna().all():
-        paths = [folder / f for f in meta["file_name"]]
+        paths = [os.path.normpath(os.path.join(root, f)) for f in meta["file_name"]]
     else:  # articles.csv: derive the path the Kaggle layout gives each id
-        paths = [folder / "images" / a[:3] / f"{a}.jpg" for a in meta["article_id"]]
-    on_disk = {p.resolve(): p for p in _image_files(folder / "images" if (folder / "images").is_dir() else folder)}
-    listed = [p.resolve() for p in paths]
-    has_image = [p in on_disk for p in listed]
+        paths = [os.path.join(root, "images", a[:3], f"{a}.jpg") for a in meta["article_id"]]
+    images_dir = folder / "images" if (folder / "images").is_dir() else folder
+    on_disk = {os.path.abspath(p) for p in _image_files(images_dir)}
+    has_image = [p in on_disk for p in paths]
     report.add("no_image", meta["article_id"][[not h for h in has_image]])
-    orphan = sorted(set(on_disk) - set(listed))
-    report.add("no_metadata", (_id_from_path(p) for p in orphan))
+    orphan = sorted(on_disk - set(paths))
+    report.add("no_metadata", (_id_from_path(Path(p)) for p in orphan))
     keep = [i for i, h in enumerate(has_image) if h]
     return _Table(
         meta=meta.iloc[keep].reset_index(drop=True),
-        images=[{"bytes": None, "path": str(paths[i])} for i in keep],
+        images=[{"bytes": None, "path": paths[i]} for i in keep],
     )
 
 
@@ -289,11 +290,11 @@ def _read_image_folder(folder: Path) -> _Table:
     """A folder of images and nothing else: ids are the file stems, there are no labels."""
     import pandas as pd
 
-    files = sorted(_image_files(folder))
+    files = sorted(os.path.abspath(p) for p in _image_files(folder))
     if not files:
         raise ValueError(f"load_hm: {folder} holds no metadata table, no dataset and no images")
-    meta = pd.DataFrame({"article_id": [_id_from_path(p) for p in files]})
-    return _Table(meta=meta, images=[{"bytes": None, "path": str(p)} for p in files])
+    meta = pd.DataFrame({"article_id": [_id_from_path(Path(p)) for p in files]})
+    return _Table(meta=meta, images=[{"bytes": None, "path": p} for p in files])
 
 
 def _tables_from_datasets(obj) -> list[_Table]:
@@ -345,8 +346,10 @@ def _concat(tables: list[_Table]) -> _Table:
 
 def _clean_meta(meta: "pd.DataFrame") -> "pd.DataFrame":
     """Every cell a ``str`` or ``None``; ids as Kaggle's 10-character zero-padded strings."""
-    meta = meta.astype(object).where(meta.notna(), None)
-    meta = meta.map(lambda v: None if v is None else str(v).strip())
+    meta = meta.copy()
+    for c in meta.columns:
+        missing = meta[c].isna().to_numpy()
+        meta[c] = [None if m else str(v).strip() for v, m in zip(meta[c].tolist(), missing)]
     meta["article_id"] = [_pad_id(a) for a in meta["article_id"]]
     return meta.reset_index(drop=True)
 
@@ -360,10 +363,11 @@ def _id_from_path(p: Path) -> str:
     return _pad_id(Path(p).stem)
 
 
-def _image_files(folder: Path) -> list[Path]:
+def _image_files(folder: Path) -> list[str]:
     out = []
     for root, _dirs, names in os.walk(folder):
-        out.extend(Path(root) / n for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES and not n.startswith("."))
+        out.extend(os.path.join(root, n) for n in names
+                   if os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES and not n.startswith("."))
     return out
 
 

@@ -5,18 +5,21 @@
     x_test = fashrec.dataset_tensor(dd["test"])
 
 Every image goes through ``fashrec.preprocess`` (the one preprocessing function); this module only adds
-parallel decoding and a cache. The cache is one safetensors file per (image set, ``PreprocessConfig``):
+parallel decoding and a cache: one safetensors file per (image set, ``PreprocessConfig``),
+``<cache_dir>/tensors/<config hash>/<image-set hash>.safetensors``.
 
-- an image is identified by where it comes from: ``path + size + mtime`` for a file, the SHA-1 of its
-  bytes for an embedded image, so an edited or replaced photo is decoded again;
-- the file name is a hash of the config and the sorted identities of the images, so the rows' order
-  does not matter (the file is in sorted order and rows are indexed into it), and two splits of one
-  source are two small files that never overlap: no work is done twice;
-- tensors are stored as uint8 when that is exact (``u8 / 255`` gives back the very same float32, which
-  is the case for every ``pad_value`` that is a multiple of 1/255), else as float32; writes are atomic.
+- An image is identified by where it comes from: ``path + size + mtime`` for a file, the SHA-1 of its
+  bytes for an embedded image, so an edited or replaced photo is decoded again.
+- A set is the sorted list of those identities (kept in the file's metadata), so the rows' order does
+  not matter: the file is in sorted order and rows are indexed into it.
+- A set seen for the first time takes whatever images other files of the same config already hold
+  (the whole source, then its train split: nothing is decoded again) and decodes only the rest, so no
+  image is decoded twice per config.
+- Tensors are stored as uint8 when that is exact (``u8 / 255`` gives back the very same float32, true
+  for every ``pad_value`` that is a multiple of 1/255), else as float32. Writes are atomic.
 
-The cache lives in ``cache_dir``, default ``$FASHREC_CACHE`` or ``~/.cache/fashrec``, under ``tensors/``.
-Deleting it is always safe. An unreadable cache file is ignored and rewritten.
+``cache_dir`` defaults to ``$FASHREC_CACHE`` or ``~/.cache/fashrec``; ``cache_dir=False`` turns the
+cache off. Deleting it is always safe; a damaged cache file is ignored and rewritten.
 """
 from __future__ import annotations
 
@@ -64,22 +67,33 @@ def dataset_tensor(
     position = {k: i for i, k in enumerate(unique)}
     rows = torch.tensor([position[k] for k in keys], dtype=torch.long)
 
-    file = None
-    if cache_dir is not False:
-        digest = hashlib.sha256(
-            json.dumps({"format": CACHE_FORMAT, "config": cfg.to_dict(), "images": unique}, sort_keys=True).encode()
-        ).hexdigest()
-        file = Path(cache_dir or default_cache_dir()) / "tensors" / f"{digest[:40]}.safetensors"
-        stored = _read(file, len(unique), cfg)
-        if stored is not None:
-            return stored[rows]
-
     first = {}
     for k, c, name in zip(keys, cells, names):
         first.setdefault(k, (c, name))
-    stored = _decode_all([first[k] for k in unique], cfg, progress=progress, workers=workers)
-    if file is not None:
-        _write(file, stored, cfg)
+    if cache_dir is False:
+        return _decode_all([first[k] for k in unique], cfg, progress=progress, workers=workers)[rows]
+
+    config_id = hashlib.sha256(json.dumps([CACHE_FORMAT, cfg.to_dict()], sort_keys=True).encode()).hexdigest()[:16]
+    folder = Path(cache_dir or default_cache_dir()) / "tensors" / config_id
+    file = folder / (hashlib.sha256("\n".join(unique).encode()).hexdigest()[:40] + ".safetensors")
+    stored = _read(file, unique, cfg)
+    if stored is not None:
+        return stored[rows]
+
+    # Reuse what other cached sets of this config hold (e.g. the whole source when a split is asked
+    # for), decode only the rest, and keep the result as this set's own file.
+    stored = torch.empty((len(unique), 3, cfg.image_size, cfg.image_size), dtype=torch.float32)
+    missing = dict(position)
+    for other in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
+        if not missing:
+            break
+        found = _read_some(other, missing, cfg)
+        for k, t in found.items():
+            stored[missing.pop(k)] = t
+    if missing:
+        todo = sorted(missing)
+        stored[[missing[k] for k in todo]] = _decode_all([first[k] for k in todo], cfg, progress=progress, workers=workers)
+    _write(file, stored, unique, cfg)
     return stored[rows]
 
 
@@ -123,28 +137,61 @@ def _decode_all(items: list, cfg: PreprocessConfig, *, progress: bool, workers: 
     return out
 
 
-def _read(file: Path, n: int, cfg: PreprocessConfig) -> torch.Tensor | None:
-    if not file.exists():
-        return None
+def _open(file: Path):
     from safetensors import safe_open
 
-    try:
-        with safe_open(str(file), framework="pt") as f:
-            (name,) = list(f.keys())
-            t = f.get_tensor(name)
-    except Exception:  # noqa: BLE001 - a damaged cache file is a miss, never an error
-        return None
-    if tuple(t.shape) != (n, 3, cfg.image_size, cfg.image_size):
-        return None
+    return safe_open(str(file), framework="pt")
+
+
+def _as_float(name: str, t: torch.Tensor) -> torch.Tensor:
     return t.float().div_(255.0) if name == "u8" else t.float()
 
 
-def _write(file: Path, x: torch.Tensor, cfg: PreprocessConfig) -> None:
+def _read(file: Path, unique: list[str], cfg: PreprocessConfig) -> torch.Tensor | None:
+    """This exact set's tensors, or None (a missing or damaged file is a miss, never an error)."""
+    if not file.exists():
+        return None
+    try:
+        with _open(file) as f:
+            if json.loads(f.metadata()["images"]) != unique:
+                return None
+            (name,) = list(f.keys())
+            t = f.get_tensor(name)
+    except Exception:  # noqa: BLE001
+        return None
+    if tuple(t.shape) != (len(unique), 3, cfg.image_size, cfg.image_size):
+        return None
+    return _as_float(name, t)
+
+
+def _read_some(file: Path, wanted: dict, cfg: PreprocessConfig) -> dict[str, torch.Tensor]:
+    """The images of ``wanted`` that another cache file of the same config holds."""
+    try:
+        with _open(file) as f:
+            keys = json.loads(f.metadata()["images"])
+            hits = [(i, k) for i, k in enumerate(keys) if k in wanted]
+            if not hits:
+                return {}
+            (name,) = list(f.keys())
+            sl = f.get_slice(name)
+            if tuple(sl.get_shape()) != (len(keys), 3, cfg.image_size, cfg.image_size):
+                return {}
+            t = _as_float(name, f.get_tensor(name)[[i for i, _ in hits]])
+    except Exception:  # noqa: BLE001
+        return {}
+    return {k: t[j] for j, (_, k) in enumerate(hits)}
+
+
+def _write(file: Path, x: torch.Tensor, unique: list[str], cfg: PreprocessConfig) -> None:
     from fashrec.atomic import save_safetensors_atomic
 
     u8 = (x * 255.0).round_().to(torch.uint8)
     exact = torch.equal(u8.float().div_(255.0), x)
-    meta = {"format": str(CACHE_FORMAT), "preprocess": json.dumps(cfg.to_dict(), sort_keys=True)}
+    meta = {
+        "format": str(CACHE_FORMAT),
+        "preprocess": json.dumps(cfg.to_dict(), sort_keys=True),
+        "images": json.dumps(unique),
+    }
     try:
         save_safetensors_atomic({"u8": u8} if exact else {"f32": x}, file, metadata=meta)
     except OSError as exc:  # a read-only or full disk must not lose the work: warn and go on
