@@ -37,7 +37,15 @@ from recommender import ALL, MAX_K, METRICS, Hit, Recommender  # noqa: E402
 DEFAULT_INDEX = HERE / "index"
 DEFAULT_K = 8
 CSS = """
-#results .caption-label, #browse .caption-label { white-space: pre-line; font-size: 0.75rem; line-height: 1.1; }
+#results .grid-wrap { padding-top: 8px; }
+#results .thumbnail-item, #browse .thumbnail-item { display: flex; flex-direction: column; aspect-ratio: auto;
+  height: auto; padding: 4px; }
+#results .thumbnail-item img { height: 170px; width: 100%; object-fit: contain; }
+#browse .thumbnail-item img { height: 110px; width: 100%; object-fit: contain; }
+#results .caption-label, #browse .caption-label { position: static; transform: none; max-width: 100%; margin: 0;
+  white-space: pre-line; text-align: left; font-size: 0.72rem; line-height: 1.2; background: none; border: none;
+  padding: 2px 0 0 0; overflow: visible; }
+#browse .caption-label { font-size: 0.65rem; }
 .pixelated img { image-rendering: pixelated; }
 """
 
@@ -77,7 +85,7 @@ def build_demo(rec: Recommender):
                 query_image, query = (upload or {}).get("path"), "your photo"
             else:
                 hits = rec.recommend_item(article_id, metric=metric, k=k, product_group=group, product_type=ptype, focus=focus)
-                query_image, query = rec.images[article_id], f"`{article_id}` ({rec.label(article_id)})"
+                query_image, query = rec.images[article_id], f"`{article_id}` ({rec.caption(article_id).splitlines()[0]})"
         except user_errors as exc:
             gr.Warning(str(exc))
             return [], [], None, f"⚠️ {exc}"

@@ -1,0 +1,217 @@
+"""The Space's named API, driven with gradio_client against the real app (``python space/app.py``).
+
+The app serves the model ``FASHREC_MODEL`` (default: the shipped default checkpoint) and the index
+``FASHREC_INDEX`` (default: ``space/index``); the expected answers are computed here with the library
+itself (``SimilarityIndex``, ``fashrec.preprocess``, ``model.embed`` / ``model.reconstruct``).
+"""
+from __future__ import annotations
+
+import io
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+INDEX = Path(os.environ.get("FASHREC_INDEX") or REPO_ROOT / "space" / "index")
+CAPTION_TAIL = re.compile(r"^(?P<id>\S+) · d = (?P<d>\S+)$")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def library():
+    """The model and index the app serves, loaded here through the library."""
+    import torch
+
+    import fashrec
+    from fashrec.embed_job import catalogue_images
+    from fashrec.similarity_index import SimilarityIndex
+
+    torch.set_num_threads(2)
+    model = fashrec.from_pretrained(fashrec.pretrained.resolve(os.environ.get("FASHREC_MODEL") or None))
+    index = SimilarityIndex.load(INDEX, model=model)
+    photos = dict(zip(index.ids, catalogue_images(INDEX, index.ids)))
+    return model, index, photos
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    from gradio_client import Client
+
+    from space.local_server import running_space
+
+    log = tmp_path_factory.mktemp("space") / "app.log"
+    with running_space(env={"FASHREC_INDEX": str(INDEX)}, log=log) as url:
+        yield Client(url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
+
+
+def parse_gallery(gallery) -> tuple[list[str], np.ndarray]:
+    """Ids and distances from the captions the app writes (last line: ``<id> · d = <distance>``)."""
+    ids, dist = [], []
+    for tile in gallery:
+        match = CAPTION_TAIL.match(tile["caption"].splitlines()[-1])
+        assert match, f"caption without id and distance: {tile['caption']!r}"
+        assert Path(tile["image"]).is_file()
+        ids.append(match["id"])
+        dist.append(float(match["d"]))
+    return ids, np.array(dist)
+
+
+def item_with_group(index, minimum: int = 12):
+    """A catalogue item whose product group and type each hold at least ``minimum`` items."""
+    meta = index.metadata
+    groups = meta["product_group_name"].value_counts()
+    types = meta["product_type_name"].value_counts()
+    for i, row in meta.iterrows():
+        if groups[row["product_group_name"]] >= minimum and types[row["product_type_name"]] >= minimum:
+            return index.ids[i], row["product_group_name"], row["product_type_name"]
+    raise AssertionError("no product type with enough items")
+
+
+def test_every_endpoint_is_named_and_every_parameter_has_a_default(client):
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/reconstruct", "/recommend_image", "/recommend_item"} <= set(api)
+    for name in ("/reconstruct", "/recommend_image", "/recommend_item"):
+        for parameter in api[name]["parameters"]:
+            assert parameter["parameter_has_default"], f"{name}: {parameter['parameter_name']} has no default"
+    names = [p["parameter_name"] for p in api["/recommend_item"]["parameters"]]
+    assert names == ["article_id", "metric", "k", "product_group", "product_type", "focus"]
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "cityblock"])
+@pytest.mark.parametrize("filters", ["none", "group", "group+type"])
+def test_recommend_item_gives_exactly_the_index_neighbours(client, library, metric, filters):
+    _, index, _ = library
+    article_id, group, ptype = item_with_group(index)
+    where, kwargs = {}, {}
+    if filters != "none":
+        where["product_group_name"] = kwargs["product_group"] = group
+    if filters == "group+type":
+        where["product_type_name"] = kwargs["product_type"] = ptype
+    k = 7
+    gallery = client.predict(article_id=article_id, metric=metric, k=k, api_name="/recommend_item", **kwargs)
+    ids, dist = parse_gallery(gallery)
+
+    expected_ids, expected_dist = index.search_ids([article_id], k=k, metric=metric, where=where or None)
+    assert ids == expected_ids[0]
+    np.testing.assert_allclose(dist, expected_dist[0], rtol=1e-3, atol=1e-9)  # captions print 4 significant digits
+    meta = index.metadata.set_index("article_id")
+    for i in ids:
+        assert all(meta.loc[i, column] == value for column, value in where.items())
+
+
+def test_recommend_item_defaults_answer(client, library):
+    _, index, _ = library
+    ids, _ = parse_gallery(client.predict(api_name="/recommend_item"))
+    expected, _ = index.search_ids([index.ids[0]], k=8, metric="cosine")
+    assert ids == expected[0]
+
+
+def test_recommend_image_embeds_the_upload_with_the_model(client, library):
+    from gradio_client import handle_file
+
+    from fashrec.preprocess import preprocess
+
+    model, index, photos = library
+    article_id = index.ids[len(index) // 2]
+    gallery = client.predict(image=handle_file(photos[article_id]), metric="euclidean", k=5, api_name="/recommend_image")
+    ids, dist = parse_gallery(gallery)
+
+    x = preprocess(photos[article_id], model.preprocess_config)[None]
+    expected_ids, expected_dist = index.search(model.embed(x).numpy(), k=5, metric="euclidean")
+    assert ids == expected_ids[0]
+    np.testing.assert_allclose(dist, expected_dist[0], rtol=1e-3, atol=1e-6)
+    assert ids[0] == article_id and dist[0] < 1e-4  # a catalogue photo finds itself first
+
+
+def test_reconstruct_returns_input_reconstruction_and_mse(client, library):
+    import torch
+    from gradio_client import handle_file
+
+    from fashrec.preprocess import preprocess
+
+    model, index, photos = library
+    if not callable(getattr(model, "decode", None)):
+        pytest.skip(f"{type(model).__name__} cannot reconstruct")
+    photo = photos[index.ids[3]]
+    pre_file, recon_file, mse = client.predict(image=handle_file(photo), api_name="/reconstruct")
+
+    x = preprocess(photo, model.preprocess_config)[None]
+    recon = model.reconstruct(x).clamp(0, 1)
+    size = model.preprocess_config.image_size
+    pre = np.asarray(Image.open(pre_file).convert("RGB"))
+    out = np.asarray(Image.open(recon_file).convert("RGB"))
+    assert pre.shape == out.shape == (size, size, 3)
+    np.testing.assert_array_equal(pre, np.rint(x[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8))
+    assert np.abs(out.astype(int) - np.rint(recon[0].permute(1, 2, 0).numpy() * 255)).max() <= 1
+    assert mse == pytest.approx(float(torch.mean((recon - x) ** 2)), rel=1e-4)
+
+
+def _corrupt_uploads(tmp_path: Path, photo: str) -> dict[str, tuple[Path, str]]:
+    """Bad files and the words the error must contain."""
+    data = Path(photo).read_bytes()
+    cases = {}
+    (tmp_path / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    cases["truncated"] = (tmp_path / "truncated.jpg", "truncated.jpg")
+    (tmp_path / "notes.txt").write_text("not an image at all")
+    cases["text"] = (tmp_path / "notes.txt", "notes.txt")
+    (tmp_path / "empty.png").write_bytes(b"")
+    cases["empty"] = (tmp_path / "empty.png", "empty")
+    buf = io.BytesIO()
+    Image.new("1", (20_000, 20_000)).save(buf, format="PNG")  # 400 Mpx in a few kB: a decompression bomb
+    (tmp_path / "bomb.png").write_bytes(buf.getvalue())
+    cases["huge"] = (tmp_path / "bomb.png", "bomb.png")
+    return cases
+
+
+@pytest.mark.parametrize("case", ["truncated", "text", "empty", "huge"])
+@pytest.mark.parametrize("endpoint", ["/recommend_image", "/reconstruct"])
+def test_bad_upload_gets_a_clear_error_and_the_app_keeps_serving(client, library, tmp_path, case, endpoint):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    _, index, photos = library
+    path, words = _corrupt_uploads(tmp_path, photos[index.ids[0]])[case]
+    with pytest.raises(AppError) as err:
+        client.predict(image=handle_file(str(path)), api_name=endpoint)
+    message = str(err.value)
+    assert words in message, message
+    assert "/tmp/gradio" not in message  # names the user's file, not the server's copy
+    ids, _ = parse_gallery(client.predict(article_id=index.ids[1], k=3, api_name="/recommend_item"))
+    assert len(ids) == 3 and index.ids[1] not in ids
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P", "L", "CMYK", "I;16"])
+def test_odd_image_modes_are_accepted(client, library, tmp_path, mode):
+    from gradio_client import handle_file
+
+    _, index, photos = library
+    image = Image.open(photos[index.ids[0]]).convert("RGB" if mode == "I;16" else mode)
+    if mode == "I;16":
+        image = Image.fromarray(np.asarray(image.convert("L"), dtype=np.uint16) * 257)
+        assert image.mode == "I;16"
+    path = tmp_path / f"odd.{'jpg' if mode == 'CMYK' else 'png'}"
+    image.save(path)
+    ids, dist = parse_gallery(client.predict(image=handle_file(str(path)), k=4, api_name="/recommend_image"))
+    assert len(ids) == 4 and np.all(np.diff(dist) >= 0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"article_id": "0000000000"}, "'0000000000' is not in this catalogue"),
+        ({"metric": "hamming"}, "unknown metric 'hamming'"),
+        ({"k": 0}, "k must be between 1 and"),
+        ({"product_group": "Spacesuits"}, "'Spacesuits'"),
+        ({"focus": "smell"}, "unknown focus 'smell'"),
+    ],
+)
+def test_bad_options_are_named(client, kwargs, words):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match=re.escape(words)):
+        client.predict(api_name="/recommend_item", **kwargs)
