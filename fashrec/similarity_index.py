@@ -51,6 +51,11 @@ _U32 = 2.0**-24  # unit round-off of float32
 _U64 = 2.0**-53
 # Scores held in memory at once (queries x catalogue) during a search: bounds memory for big catalogues.
 _BLOCK_ELEMENTS = 1 << 22
+# Few-query searches on big, wide catalogues first try projection pruning (see _pruned_search).
+_PRUNE_MIN_ITEMS = 2048
+_PRUNE_MIN_DIM = 128
+_PRUNE_MAX_QUERIES = 8
+_PRUNE_RANK = 64
 
 
 class SimilarityIndex:
@@ -119,6 +124,7 @@ class SimilarityIndex:
             self._sqnorm[name], self._norm[name], self._inv_norm[name] = sq, norm, inv
             self._max_sqnorm[name] = float(sq.max())
         self._torch_vectors: dict[str, Any] = {}  # torch views for cityblock, made on first use
+        self._projections: dict[tuple[str, str], tuple] = {}  # pruning projections, made on first use
 
         # The ``model`` entry of ``index.json`` (class, config, weights_hash) for a loaded index, else None.
         self.model_record: dict | None = None
@@ -249,9 +255,27 @@ class SimilarityIndex:
 
     # ------------------------------------------------------------------ exact engine
 
-    def _exact_search(self, q, k, metric, weights, allowed, excluded):
+    def _exact_search(self, q, k, metric, weights, allowed, excluded, *, prune: bool = True):
         n = len(self)
         n_queries = next(iter(q.values())).shape[0]
+        if (
+            prune
+            and len(weights) == 1
+            and metric in ("euclidean", "cosine")
+            and n >= _PRUNE_MIN_ITEMS
+            and n_queries <= _PRUNE_MAX_QUERIES
+        ):
+            ((name, weight),) = weights.items()
+            if self._vectors[name].shape[1] >= _PRUNE_MIN_DIM:
+                results = self._pruned_search(q, k, metric, name, weight, allowed, excluded)
+                rest = [r for r, res in enumerate(results) if res is None]
+                if rest:
+                    sub_q = {f: m[rest] for f, m in q.items()}
+                    sub_ex = None if excluded is None else [excluded[r] for r in rest]
+                    pos, dist = self._exact_search(sub_q, k, metric, weights, allowed, sub_ex, prune=False)
+                    for j, r in enumerate(rest):
+                        results[r] = (pos[j], dist[j])
+                return np.stack([p for p, _ in results]), np.stack([d for _, d in results])
         block = max(1, _BLOCK_ELEMENTS // n)
         out_pos = np.empty((n_queries, k), dtype=np.int64)
         out_dist = np.empty((n_queries, k), dtype=np.float64)
@@ -350,6 +374,119 @@ class SimilarityIndex:
         cos *= -q_inv[:, None]
         cos += 1.0
         return cos, np.full(q.shape[0], gamma32 + gamma64), 0.0
+
+    # ------------------------------------------------------------------ projection pruning (few queries)
+
+    def _pruned_search(self, q, k, metric, name, weight, allowed, excluded):
+        """Exact top-k for a few queries without scanning the whole float32 matrix.
+
+        For an orthonormal projection P (r rows), ``||P(x - q)|| <= ||x - q||``: a lower bound on the
+        euclidean distance from r-dimensional vectors (and on the cosine distance, which is half the
+        squared euclidean distance of the unit vectors). Exact distances of the items with the smallest
+        bounds give a threshold t >= the k-th exact distance; only items whose bound is <= t can be in
+        the top k, and only those are computed exactly. P spans the top principal directions of (a
+        sample of) the catalogue, so on embeddings with structure few items survive; when too many do
+        (e.g. isotropic noise), the query goes through the full scan instead. Returns per-query results,
+        or None for a query that must take the full scan.
+        """
+        projected = self._projection(name, metric)
+        if projected is None:
+            return [None] * q[name].shape[0]
+        basis, px, px_sq, px_norm, zero_rows = projected
+        out = []
+        for r in range(q[name].shape[0]):
+            query = q[name][r].astype(np.float64)
+            q_norm = float(np.sqrt(query @ query))
+            if metric == "cosine":
+                if q_norm == 0.0:
+                    out.append(None)
+                    continue
+                query = query / q_norm
+            pq = (basis @ query).astype(np.float32)
+            pq_sq = float(pq.astype(np.float64) @ pq.astype(np.float64))
+            pq_norm = np.sqrt(pq_sq)
+            lb_sq = (px @ pq).astype(np.float64)
+            lb_sq *= -2.0
+            lb_sq += px_sq
+            lb_sq += pq_sq
+            r_dim = px.shape[1]
+            tol = 4.0 * (r_dim + 4) * _U32 * px_norm * pq_norm
+            lb = np.sqrt(np.maximum(lb_sq - tol, 0.0))
+            lb *= 1.0 - 1e-6
+            lb -= 4.0 * _U32 * (px_norm + pq_norm) + 1e-12
+            if metric == "cosine":
+                lb = 0.5 * np.square(np.maximum(lb, 0.0))
+                lb[zero_rows] = -np.inf  # distance 1.0 by definition: always a candidate
+            if allowed is not None:
+                lb[~allowed] = np.inf
+            if excluded is not None and len(excluded[r]):
+                lb[excluded[r]] = np.inf
+            n_ok = int((lb < np.inf).sum())
+            m = min(max(4 * k, 32), n_ok)
+            first = np.argpartition(lb, m - 1)[:m] if m < len(lb) else np.arange(len(lb))
+            first = first[lb[first] < np.inf]
+            d_first = _exact_distances(self._vectors[name][first], q[name][r], metric, self._norm[name][first])
+            t = np.partition(d_first, k - 1)[k - 1]
+            cand = np.flatnonzero(lb <= t + 1e-12 * abs(t))
+            if cand.size > max(len(lb) // 8, 4 * m):
+                out.append(None)  # the bound prunes too little here: a full scan is cheaper
+                continue
+            d = _exact_distances(self._vectors[name][cand], q[name][r], metric, self._norm[name][cand]) * weight
+            order = np.argsort(d, kind="stable")[:k]
+            out.append((cand[order], d[order]))
+        return out
+
+    def _projection(self, name: str, metric: str):
+        """(P (r, D) float64, P x (N, r) float32, |Px|^2, |Px|, zero rows) for a focus, built on first use.
+
+        P comes from a randomised SVD of a row sample (unit rows for cosine): any orthonormal P keeps
+        the search exact; a good one makes it fast.
+        """
+        key = (name, "cosine" if metric == "cosine" else "euclidean")
+        if key in self._projections:
+            return self._projections[key]
+        x = self._vectors[name]
+        n, d = x.shape
+        rng = np.random.default_rng(0)
+        rows = np.sort(rng.choice(n, size=min(n, 2048), replace=False))
+        sample = x[rows].astype(np.float64)
+        if key[1] == "cosine":
+            sample *= self._inv_norm[name][rows][:, None]
+        sample -= sample.mean(axis=0)
+        sample = sample.astype(np.float32)  # the basis only steers speed: float32 products will do
+        rank = min(_PRUNE_RANK, d, len(rows))
+        # randomised range finder (Halko et al.) with one power iteration; only small eigh calls
+        y = sample @ rng.standard_normal((d, rank + 8), dtype=np.float32)
+        y = _orthonormal_columns(sample @ (sample.T @ _orthonormal_columns(y).astype(np.float32)))
+        if y.shape[1] == 0:  # no variance at all: nothing to prune with
+            self._projections[key] = None
+            return None
+        b = (y.T.astype(np.float32) @ sample).astype(np.float64)  # (l, D): top right singular vectors wanted
+        eigval, eigvec = np.linalg.eigh(b @ b.T)
+        keep = np.argsort(eigval)[::-1][:rank]
+        keep = keep[eigval[keep] > 1e-12 * max(eigval.max(), 1e-300)]
+        basis = (eigvec[:, keep] / np.sqrt(eigval[keep])).T @ b
+        basis = _orthonormal_columns(basis.T).T
+        if basis.shape[0] == 0:
+            self._projections[key] = None
+            return None
+        # The bound needs ||P v|| <= ||v||: divide by the largest singular value of P should it exceed 1.
+        sigma_max = float(np.sqrt(np.linalg.eigvalsh(basis @ basis.T).max()))
+        basis = np.ascontiguousarray(basis / max(1.0, sigma_max * (1 + 1e-12)))
+        rank = basis.shape[0]
+        px = np.empty((n, rank), dtype=np.float32)
+        scale = self._inv_norm[name] if key[1] == "cosine" else None
+        step = 8192
+        for start in range(0, n, step):
+            chunk = x[start : start + step].astype(np.float64)
+            if scale is not None:
+                chunk *= scale[start : start + step, None]
+            px[start : start + step] = chunk @ basis.T
+        px64 = px.astype(np.float64)
+        px_sq = np.einsum("ij,ij->i", px64, px64)
+        zero_rows = np.flatnonzero(self._norm[name] == 0) if key[1] == "cosine" else np.zeros(0, np.int64)
+        cached = self._projections[key] = (basis, px, px_sq, np.sqrt(px_sq), zero_rows)
+        return cached
 
     # ------------------------------------------------------------------ argument checks
 
@@ -570,6 +707,15 @@ class SimilarityIndex:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _orthonormal_columns(a: np.ndarray) -> np.ndarray:
+    """Orthonormalise the columns of a tall matrix through the eigen-decomposition of its small Gram
+    matrix (much faster than LAPACK QR here); near-dependent columns are dropped."""
+    a = a.astype(np.float64)
+    eigval, eigvec = np.linalg.eigh(a.T @ a)
+    keep = eigval > 1e-12 * max(eigval.max(), 1e-300)
+    return a @ (eigvec[:, keep] / np.sqrt(eigval[keep]))
 
 
 def _mask(scores: np.ndarray, allowed, excluded, start: int, stop: int) -> None:

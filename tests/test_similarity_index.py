@@ -440,3 +440,58 @@ def test_missing_faiss_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "faiss", None)
     with pytest.raises(ImportError, match=r"fashrec\[faiss\]"):
         SimilarityIndex(np.ones((2, 2), np.float32), ["a", "b"], backend="faiss-flat")
+
+
+# ----------------------------------------------------------------------------- projection pruning
+
+
+@pytest.fixture(scope="module")
+def wide_clustered():
+    """Big and wide enough for the few-query pruning path, with duplicates, a zero row and blobs."""
+    rng = np.random.default_rng(5)
+    centres = rng.standard_normal((40, 160)).astype(np.float32)
+    x = centres[rng.integers(0, 40, 2400)] + 0.3 * rng.standard_normal((2400, 160)).astype(np.float32)
+    x[100:130] = x[0]  # exact ties
+    x[200] = 0.0
+    q = centres[:6] + 0.3 * rng.standard_normal((6, 160)).astype(np.float32)
+    q[5] = x[0]
+    labels = rng.integers(0, 3, len(x))
+    return x.astype(np.float32), q.astype(np.float32), labels
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_pruned_path_is_exact(wide_clustered, metric):
+    x, q, labels = wide_clustered
+    ids = make_ids(len(x))
+    index = SimilarityIndex(x, ids, metadata={"label": labels})
+    pruned = index._pruned_search({"overall": q}, 40, metric, "overall", 1.0, None, None)
+    assert all(r is not None for r in pruned), "clustered data must take the pruning path"
+    for kwargs, allowed, exclude in [
+        ({}, None, None),
+        ({"where": {"label": [0, 2]}}, np.isin(labels, [0, 2]), None),
+        ({"exclude": [ids[0], ids[101]]}, None, [[0, 101]] * len(q)),
+    ]:
+        got_ids, got_d = [], []
+        for row in q:  # one query at a time: the pruning path
+            i, d = index.search(row, k=40, metric=metric, **kwargs)
+            got_ids += i
+            got_d.append(d[0])
+        ref_pos, ref_d = reference(q, x, metric, 40, allowed=allowed, exclude=exclude)
+        assert got_ids == [[ids[p] for p in r] for r in ref_pos]
+        np.testing.assert_allclose(np.array(got_d), ref_d, rtol=1e-12, atol=1e-12)
+    zero_ids, zero_d = index.search(np.zeros(160, np.float32), k=5, metric=metric)
+    ref_pos, ref_d = reference(np.zeros((1, 160)), x, metric, 5)
+    assert zero_ids == [[ids[p] for p in ref_pos[0]]]
+    np.testing.assert_allclose(zero_d, ref_d, rtol=1e-12)
+
+
+def test_pruning_falls_back_on_isotropic_noise():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2100, 128)).astype(np.float32)
+    q = rng.standard_normal((2, 128)).astype(np.float32)
+    ids = make_ids(len(x))
+    index = SimilarityIndex(x, ids)
+    assert index._pruned_search({"overall": q}, 10, "euclidean", "overall", 1.0, None, None) == [None, None]
+    got, d = index.search(q, k=10, metric="euclidean")
+    ref_pos, ref_d = reference(q, x, "euclidean", 10)
+    assert got == [[ids[p] for p in r] for r in ref_pos]
