@@ -36,6 +36,7 @@ from recommender import ALL, MAX_K, METRICS, Hit, Recommender  # noqa: E402
 
 DEFAULT_INDEX = HERE / "index"
 DEFAULT_K = 8
+DISPLAY_SCALE = 4  # the model sees 64x64: the UI shows its input and output 4x larger, pixels kept sharp
 CSS = """
 #results .grid-wrap { padding-top: 8px; }
 #results .thumbnail-item, #browse .thumbnail-item { display: flex; flex-direction: column; aspect-ratio: auto;
@@ -71,9 +72,12 @@ def build_demo(rec: Recommender):
     def gallery(hits: list[Hit]):
         return [(h.image, h.caption) for h in hits]
 
-    def describe(query: str, hits: list[Hit], metric: str, k: int) -> str:
-        note = f" (only {len(hits)} match the filters)" if len(hits) < int(k) else ""
-        return f"**{len(hits)} nearest** to {query} by *{metric}* distance{note}. Click a result to search from it."
+    def describe(query: str, hits: list[Hit], metric: str, k: int, group: str, ptype: str) -> str:
+        filters = [f"{what} *{value}*" for what, value in (("group", group), ("type", ptype)) if value not in (None, "", ALL)]
+        within = f", within product {' and '.join(filters)}" if filters else ""
+        note = f" (only {len(hits)} match)" if len(hits) < int(k) else ""
+        return (f"**{len(hits)} nearest**{note} to {query} by *{metric}* distance{within}. "
+                "Click a result to search from it.")
 
     # ---------------------------------------------------------------- UI handlers (never raise)
 
@@ -89,7 +93,7 @@ def build_demo(rec: Recommender):
         except user_errors as exc:
             gr.Warning(str(exc))
             return [], [], None, f"⚠️ {exc}"
-        return gallery(hits), [h.article_id for h in hits], query_image, describe(query, hits, metric, k)
+        return gallery(hits), [h.article_id for h in hits], query_image, describe(query, hits, metric, k, group, ptype)
 
     def pick_item(article_id, metric, k, group, ptype, focus):
         """A catalogue product becomes the query (the uploaded photo, if any, is cleared)."""
@@ -118,7 +122,9 @@ def build_demo(rec: Recommender):
         except user_errors as exc:
             gr.Warning(str(exc))
             return None, None, None, f"⚠️ {exc}"
-        return pre, recon, mse, f"Mean squared error per value (pixels in [0, 1]): **{mse:.5f}**"
+        return (enlarge(pre), enlarge(recon), round(mse, 6),
+                f"Mean squared error per value (pixels in [0, 1]) between the {pre.shape[1]}×{pre.shape[0]} input "
+                f"and its reconstruction: **{mse:.5f}** (shown enlarged {DISPLAY_SCALE}×).")
 
     def load_catalogue_photo(article_id):
         return rec.images[article_id] if article_id in rec.images else None
@@ -239,6 +245,11 @@ def build_demo(rec: Recommender):
         api_buttons[2].click(recommend_item, [api_article] + options, [api_results], preprocess=False,
                              api_name="recommend_item")
     return demo
+
+
+def enlarge(image):
+    """An ``(H, W, 3)`` uint8 image repeated ``DISPLAY_SCALE`` times in each direction (nearest neighbour)."""
+    return image.repeat(DISPLAY_SCALE, axis=0).repeat(DISPLAY_SCALE, axis=1)
 
 
 def main(argv: list[str] | None = None) -> int:

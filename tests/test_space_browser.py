@@ -1,0 +1,206 @@
+"""The Space in a real browser: Debian's headless Chromium driven by Playwright (never 'playwright install').
+
+Opens the app, switches tabs, uploads photos, changes the metric, clicks a result and checks what the
+page shows against the library. Screenshots go to ``docs/screenshots/`` when ``FASHREC_SCREENSHOTS=1``,
+else to the test's tmp folder.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+INDEX = Path(os.environ.get("FASHREC_INDEX") or REPO_ROOT / "space" / "index")
+CHROMIUM = os.environ.get("FASHREC_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+TIMEOUT_MS = 60_000
+CAPTION_TAIL = re.compile(r"(?P<id>\S+) · d = (?P<d>\S+)\s*$")
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+
+@pytest.fixture(scope="module")
+def library():
+    import fashrec
+    from fashrec.embed_job import catalogue_images
+    from fashrec.similarity_index import SimilarityIndex
+
+    model = fashrec.from_pretrained(fashrec.pretrained.resolve(os.environ.get("FASHREC_MODEL") or None))
+    index = SimilarityIndex.load(INDEX, model=model)
+    return model, index, dict(zip(index.ids, catalogue_images(INDEX, index.ids)))
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    from space.local_server import running_space
+
+    with running_space(env={"FASHREC_INDEX": str(INDEX)}, log=tmp_path_factory.mktemp("space") / "app.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must have Debian's chromium at {CHROMIUM} (apt-get install -y chromium)")
+        pytest.skip(f"no chromium at {CHROMIUM}: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
+                                    args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(app_url)
+        yield page
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    if os.environ.get("FASHREC_SCREENSHOTS") == "1":
+        folder = REPO_ROOT / "docs" / "screenshots"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    return tmp_path_factory.mktemp("screenshots")
+
+
+def result_tiles(page) -> list[tuple[str, float]]:
+    """(id, distance) of each tile of the results gallery, from its caption."""
+    out = []
+    for caption in page.locator("#results .caption-label").all_inner_texts():
+        match = CAPTION_TAIL.search(caption)
+        assert match, caption
+        out.append((match["id"], float(match["d"])))
+    return out
+
+
+def wait_for_results(page, previous: list | None = None) -> list[tuple[str, float]]:
+    """Wait until the results gallery is filled (and differs from ``previous``) and its photos are loaded."""
+    page.wait_for_selector("#results .caption-label")
+    if previous is not None:
+        page.wait_for_function(
+            "old => { const c = [...document.querySelectorAll('#results .caption-label')]"
+            ".map(e => e.innerText.trim().split('\\n').pop().trim()); return c.length > 0 && c.join('|') !== old; }",
+            arg="|".join(f"{i} · d = {d:.4g}" for i, d in previous),
+        )
+    wait_for_images(page, "#results img")
+    return result_tiles(page)
+
+
+def wait_for_images(page, selector: str) -> None:
+    page.wait_for_function(
+        "sel => { const imgs = [...document.querySelectorAll(sel)]; "
+        "return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0); }",
+        arg=selector,
+    )
+
+
+def screenshot(page, path: Path) -> None:
+    """A full-page screenshot without Gradio's toasts (warnings left over from earlier steps)."""
+    style = page.add_style_tag(content=".toast-wrap { display: none !important; }")
+    page.screenshot(path=str(path), full_page=True)
+    style.evaluate("node => node.remove()")
+
+
+def choose(page, elem_id: str, option: str) -> None:
+    """Pick ``option`` in a Gradio dropdown."""
+    page.locator(f"#{elem_id} input").click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_recommend_tab_upload_metric_and_click(page, library, shots):
+    from fashrec.preprocess import preprocess
+
+    model, index, photos = library
+    # The page opens on the first catalogue product and its neighbours.
+    first = wait_for_results(page)
+    expected, _ = index.search_ids([index.ids[0]], k=8, metric="cosine")
+    assert [i for i, _ in first] == expected[0]
+
+    # Upload a catalogue photo: it is embedded and finds itself first.
+    query = index.ids[len(index) // 3]
+    page.locator("#upload input[type=file]").set_input_files(photos[query])
+    page.wait_for_function("() => document.querySelector('#status').innerText.includes('your photo')")
+    uploaded = wait_for_results(page, previous=first)
+    x = preprocess(photos[query], model.preprocess_config)[None]
+    expected, _ = index.search(model.embed(x).numpy(), k=8, metric="cosine")
+    assert [i for i, _ in uploaded] == expected[0]
+    assert uploaded[0][0] == query
+
+    # Change the metric: the same query, ranked by cityblock distance.
+    choose(page, "metric", "cityblock")
+    page.wait_for_function("() => document.querySelector('#status').innerText.includes('cityblock')")
+    by_l1 = wait_for_results(page, previous=uploaded)
+    expected, dist = index.search(model.embed(x).numpy(), k=8, metric="cityblock")
+    assert [i for i, _ in by_l1] == expected[0]
+    np.testing.assert_allclose([d for _, d in by_l1], dist[0], rtol=1e-3, atol=1e-4)
+    screenshot(page, shots / "recommend_tab.png")
+
+    # Click the third result: it becomes the query and the gallery changes to its neighbours.
+    clicked = by_l1[2][0]
+    page.locator("#results .thumbnail-item").nth(2).click()
+    page.wait_for_function(f"() => document.querySelector('#status').innerText.includes('{clicked}')")
+    after_click = wait_for_results(page, previous=by_l1)
+    expected, _ = index.search_ids([clicked], k=8, metric="cityblock")
+    assert [i for i, _ in after_click] == expected[0]
+    assert clicked in page.locator("#item input").input_value()
+
+
+def test_filter_by_product_group(page, library):
+    _, index, _ = library
+    meta = index.metadata
+    group = meta["product_group_name"].value_counts().index[0]
+    choose(page, "group", group)
+    page.wait_for_function("g => document.querySelector('#status').innerText.includes('within product group ' + g)",
+                           arg=group)
+    tiles = wait_for_results(page)
+    by_id = meta.set_index("article_id")["product_group_name"]
+    assert tiles and all(by_id[i] == group for i, _ in tiles)
+
+
+def test_bad_upload_shows_a_message_and_the_page_keeps_working(page, library, tmp_path):
+    _, index, photos = library
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(Path(photos[index.ids[0]]).read_bytes()[:200])
+    page.locator("#upload input[type=file]").set_input_files(str(bad))
+    page.wait_for_function("() => document.querySelector('#status').innerText.includes('broken.jpg')")
+    assert "⚠️" in page.inner_text("#status")
+    # Still serving: picking a catalogue product from the browse gallery searches from it.
+    page.get_by_text("Browse the catalogue").click()
+    wait_for_images(page, "#browse img")
+    target_caption = page.locator("#browse .caption-label").nth(1).inner_text()
+    target = target_caption.strip().splitlines()[-1].strip()
+    page.locator("#browse .thumbnail-item").nth(1).click()
+    page.wait_for_function(f"() => document.querySelector('#status').innerText.includes('{target}')")
+    tiles = wait_for_results(page)
+    assert tiles and target not in [i for i, _ in tiles]
+
+
+def test_reconstruction_tab(page, library, shots):
+    import torch
+
+    from fashrec.preprocess import preprocess
+
+    model, index, photos = library
+    page.get_by_role("tab", name="Reconstruction").click()
+    photo = photos[index.ids[5]]
+    page.locator("#r_upload input[type=file]").set_input_files(photo)
+    page.wait_for_function("() => document.querySelector('#r_status').innerText.includes('Mean squared error')")
+    wait_for_images(page, "#r_input img, #r_output img")
+    shown = float(page.locator("#r_mse input").input_value())
+    x = preprocess(photo, model.preprocess_config)[None]
+    expected = float(torch.mean((model.reconstruct(x).clamp(0, 1) - x) ** 2))
+    assert shown == pytest.approx(expected, rel=1e-4)
+    size = model.preprocess_config.image_size
+    shown_size = page.eval_on_selector("#r_input img", "i => [i.naturalWidth, i.naturalHeight]")
+    assert shown_size == [4 * size, 4 * size]  # the 64x64 input, enlarged 4x for the eye
+    screenshot(page, shots / "reconstruction_tab.png")
+    page.get_by_role("tab", name="Recommend").click()
+    assert page.locator("#results").is_visible()
