@@ -23,6 +23,12 @@ rounding error is bounded by ``D * 2**-24 * |u||v|``, doubled for safety). Every
 is at most the k-th smallest upper bound is re-ranked in float64; no other item can be in the top k, so
 the result equals a float64 brute-force search, ties included.
 
+A search with at most 8 queries on a catalogue of >= 2,048 items and >= 128 dimensions (the app's case:
+one product at a time) first tries projection pruning: an orthonormal projection P onto the top 64
+principal directions gives ``||P(u - v)|| <= ||u - v||``, a lower bound that rules most items out
+without reading their full vectors; the survivors are computed exactly. Still exact; the projection is
+built on the first such search (about a second), and queries it cannot prune take the full scan.
+
 Ties: equal distances are ordered by catalogue position (the order of ``ids``), i.e. a stable sort.
 """
 from __future__ import annotations
