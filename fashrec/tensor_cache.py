@@ -60,8 +60,10 @@ def dataset_tensor(
     cfg = PreprocessConfig.from_dict(config)
     if "image" not in ds.column_names:
         raise ValueError(f"dataset_tensor: the dataset has no 'image' column (columns: {ds.column_names})")
-    cells = ds.cast_column("image", datasets.Image(decode=False))["image"]
-    names = ds["article_id"] if "article_id" in ds.column_names else [str(i) for i in range(len(ds))]
+    wanted = ["image"] + (["article_id"] if "article_id" in ds.column_names else [])
+    table = ds.select_columns(wanted).cast_column("image", datasets.Image(decode=False)).with_format("arrow")[:]
+    cells = table.column("image").to_pylist()  # row order, indices mapping applied; no decoding
+    names = table.column("article_id").to_pylist() if "article_id" in wanted else [str(i) for i in range(len(ds))]
     keys = [_identity(c) for c in cells]
     unique = sorted(set(keys))
     position = {k: i for i, k in enumerate(unique)}
