@@ -314,7 +314,7 @@ def _table_from_dataset(ds, split: str | None) -> _Table:
     for name, feature in ds.features.items():
         if isinstance(feature, datasets.ClassLabel):
             meta[name] = [feature.int2str(int(v)) if v is not None and v >= 0 else None for v in meta[name]]
-    images = ds["image"]
+    images = ds.select_columns(["image"]).with_format("arrow")[:].column("image").to_pylist()
     if "article_id" not in meta.columns:
         meta["article_id"] = [_id_from_path(Path(im.get("path") or f"row{i}")) for i, im in enumerate(images)]
     return _Table(meta=_clean_meta(meta), images=list(images), split=split)

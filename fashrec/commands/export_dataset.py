@@ -96,9 +96,10 @@ def _export(args, out):
     dd = load_hm(args.data, n=args.n, seed=args.seed, test_size=args.test_size)
     exported = {}
     for name, ds in dd.items():
-        raw = ds.cast_column("image", datasets.Image(decode=False))
+        raw = ds.select_columns(["image", "article_id"]).cast_column("image", datasets.Image(decode=False))
+        raw = raw.with_format("arrow")[:].to_pydict()  # row order (indices mapping applied), nothing decoded
         cells = []
-        for cell, aid in tqdm(zip(raw["image"], raw["article_id"]), total=len(raw), desc=f"embedding {name}", unit="img"):
+        for cell, aid in tqdm(zip(raw["image"], raw["article_id"]), total=len(ds), desc=f"embedding {name}", unit="img"):
             data = image_bytes(cell, max_side=args.max_side, quality=args.quality)
             suffix = ".jpg" if args.max_side or not cell.get("path") else Path(cell["path"]).suffix
             cells.append({"bytes": data, "path": f"{aid}{suffix}"})
