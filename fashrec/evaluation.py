@@ -168,9 +168,12 @@ def evaluate_tensors(*, model, train_images, test_images, train_labels: Mapping[
         vectors[("raw", None)] = flat_all
 
     retrieval = []
+    from fashrec.similarity_index import SimilarityIndex
+
     for (embedding, focus), matrix in vectors.items():
+        index = SimilarityIndex(matrix, catalogue_ids)
         for metric in metrics:
-            positions = _neighbours(matrix, catalogue_ids, query_rows, k, metric,
+            positions = _neighbours(index, matrix, query_rows, k, metric,
                                     progress, f"{embedding}{'/' + focus if focus else ''} {metric}")
             for column, values in catalogue_y.items():
                 p, ap = _scores(values, query_rows, positions, k)
@@ -278,14 +281,12 @@ def _embed(model, x, focus: str, batch_size: int, progress: bool) -> np.ndarray:
     return torch.cat(out).numpy().astype(np.float32)
 
 
-def _neighbours(matrix: np.ndarray, ids: list[str], query_rows: np.ndarray, k: int, metric: str,
+def _neighbours(index, matrix: np.ndarray, query_rows: np.ndarray, k: int, metric: str,
                 progress: bool, desc: str) -> np.ndarray:
     """``(Q, k)`` catalogue positions of each query's neighbours (the query excluded), by SimilarityIndex."""
     from tqdm.auto import tqdm
 
-    from fashrec.similarity_index import SimilarityIndex
-
-    index = SimilarityIndex(matrix, ids)
+    ids = index.ids
     position = {item: i for i, item in enumerate(ids)}
     out = np.empty((len(query_rows), k), dtype=np.int64)
     for start in tqdm(range(0, len(query_rows), _QUERY_CHUNK), desc=desc, unit="chunk", disable=not progress,
