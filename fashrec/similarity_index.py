@@ -116,6 +116,7 @@ class SimilarityIndex:
         self._ids = _check_ids(ids, n)
         self._position = {item: i for i, item in enumerate(self._ids)}
         self._metadata = _metadata_columns(metadata, n)
+        self._factor_cache: dict[str, tuple[dict, np.ndarray]] = {}
 
         # What the metrics need, once: squared norms (euclidean), norms and their inverse (cosine).
         self._sqnorm: dict[str, np.ndarray] = {}
@@ -131,6 +132,7 @@ class SimilarityIndex:
             self._max_sqnorm[name] = float(sq.max())
         self._torch_vectors: dict[str, Any] = {}  # torch views for cityblock, made on first use
         self._projections: dict[tuple[str, str], tuple] = {}  # pruning projections, made on first use
+        self._prune_record: dict[tuple[str, str], tuple[int, int]] = {}  # (queries pruned, queries not)
 
         # The ``model`` entry of ``index.json`` (class, config, weights_hash) for a loaded index, else None.
         self.model_record: dict | None = None
@@ -272,9 +274,14 @@ class SimilarityIndex:
             and n_queries <= _PRUNE_MAX_QUERIES
         ):
             ((name, weight),) = weights.items()
-            if self._vectors[name].shape[1] >= _PRUNE_MIN_DIM:
+            key = (name, "cosine" if metric == "cosine" else "euclidean")
+            pruned, wasted = self._prune_record.get(key, (0, 0))
+            # After a run of queries the bound could not prune (data without low-rank structure),
+            # stop paying for it on this focus and metric.
+            if self._vectors[name].shape[1] >= _PRUNE_MIN_DIM and not (wasted >= 8 and wasted > 4 * pruned):
                 results = self._pruned_search(q, k, metric, name, weight, allowed, excluded)
                 rest = [r for r, res in enumerate(results) if res is None]
+                self._prune_record[key] = (pruned + len(results) - len(rest), wasted + len(rest))
                 if rest:
                     sub_q = {f: m[rest] for f, m in q.items()}
                     sub_ex = None if excluded is None else [excluded[r] for r in rest]
@@ -557,13 +564,31 @@ class SimilarityIndex:
         for column, wanted in where.items():
             if column not in self._metadata:
                 raise ValueError(f"unknown metadata column {column!r} in where; columns: {list(self._metadata)}")
-            values = self._metadata[column]
             if isinstance(wanted, (list, tuple, set, frozenset, np.ndarray)):
-                wanted_set = set(np.asarray(list(wanted), dtype=object).tolist())
+                wanted_values = list(wanted)
             else:
-                wanted_set = {wanted.item() if isinstance(wanted, np.generic) else wanted}
-            mask &= np.fromiter((v in wanted_set for v in values.tolist()), dtype=bool, count=len(values))
+                wanted_values = [wanted]
+            codes_of, codes = self._factorized(column)
+            wanted_codes = [codes_of[v] for v in wanted_values if _hashable(v) and v in codes_of]
+            mask &= np.isin(codes, np.array(wanted_codes, dtype=np.int64))
         return mask
+
+    def _factorized(self, column: str) -> tuple[dict, np.ndarray]:
+        """``({value: code}, codes (N,))`` for a metadata column, made on first use: filters are then
+        one vectorised ``np.isin`` over integer codes, whatever the column's type."""
+        cached = self._factor_cache.get(column)
+        if cached is None:
+            codes_of: dict = {}
+            try:
+                codes = np.fromiter(
+                    (codes_of.setdefault(v, len(codes_of)) for v in self._metadata[column].tolist()),
+                    dtype=np.int64,
+                    count=len(self),
+                )
+            except TypeError as err:
+                raise ValueError(f"metadata column {column!r} holds unhashable values ({err}): it cannot be filtered") from None
+            cached = self._factor_cache[column] = (codes_of, codes)
+        return cached
 
     def _exclude_lists(self, exclude, n_queries: int) -> list[list[str]]:
         if exclude is None:
@@ -768,6 +793,14 @@ def _as_float32_matrix(value, *, what: str, allow_vector: bool = False, copy: bo
         bad = np.flatnonzero(~np.isfinite(array).all(axis=1))
         raise ValueError(f"{what} has NaN or infinite values in rows {bad[:10].tolist()}")
     return np.ascontiguousarray(array)
+
+
+def _hashable(value) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 def _check_k(k) -> int:

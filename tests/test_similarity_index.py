@@ -495,3 +495,14 @@ def test_pruning_falls_back_on_isotropic_noise():
     got, d = index.search(q, k=10, metric="euclidean")
     ref_pos, ref_d = reference(q, x, "euclidean", 10)
     assert got == [[ids[p] for p in r] for r in ref_pos]
+
+
+def test_pruning_is_given_up_where_it_never_helps():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2100, 128)).astype(np.float32)
+    ids = make_ids(len(x))
+    index = SimilarityIndex(x, ids)
+    for row in rng.standard_normal((12, 128)).astype(np.float32):
+        got, _ = index.search(row, k=3, metric="euclidean")
+        assert got == [[ids[p] for p in reference(row[None], x, "euclidean", 3)[0][0]]]
+    assert index._prune_record[("overall", "euclidean")] == (0, 8)  # tried 8 times, then stopped
