@@ -85,6 +85,7 @@ class Recommender:
         from fashrec.similarity_index import SimilarityIndex
 
         index_dir = Path(index)
+        model = model_reference(index_dir, model)
         model_ref = fashrec.pretrained.resolve(model)
         loaded_model = fashrec.from_pretrained(model_ref)
         try:
@@ -275,6 +276,21 @@ class Recommender:
             line = json.dumps({"endpoint": endpoint, "seconds": seconds}) + "\n"
             with self._lock, open(self._timings_file, "a", encoding="utf-8") as f:
                 f.write(line)
+
+
+def model_reference(index_dir: str | os.PathLike, model: str | None = None) -> str | None:
+    """The model to serve with the index at ``index_dir``: ``model`` when given; else the shipped checkpoint
+    or local folder its ``catalogue.json`` names (so an index always comes up with the weights it was built
+    with, with no network); else None, the shipped default."""
+    if model:
+        return model
+    from fashrec import pretrained
+    from fashrec.embed_job import read_catalogue
+
+    built_with = read_catalogue(index_dir).get("model") if Path(index_dir).is_dir() else None
+    if isinstance(built_with, str) and (built_with in pretrained.names() or Path(built_with).is_dir()):
+        return built_with
+    return None
 
 
 def to_uint8(x) -> np.ndarray:

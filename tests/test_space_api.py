@@ -32,7 +32,10 @@ def library():
     from fashrec.similarity_index import SimilarityIndex
 
     torch.set_num_threads(2)
-    model = fashrec.from_pretrained(fashrec.pretrained.resolve(os.environ.get("FASHREC_MODEL") or None))
+    from space.recommender import model_reference
+
+    model_ref = model_reference(INDEX, os.environ.get("FASHREC_MODEL") or None)
+    model = fashrec.from_pretrained(fashrec.pretrained.resolve(model_ref))
     index = SimilarityIndex.load(INDEX, model=model)
     photos = dict(zip(index.ids, catalogue_images(INDEX, index.ids)))
     return model, index, photos

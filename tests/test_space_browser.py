@@ -31,7 +31,10 @@ def library():
     from fashrec.embed_job import catalogue_images
     from fashrec.similarity_index import SimilarityIndex
 
-    model = fashrec.from_pretrained(fashrec.pretrained.resolve(os.environ.get("FASHREC_MODEL") or None))
+    from space.recommender import model_reference
+
+    model_ref = model_reference(INDEX, os.environ.get("FASHREC_MODEL") or None)
+    model = fashrec.from_pretrained(fashrec.pretrained.resolve(model_ref))
     index = SimilarityIndex.load(INDEX, model=model)
     return model, index, dict(zip(index.ids, catalogue_images(INDEX, index.ids)))
 

@@ -1,0 +1,143 @@
+"""Load test of the Space: N concurrent gradio_client requests on /recommend_item and /recommend_image.
+
+    .venv/bin/python benchmarks/bench_space_load.py                       # the embedded sample (space/index)
+    .venv/bin/python benchmarks/bench_space_load.py --data ../shared/data/hm   # the 5,000 staged photos
+    FASHREC_BENCH_HM=../shared/data/hm .venv/bin/python benchmarks/bench_space_load.py   # same
+
+Starts ``space/app.py`` in a child process (exactly as users run it), fires ``--requests`` requests at
+once per endpoint from one client with as many workers, and prints failures and p50/p95 latency:
+
+- client-side: from submit to result, including the queue wait and HTTP (photos are not downloaded);
+- server-side: the handler's own duration (``FASHREC_TIMINGS_FILE``: the app appends one JSON line per
+  call: preprocessing + embedding for an image, the search, the captions).
+
+Goal: 0 failures and server-side p95 <= 50 ms for a recommendation. ``--concurrency`` is the Space's
+``default_concurrency_limit`` (``FASHREC_CONCURRENCY``). With ``--data`` an index of that catalogue is
+built once with ``fashrec embed`` (default model) into ``--cache`` and reused.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import wait
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+
+def percentiles(values: list[float]) -> str:
+    import numpy as np
+
+    if not values:
+        return "n/a"
+    a = np.array(values) * 1000
+    return f"p50 {np.percentile(a, 50):7.1f} ms   p95 {np.percentile(a, 95):7.1f} ms   max {a.max():7.1f} ms"
+
+
+def build_index(data: str, cache: Path) -> Path:
+    out = cache / "index"
+    if (out / "index.json").is_file():
+        print(f"reusing the index at {out}")
+        return out
+    print(f"embedding {data} into {out} (once) ...", flush=True)
+    subprocess.run([sys.executable, "-m", "fashrec.cli", "embed", "--data", data, "--out", str(out)], check=True)
+    return out
+
+
+def fire(client, endpoint: str, requests: list[dict]) -> tuple[list[float], list[str]]:
+    """Submit every request at once; client-side latency of each, and the failures."""
+    jobs, starts, ends = [], [], {}
+    for kwargs in requests:
+        starts.append(time.perf_counter())
+        job = client.submit(api_name=endpoint, **kwargs)
+        job.add_done_callback(lambda j: ends.setdefault(id(j), time.perf_counter()))  # when it finishes
+        jobs.append(job)
+    wait(jobs, timeout=600)
+    latencies, failures = [], []
+    for job, start in zip(jobs, starts):
+        try:
+            result = job.result(timeout=0)
+            if not result:
+                failures.append("empty gallery")
+            latencies.append(ends.get(id(job), time.perf_counter()) - start)
+        except Exception as exc:  # noqa: BLE001 - every failure is counted and shown
+            failures.append(f"{type(exc).__name__}: {exc}")
+    return latencies, failures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=100, help="concurrent requests per endpoint (default 100)")
+    parser.add_argument("--k", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=None, help="Space default_concurrency_limit (default: the app's)")
+    parser.add_argument("--index", default=None, help="index folder to serve (default space/index)")
+    parser.add_argument("--data", default=os.environ.get("FASHREC_BENCH_HM"),
+                        help="catalogue to embed and serve instead (e.g. ../shared/data/hm); env FASHREC_BENCH_HM")
+    parser.add_argument("--cache", default=str(REPO_ROOT / "runs" / "bench-space-index"),
+                        help="where the --data index is kept between runs")
+    args = parser.parse_args()
+
+    from gradio_client import handle_file
+
+    from fashrec.embed_job import catalogue_images
+    from fashrec.similarity_index import SimilarityIndex
+    from space.local_server import running_space
+
+    index_dir = Path(args.index) if args.index else REPO_ROOT / "space" / "index"
+    if args.data:
+        index_dir = build_index(args.data, Path(args.cache))
+    index = SimilarityIndex.load(index_dir)
+    rng = random.Random(0)
+    ids = index.ids
+    photos = [p for p in catalogue_images(index_dir, rng.sample(ids, min(20, len(ids)))) if isinstance(p, str)]
+
+    timings = Path(tempfile.mkdtemp(prefix="fashrec-bench-")) / "timings.jsonl"
+    env = {"FASHREC_INDEX": str(index_dir), "FASHREC_TIMINGS_FILE": str(timings)}
+    if args.concurrency:
+        env["FASHREC_CONCURRENCY"] = str(args.concurrency)
+    metrics = ["cosine", "euclidean", "cityblock"]
+    print(f"catalogue: {len(index):,} items ({index_dir}); {args.requests} concurrent requests per endpoint, "
+          f"k={args.k}, concurrency limit {args.concurrency or 'app default'}")
+    from gradio_client import Client
+
+    with running_space(env=env) as url:
+        # Results come back as file URLs (download_files=False): a browser fetches the photos itself, and
+        # 800 downloads per burst would measure this machine's client rather than the Space.
+        client = Client(url, verbose=False, max_workers=args.requests, download_files=False,
+                        httpx_kwargs={"timeout": 600})
+        for m in metrics:  # warm-up: first calls load code paths and caches
+            client.predict(article_id=ids[0], metric=m, k=args.k, api_name="/recommend_item")
+            client.predict(image=handle_file(photos[0]), metric=m, k=args.k, api_name="/recommend_image")
+        timings.write_text("")
+        plans = {
+            "/recommend_item": [dict(article_id=rng.choice(ids), metric=rng.choice(metrics), k=args.k)
+                                for _ in range(args.requests)],
+            "/recommend_image": [dict(image=handle_file(rng.choice(photos)), metric=rng.choice(metrics), k=args.k)
+                                 for _ in range(args.requests)],
+        }
+        total_failures = 0
+        for endpoint, plan in plans.items():
+            t0 = time.perf_counter()
+            latencies, failures = fire(client, endpoint, plan)
+            wall = time.perf_counter() - t0
+            server = [json.loads(line)["seconds"] for line in timings.read_text().splitlines()
+                      if json.loads(line)["endpoint"] == endpoint.strip("/")]
+            total_failures += len(failures)
+            print(f"\n{endpoint}: {len(plan)} requests in {wall:.2f} s ({len(plan) / wall:.1f} req/s), "
+                  f"{len(failures)} failures")
+            print(f"  client-side  {percentiles(latencies)}")
+            print(f"  server-side  {percentiles(server)}   ({len(server)} handler calls)")
+            for f in failures[:5]:
+                print(f"  failure: {f}")
+    return 1 if total_failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
