@@ -15,11 +15,12 @@ import importlib
 
 __version__ = "0.1.0"
 
+# The function ``fashrec.preprocess`` shares its name with the module ``fashrec/preprocess.py``. Importing
+# it eagerly here binds the package attribute to the function once and for all; a lazy import would let a
+# later ``import fashrec.preprocess`` elsewhere leave the attribute pointing at the module.
+from fashrec.preprocess import ImageError, PreprocessConfig, preprocess, preprocess_batch  # noqa: E402
+
 _EXPORTS = {
-    "PreprocessConfig": "fashrec.preprocess",
-    "preprocess": "fashrec.preprocess",
-    "preprocess_batch": "fashrec.preprocess",
-    "ImageError": "fashrec.preprocess",
     "HubModel": "fashrec.hub_model",
     "from_pretrained": "fashrec.hub_model",
     "ConvAE": "fashrec.conv_ae",
@@ -34,9 +35,11 @@ _EXPORTS = {
     "evaluate": "fashrec.evaluation",
     "train": "fashrec.trainer",
     "push_folder": "fashrec.hub_push",
+    "load_report": "fashrec.hm_dataset",
+    "sample_path": "fashrec.sample",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+__all__ = sorted([*_EXPORTS, "ImageError", "PreprocessConfig", "preprocess", "preprocess_batch"]) + ["__version__"]
 
 
 def __getattr__(name: str):

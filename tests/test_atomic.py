@@ -87,3 +87,14 @@ def test_keyboard_interrupt_also_cleans_up(tmp_path):
             tmp.write_text("partial")
             raise KeyboardInterrupt
     assert not path.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_atomic_files_get_the_normal_mode_not_mkstemps_0600(tmp_path):
+    import os
+
+    from fashrec.atomic import write_text_atomic
+
+    write_text_atomic("x", tmp_path / "card.md")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "card.md").stat().st_mode & 0o777 == 0o666 & ~mask

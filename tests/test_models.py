@@ -185,3 +185,11 @@ def test_embed_images_uses_the_models_preprocessing(tmp_path):
     x = fashrec.preprocess_batch([img], m.preprocess_config)
     assert torch.equal(m.embed_images([img]), m.embed(x))
     assert float(x[0, :, 0, 0].min()) == 1.0  # white padding from the model's own config
+
+
+def test_preprocess_stays_the_function_after_submodule_imports():
+    import importlib
+
+    importlib.import_module("fashrec.tensor_cache")
+    importlib.import_module("fashrec.preprocess")
+    assert callable(fashrec.preprocess) and fashrec.preprocess.__name__ == "preprocess"
