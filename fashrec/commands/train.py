@@ -1,0 +1,131 @@
+"""``fashrec train`` (also ``python -m training.train``): train the paper's autoencoder or its VAE."""
+from __future__ import annotations
+
+HELP = "train a convolutional autoencoder (or VAE) on H&M photos; resumable, writes a Hub-ready folder"
+DESCRIPTION = """\
+Train the paper's convolutional autoencoder (Table 3.3) or the VAE of the same shape with Adam, and
+write a folder ready for fashrec.from_pretrained and the Hub:
+
+    OUT/config.json, OUT/model.safetensors   the model (fashrec.from_pretrained(OUT))
+    OUT/metrics.json                         train_mse / test_mse of the final model (eval mode, whole
+                                             splits, per-value MSE on [0, 1] images), loss history, timing
+    OUT/training_args.json                   hyperparameters and data
+    OUT/loss_curve.png, reconstructions.png  the paper's Figure 4.1 A and B
+    OUT/README.md                            the model card (metrics in its YAML model-index)
+    OUT/checkpoint/train_state.safetensors   resume state (weights, Adam state, epoch, RNG), every epoch
+
+--data is anything fashrec.load_hm reads: an H&M folder (metadata.csv + images/), a saved or exported
+dataset, a Hub dataset id or 'sample'. It is split 80/20 with --split-seed (the split every fashrec tool
+uses); images are decoded once and cached (fashrec.dataset_tensor).
+
+Loss: per-value MSE for the AE; MSE + beta * KL / (values per image) for the VAE.
+Same --seed, same data, same flags: same result. If the run is interrupted (even killed), run the same
+command with --resume: it continues from the last finished epoch and ends where the uninterrupted run
+would have. After fashrec evaluate --out OUT/eval.json, python -c "import fashrec.trainer as t;
+t.write_card('OUT')" puts the retrieval scores on the card.
+
+--push-to-hub REPO_ID uploads the folder (not the checkpoint/ resume state) in one commit at the end;
+the token comes from HF_TOKEN or 'hf auth login' and is never printed.
+
+examples:
+  python -m training.train --data ../shared/data/hm --out runs/paper-ae               # the paper's seed config
+  python -m training.train --data ../shared/data/hm --model vae --beta 0.1 --out runs/vae
+  python -m training.train --data sample --epochs 2 --out runs/smoke
+  python -m training.train --data ../shared/data/hm --out runs/paper-ae --resume      # after a crash
+"""
+
+
+def add_arguments(parser) -> None:
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", required=True, help="H&M source: folder, saved dataset, Hub dataset id or 'sample'")
+    data.add_argument("--n", type=int, default=None, help="use a seeded random subset of N photos (default: all)")
+    data.add_argument("--split-seed", type=int, default=42, help="seed of the subset and the split (default %(default)s)")
+    data.add_argument("--test-size", type=float, default=0.2, help="test fraction, or a count if >= 1 (default %(default)s)")
+    data.add_argument("--cache-dir", default=None, help="tensor cache folder (default $FASHREC_CACHE or ~/.cache/fashrec)")
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", choices=["ae", "vae"], default="ae", help="autoencoder or VAE (default %(default)s)")
+    model.add_argument("--channels", default="16,8",
+                       help="encoder widths, comma-separated; each layer halves the side (default %(default)s, Table 3.3)")
+    model.add_argument("--latent-dim", type=int, default=None,
+                       help="add a linear bottleneck of this size (default: none, the 8x16x16 = 2,048 conv code)")
+    model.add_argument("--pad-value", type=float, default=0.0,
+                       help="padding colour in [0, 1] around the fitted photo (default 0 = black, the paper's)")
+    opt = parser.add_argument_group("training")
+    opt.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (default %(default)s)")
+    opt.add_argument("--batch-size", type=int, default=16, help="images per step (default %(default)s)")
+    opt.add_argument("--epochs", type=int, default=30, help="passes over the training split (default %(default)s)")
+    opt.add_argument("--beta", type=float, default=1.0, help="weight of the VAE's KL term (default %(default)s)")
+    opt.add_argument("--seed", type=int, default=42, help="seed of the init, shuffling and VAE noise (default %(default)s)")
+    opt.add_argument("--threads", type=int, default=2, help="torch CPU threads (default %(default)s)")
+    out = parser.add_argument_group("output")
+    out.add_argument("--out", required=True, help="folder to write (see above)")
+    out.add_argument("--resume", action="store_true", help="continue the checkpoint in --out (same flags)")
+    out.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="upload the finished folder to this Hub repo")
+    out.add_argument("--private", action="store_true", help="with --push-to-hub: create the repo as private")
+    out.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def parse_channels(text: str) -> list[int]:
+    try:
+        channels = [int(c) for c in str(text).split(",") if c.strip()]
+    except ValueError:
+        raise ValueError(f"--channels must be comma-separated integers like 16,8; got {text!r}") from None
+    if not channels:
+        raise ValueError("--channels needs at least one width")
+    return channels
+
+
+def run(args) -> int:
+    import sys
+
+    from fashrec.preprocess import PreprocessConfig
+    from fashrec.trainer import load_tensors, make_model, push_to_hub, train
+
+    if args.push_to_hub:  # fail before training, not after, when there is no token
+        from fashrec.hub_push import HubPushError, resolve_token
+
+        try:
+            resolve_token()
+        except HubPushError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    preprocess = PreprocessConfig(pad_value=args.pad_value)
+    test_size = int(args.test_size) if args.test_size >= 1 else args.test_size
+    train_x, test_x = load_tensors(args.data, n=args.n, seed=args.split_seed, test_size=test_size,
+                                   preprocess=preprocess, cache_dir=args.cache_dir, progress=not args.no_progress)
+    model = make_model(args.model, seed=args.seed, channels=parse_channels(args.channels),
+                       latent_dim=args.latent_dim, preprocess=preprocess.to_dict())
+    metrics = train(model, train_x, test_x, lr=args.lr, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
+                    beta=args.beta, out_dir=args.out, resume=args.resume, progress=not args.no_progress,
+                    threads=args.threads, dataset=dataset_name(args.data, args.n), dataset_terms=data_terms(),
+                    extra_args={"data": str(args.data), "n": args.n, "split_seed": args.split_seed,
+                                "test_size": test_size, "threads": args.threads})
+    print(f"train_mse {metrics['train_mse']:.6f}  test_mse {metrics['test_mse']:.6f}  "
+          f"({metrics['epochs']} epochs, {metrics['train_seconds']:.1f} s of training) -> {args.out}")
+    if args.push_to_hub:
+        from fashrec.hub_push import HubPushError
+
+        try:
+            url = push_to_hub(args.out, args.push_to_hub, private=args.private)
+        except HubPushError as exc:
+            print(f"error: {exc} (the trained folder is kept in {args.out}; retry with fashrec push)", file=sys.stderr)
+            return 1
+        print(f"pushed: {url}")
+    return 0
+
+
+def dataset_name(source: str, n: int | None) -> str:
+    """How the card names the training data: a Hub dataset id as is, else a description."""
+    import re
+
+    if re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", str(source)) and not __import__("os").path.exists(source):
+        return str(source)
+    what = "the fashrec embedded sample of" if source == "sample" else "a subset of"
+    size = f", {n} photos" if n else ""
+    return f"H&M product photos ({what} the Kaggle 'H&M Personalized Fashion Recommendations' images{size})"
+
+
+def data_terms() -> str:
+    from fashrec.commands.export_dataset import TERMS
+
+    return TERMS

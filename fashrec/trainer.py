@@ -1,0 +1,379 @@
+"""The training loop of fashrec's autoencoders: Adam on the model's own ``loss``, resumable, reproducible.
+
+    model = fashrec.ConvAE()                                   # seed the init: torch.manual_seed(seed) first
+    metrics = fashrec.train(model, x_train, x_test, lr=0.01, batch_size=16, epochs=30, seed=0, out_dir="runs/ae")
+
+``x_train`` / ``x_test`` are preprocessed tensors ``(N, 3, S, S)`` in [0, 1] (``fashrec.dataset_tensor``):
+images are decoded once, and the loop only slices a tensor. The model supplies ``loss(x, beta=...)``
+returning ``{"loss", "mse", ...}`` (per-pixel MSE for the AE; MSE + beta * KL per value for the VAE).
+
+Reproducible and resumable by construction:
+
+- The shuffle of epoch ``e`` comes from a fresh ``torch.Generator`` seeded from ``(seed, e)``, and the
+  global RNG (the VAE's sampling noise) is reseeded the same way at the start of every epoch, so an epoch
+  depends only on the weights and optimizer state it starts from — nothing mid-epoch needs saving.
+- After every epoch, weights + Adam state + epoch + loss history + RNG state go to
+  ``out_dir/checkpoint/train_state.safetensors`` (one file, written atomically: see ``train_state.py``).
+  ``resume=True`` continues from the last complete epoch; the result equals an uninterrupted run's.
+
+``out_dir`` finally holds ``config.json`` + ``model.safetensors`` (loadable with ``fashrec.from_pretrained``),
+``metrics.json`` (``train_mse`` / ``test_mse``: per-value MSE of the final model over each whole split, in
+eval mode — the VAE's mean, not a sample), ``training_args.json``, ``loss_curve.png``,
+``reconstructions.png`` and ``README.md`` (the model card, rebuilt by :func:`write_card`, which also
+picks up an ``eval.json`` written by ``fashrec evaluate --out``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+CHECKPOINT = Path("checkpoint") / "train_state.safetensors"
+PUSHED_FILES = ("config.json", "model.safetensors", "README.md", "metrics.json", "training_args.json",
+                "loss_curve.png", "reconstructions.png", "eval.json")
+N_RECONSTRUCTIONS = 6
+EVAL_BATCH = 500
+
+
+def make_model(kind: str = "ae", *, seed: int = 0, channels=(16, 8), latent_dim: int | None = None,
+               preprocess: Mapping | None = None):
+    """A freshly initialised ``ConvAE`` (``kind="ae"``) or ``ConvVAE`` (``"vae"``); the init is seeded."""
+    from fashrec.conv_ae import ConvAE
+    from fashrec.conv_vae import ConvVAE
+
+    classes = {"ae": ConvAE, "vae": ConvVAE}
+    if kind not in classes:
+        raise ValueError(f"unknown model kind {kind!r}; choose from {sorted(classes)}")
+    torch.manual_seed(seed)
+    return classes[kind](channels=list(channels), latent_dim=latent_dim, preprocess=preprocess)
+
+
+def load_tensors(source, *, n: int | None = None, seed: int = 42, test_size: float | int = 0.2,
+                 preprocess=None, cache_dir=None, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(train_x, test_x)``: ``fashrec.load_hm(source)`` split as every fashrec tool splits it, decoded once
+    (``fashrec.dataset_tensor`` caches the tensors on disk) with ``preprocess`` (a ``PreprocessConfig``)."""
+    from fashrec.hm_dataset import load_hm
+    from fashrec.tensor_cache import dataset_tensor
+
+    dd = load_hm(source, n=n, seed=seed, test_size=test_size, progress=progress)
+    return tuple(dataset_tensor(dd[split], preprocess, cache_dir=cache_dir, progress=progress)
+                 for split in ("train", "test"))
+
+
+def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.01, batch_size: int = 16,
+          epochs: int = 30, seed: int = 0, beta: float = 1.0, out_dir: str | os.PathLike | None = None,
+          resume: bool = False, progress: bool = True, threads: int | None = 2,
+          dataset: str | None = None, dataset_terms: str | None = None, extra_args: Mapping | None = None) -> dict:
+    """Train ``model`` in place with Adam and return the metrics dict (also written to ``out_dir``).
+
+    ``beta`` weighs the VAE's KL term (ignored by the AE). ``threads`` sets ``torch.set_num_threads``
+    (None leaves it). ``dataset`` / ``dataset_terms`` describe the data on the model card;
+    ``extra_args`` are recorded beside the hyperparameters (e.g. the data source and split seed).
+    Without ``out_dir`` nothing is written and nothing can be resumed.
+    """
+    _check_images("train_x", train_x, model)
+    _check_images("test_x", test_x, model)
+    for name, value, low in (("lr", lr, 0.0), ("batch_size", batch_size, 0), ("epochs", epochs, 0)):
+        if not value > low:
+            raise ValueError(f"train: {name} must be > {low}, got {value}")
+    if threads:
+        torch.set_num_threads(int(threads))
+    torch.set_flush_denormal(True)  # tiny gradients near sigmoid saturation otherwise crawl on x86
+
+    out = Path(out_dir) if out_dir is not None else None
+    settings = {
+        "model_class": type(model).__name__,
+        "model_config": model.config_dict(),
+        "lr": float(lr), "batch_size": int(batch_size), "seed": int(seed), "beta": float(beta),
+        "train_images": int(train_x.shape[0]), "test_images": int(test_x.shape[0]),
+        "train_fingerprint": _fingerprint(train_x), "test_fingerprint": _fingerprint(test_x),
+    }
+    settings["model_config"].pop("fashrec_version", None)
+    optimizer = _adam(model, lr)
+    history: dict[str, list[float]] = {}
+    start_epoch, train_seconds = 0, 0.0
+
+    if out is not None:
+        _remove_stray_temporaries(out)
+        ckpt = out / CHECKPOINT
+        if ckpt.exists():
+            if not resume:
+                raise ValueError(f"{out}: holds a training checkpoint ({CHECKPOINT}); pass --resume to continue "
+                                      "it, or choose another --out")
+            start_epoch, history, train_seconds = _resume(ckpt, model, optimizer, settings)
+            if start_epoch > epochs:
+                raise ValueError(f"{ckpt}: already trained {start_epoch} epochs, more than the {epochs} asked for")
+    model.train()
+
+    bar = _bar(progress, total=epochs, initial=start_epoch)
+    n = train_x.shape[0]
+    for epoch in range(start_epoch, epochs):
+        started = time.perf_counter()
+        train_stats = _train_epoch(model, optimizer, train_x, batch_size=batch_size, beta=beta,
+                                   epoch_seed=_epoch_seed(seed, epoch))
+        test_stats = evaluate_split(model, test_x, beta=beta)
+        train_seconds += time.perf_counter() - started
+        for key, value in train_stats.items():
+            history.setdefault(f"train_{key}", []).append(value)
+        for key, value in test_stats.items():
+            history.setdefault(f"test_{key}", []).append(value)
+        if not math.isfinite(train_stats["loss"]):
+            raise FloatingPointError(f"train: the loss became {train_stats['loss']} in epoch {epoch + 1}; "
+                                     f"lower the learning rate (now {lr})")
+        if out is not None:
+            from fashrec.train_state import save_train_state
+
+            save_train_state(out / CHECKPOINT, model=model, optimizer=optimizer, epoch=epoch + 1,
+                             info={"settings": settings, "history": history, "train_seconds": train_seconds})
+        bar.set_postfix(train=f"{train_stats['loss']:.5f}", test=f"{test_stats['loss']:.5f}", refresh=False)
+        bar.update(1)
+    bar.close()
+
+    metrics = final_metrics(model, train_x, test_x, beta=beta)
+    metrics.update({
+        "epochs": int(epochs), "train_images": int(n), "test_images": int(test_x.shape[0]),
+        "train_seconds": round(train_seconds, 3),
+        "images_per_second": round(n * epochs / train_seconds, 1) if train_seconds > 0 else None,
+        "history": history,
+    })
+    if out is not None:
+        args = {
+            "model": settings["model_class"], "optimizer": "Adam", "lr": float(lr), "batch_size": int(batch_size),
+            "epochs": int(epochs), "seed": int(seed), "loss": _loss_name(model, beta),
+            "train_images": int(n), "test_images": int(test_x.shape[0]),
+            **({"beta": float(beta)} if "beta" in _loss_name(model, beta) else {}),
+            **dict(extra_args or {}),
+        }
+        write_outputs(out, model, metrics, test_x, training_args=args, dataset=dataset, dataset_terms=dataset_terms)
+    return metrics
+
+
+# ----- one epoch, evaluation ---------------------------------------------------------------------------
+
+def _train_epoch(model, optimizer, train_x: torch.Tensor, *, batch_size: int, beta: float,
+                 epoch_seed: int) -> dict[str, float]:
+    """One pass over a freshly shuffled copy of ``train_x``; returns the image-weighted mean of each loss term.
+
+    The loop is kept lean for small models, where per-step overhead dominates: the shuffled copy is made
+    once so batches are contiguous slices, losses are summed on-tensor (one ``.item()`` per epoch, not per
+    step), and gradients are dropped with ``set_to_none`` rather than zeroed.
+    """
+    torch.manual_seed(epoch_seed + 1)  # the VAE's sampling noise
+    order = torch.randperm(train_x.shape[0], generator=torch.Generator().manual_seed(epoch_seed))
+    xs = train_x[order]
+    model.train()
+    sums: dict[str, torch.Tensor] = {}
+    for start in range(0, xs.shape[0], batch_size):
+        batch = xs[start:start + batch_size]
+        terms = model.loss(batch, beta=beta)
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        optimizer.step()
+        weight = batch.shape[0]
+        for key, value in terms.items():
+            total = sums.get(key)
+            if total is None:
+                sums[key] = value.detach() * weight
+            else:
+                total.add_(value.detach(), alpha=weight)
+    return {k: v.item() / xs.shape[0] for k, v in sums.items()}
+
+
+@torch.inference_mode()
+def evaluate_split(model, x: torch.Tensor, *, beta: float = 1.0, batch_size: int = EVAL_BATCH) -> dict[str, float]:
+    """Mean of each loss term over all of ``x`` in eval mode (deterministic: the VAE decodes its mean)."""
+    was_training = model.training
+    model.eval()
+    sums: dict[str, float] = {}
+    try:
+        for start in range(0, x.shape[0], batch_size):
+            batch = x[start:start + batch_size]
+            for key, value in model.loss(batch, beta=beta).items():
+                sums[key] = sums.get(key, 0.0) + float(value) * batch.shape[0]
+    finally:
+        model.train(was_training)
+    return {k: v / x.shape[0] for k, v in sums.items()}
+
+
+def final_metrics(model, train_x: torch.Tensor, test_x: torch.Tensor, *, beta: float = 1.0) -> dict[str, float]:
+    """``train_mse`` / ``test_mse`` (and ``*_loss``, ``*_kl`` for a VAE) of the model as it is now."""
+    metrics = {}
+    for split, x in (("train", train_x), ("test", test_x)):
+        stats = evaluate_split(model, x, beta=beta)
+        metrics[f"{split}_mse"] = stats["mse"]
+        for key, value in stats.items():
+            if key != "mse" and (key != "loss" or "kl" in stats):
+                metrics[f"{split}_{key}"] = value
+    return metrics
+
+
+# ----- outputs -----------------------------------------------------------------------------------------
+
+def write_outputs(out_dir: str | os.PathLike, model, metrics: Mapping, test_x: torch.Tensor, *,
+                  training_args: Mapping, dataset: str | None = None, dataset_terms: str | None = None) -> None:
+    """Write the finished model folder: weights, config, metrics, pictures, card (each file atomically)."""
+    from fashrec.atomic import write_json_atomic
+    from fashrec.figures import save_loss_curve, save_reconstructions
+
+    out = Path(out_dir)
+    model.eval()
+    model._save_pretrained(out)  # config.json + model.safetensors, atomic
+    write_json_atomic(dict(metrics), out / "metrics.json")
+    write_json_atomic({**training_args, "dataset": dataset, "dataset_terms": dataset_terms}, out / "training_args.json")
+    history = metrics.get("history", {})
+    save_loss_curve(out / "loss_curve.png", {"train": history.get("train_loss", []), "test": history.get("test_loss", [])},
+                    ylabel="MSE per pixel value" if "train_kl" not in history else "MSE + beta * KL per value")
+    picks = torch.randperm(test_x.shape[0], generator=torch.Generator().manual_seed(0))[:N_RECONSTRUCTIONS]
+    originals = test_x[picks.sort().values]
+    save_reconstructions(out / "reconstructions.png", originals, model.reconstruct(originals))
+    write_card(out)
+
+
+def write_card(out_dir: str | os.PathLike, *, repo_id: str | None = None) -> str:
+    """(Re)write ``out_dir/README.md`` from the folder's config, metrics, training args and ``eval.json``.
+
+    Run again after ``fashrec evaluate --out out_dir/eval.json`` to put retrieval scores on the card.
+    """
+    from hub_card.cards import render_model_card
+
+    from fashrec.atomic import write_text_atomic
+
+    out = Path(out_dir)
+    config = _read_json(out / "config.json")
+    metrics = _read_json(out / "metrics.json")
+    args = _read_json(out / "training_args.json") if (out / "training_args.json").exists() else {}
+    retrieval = retrieval_rows(_read_json(out / "eval.json")) if (out / "eval.json").exists() else None
+    card_metrics = {k: v for k, v in metrics.items()
+                    if k.endswith(("_mse", "_loss", "_kl")) and isinstance(v, (int, float))}
+    hyper = {k: v for k, v in args.items() if k not in ("dataset", "dataset_terms") and v is not None}
+    if metrics.get("train_seconds"):
+        hyper["training time (s)"] = metrics["train_seconds"]
+    images = {"loss curve (train and test, per epoch)": "loss_curve.png",
+              "test images (top) and their reconstructions (bottom)": "reconstructions.png"}
+    text = render_model_card(model_class=config.get("model_class", "model"), config=config, repo_id=repo_id,
+                             metrics=card_metrics, retrieval=retrieval, hyperparameters=hyper,
+                             dataset=args.get("dataset"), dataset_terms=args.get("dataset_terms"),
+                             images={k: v for k, v in images.items() if (out / v).exists()})
+    write_text_atomic(text, out / "README.md")
+    return text
+
+
+def retrieval_rows(evaluation: Mapping) -> list[dict]:
+    """The card's retrieval rows from a ``fashrec evaluate`` result: the model's own embedding, cosine."""
+    k = evaluation.get("k", 10)
+    rows = []
+    for row in evaluation.get("retrieval", []):
+        if row.get("embedding", "model") != "model" or row.get("metric", "cosine") != "cosine":
+            continue
+        if row.get("focus") not in (None, "overall"):
+            continue
+        rows.append({"label": row.get("label"), f"precision@{k}": row.get("precision_at_k"),
+                     f"map@{k}": row.get("map_at_k")})
+    return rows
+
+
+def push_to_hub(out_dir: str | os.PathLike, repo_id: str, *, token: str | None = None, private: bool = False) -> str:
+    """Rewrite the card so its snippet names ``repo_id``, then upload the model folder in one commit.
+
+    The resume checkpoint and temporary files stay behind (``fashrec.hub_push`` ignores them).
+    """
+    from fashrec.hub_push import push_folder
+
+    write_card(out_dir, repo_id=repo_id)
+    return push_folder(out_dir, repo_id, token=token, private=private,
+                       commit_message=f"Upload {Path(out_dir).name} trained with fashrec")
+
+
+# ----- helpers -----------------------------------------------------------------------------------------
+
+def _adam(model, lr: float) -> torch.optim.Optimizer:
+    """Adam with the fused CPU kernel when available (one kernel for all parameters: far less overhead)."""
+    try:
+        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
+
+
+def _resume(ckpt: Path, model, optimizer, settings: dict) -> tuple[int, dict, float]:
+    from fashrec.train_state import load_train_state
+
+    state = load_train_state(ckpt)
+    saved = state.info.get("settings", {})
+    different = sorted(k for k in settings if saved.get(k) != settings[k])
+    if different:
+        detail = "; ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {settings[k]!r}" for k in different
+                           if "fingerprint" not in k)
+        raise ValueError(f"{ckpt}: cannot resume, the run differs from the checkpoint in {different}"
+                         + (f" ({detail})" if detail else " (different images)"))
+    state.restore(model, optimizer)
+    return state.epoch, state.info.get("history", {}), float(state.info.get("train_seconds", 0.0))
+
+
+def _remove_stray_temporaries(out: Path) -> None:
+    """Atomic writes leave ``.<name>.<random>.tmp`` behind only if killed mid-write; clear them."""
+    for folder in (out, out / CHECKPOINT.parent):
+        if folder.is_dir():
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    digest = hashlib.sha256(f"fashrec-train:{seed}:{epoch}".encode()).digest()
+    return int.from_bytes(digest[:7], "little")
+
+
+def _fingerprint(x: torch.Tensor) -> str:
+    """A cheap identity of an image tensor (shape + a strided sample of rows) to refuse resuming on other data."""
+    step = max(1, x.shape[0] // 64)
+    h = hashlib.sha256(str(tuple(x.shape)).encode())
+    h.update(x[::step].contiguous().float().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _check_images(name: str, x, model) -> None:
+    size = model.preprocess_config.image_size
+    if not isinstance(x, torch.Tensor) or x.ndim != 4 or tuple(x.shape[1:]) != (3, size, size) or x.shape[0] < 1:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"train: {name} must be a non-empty (N, 3, {size}, {size}) tensor, got {shape}")
+    if x.dtype != torch.float32:
+        raise ValueError(f"train: {name} must be float32 in [0, 1] (fashrec.dataset_tensor), got {x.dtype}")
+
+
+def _loss_name(model, beta: float) -> str:
+    if type(model).__name__ == "ConvVAE":
+        return f"per-value MSE + beta * KL / values (beta={beta:g})"
+    return "per-value MSE"
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: missing (is {path.parent} a finished training folder?)") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+
+
+class _NoBar:
+    def set_postfix(self, *a, **k):
+        pass
+
+    def update(self, n=1):
+        pass
+
+    def close(self):
+        pass
+
+
+def _bar(enabled: bool, *, total: int, initial: int):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="epoch", desc="training", dynamic_ncols=True)
