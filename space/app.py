@@ -64,6 +64,8 @@ def build_demo(rec: Recommender):
     """The Gradio Blocks app over ``rec``: a Recommend tab, a Reconstruction tab and three API endpoints."""
     from fashrec.preprocess import ImageError
 
+    # Catalogue photos are served straight from their folders (never copied per request into Gradio's cache).
+    gr.set_static_paths(rec.image_folders())
     user_errors = (ValueError, ImageError, NotImplementedError)
     first_id = rec.ids[0]
     item_choices = [(rec.label(i), i) for i in rec.ids]
@@ -259,11 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     demo = build_demo(rec)
     concurrency = int(os.environ.get("FASHREC_CONCURRENCY", "4"))
     demo.queue(default_concurrency_limit=concurrency)
-    roots = sorted({str(Path(p).parent.parent) for p in rec.images.values()})  # images/<3 digits>/<id>.jpg
     _, url, _ = demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",
         server_port=int(os.environ["GRADIO_SERVER_PORT"]) if os.environ.get("GRADIO_SERVER_PORT") else None,
-        allowed_paths=roots,
+        allowed_paths=rec.image_folders(),
         theme=gr.themes.Soft(),
         css=CSS,
         prevent_thread_lock=True,

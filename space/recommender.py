@@ -116,6 +116,14 @@ class Recommender:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def image_folders(self) -> list[str]:
+        """The folders holding the catalogue photos (what the web server may serve): their common folder
+        when that is specific (``.../hm_sample/images``), else each folder. Few folders keep Gradio's
+        per-file path checks cheap."""
+        folders = sorted({str(Path(p).resolve().parent) for p in self.images.values()})
+        common = Path(os.path.commonpath(folders))
+        return [str(common)] if len(common.parts) > 3 else folders
+
     def info(self, article_id: str) -> dict[str, str]:
         """The item's labels as strings ({} when the index has no metadata)."""
         return dict(self._rows.get(article_id, {}))
