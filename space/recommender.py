@@ -204,7 +204,7 @@ class Recommender:
         article_id = str(article_id or "").strip()
         if article_id not in self.images:
             raise ValueError(f"article id {article_id!r} is not in this catalogue of {len(self)} items")
-        metric, k, where, focus = self._options(metric, k, product_group, product_type, focus, exclude=1)
+        metric, k, where, focus = self._options(metric, k, product_group, product_type, focus, exclude=article_id)
         ids, dist = self.index.search_ids([article_id], k=k, metric=metric, where=where, focus=focus)
         hits = self._hits(ids[0], dist[0])
         self._record("recommend_item", time.perf_counter() - start)
@@ -214,11 +214,11 @@ class Recommender:
                         product_type: str = ALL, focus: str | Mapping[str, float] = "overall") -> list[Hit]:
         """The ``k`` nearest catalogue items of a photo (any input ``fashrec.preprocess`` takes)."""
         start = time.perf_counter()
-        metric, k, where, focus = self._options(metric, k, product_group, product_type, focus, exclude=0)
+        metric, k, where, focus = self._options(metric, k, product_group, product_type, focus)
         x = _preprocess(image, self.model.preprocess_config)
         needed = [focus] if isinstance(focus, str) else [f for f, w in focus.items() if w > 0]
         queries = {f: self.model.embed(x, focus=f).numpy() for f in needed}
-        ids, dist = self.index.search(queries if len(needed) > 1 else queries[needed[0]], k=k, metric=metric,
+        ids, dist = self.index.search(queries[focus] if isinstance(focus, str) else queries, k=k, metric=metric,
                                       where=where, focus=focus)
         hits = self._hits(ids[0], dist[0])
         self._record("recommend_image", time.perf_counter() - start)
@@ -226,7 +226,8 @@ class Recommender:
 
     # ------------------------------------------------------------------ internals
 
-    def _options(self, metric, k, product_group, product_type, focus, *, exclude: int):
+    def _options(self, metric, k, product_group, product_type, focus, *, exclude: str | None = None):
+        """Checked search options; ``k`` is lowered to the items the filters leave (besides ``exclude``)."""
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}; choose one of {list(METRICS)}")
         try:
@@ -244,9 +245,12 @@ class Recommender:
                 raise ValueError(f"no {column.removesuffix('_name').replace('_', ' ')} {value!r} in this catalogue")
             where[column] = value
         mask = self._mask(product_group, product_type)
-        left = (len(self) if mask is None else int(mask.sum())) - exclude
+        left = len(self) if mask is None else int(mask.sum())
+        if exclude is not None and (mask is None or mask[self.index.position(exclude)]):
+            left -= 1
         if left < 1:
-            raise ValueError(f"no catalogue item matches the filters ({', '.join(f'{c}={v!r}' for c, v in where.items())})")
+            filters = ", ".join(f"{c}={v!r}" for c, v in where.items())
+            raise ValueError(f"no {'other ' if exclude else ''}catalogue item matches the filters ({filters})")
         return metric, min(k, left), where or None, self._focus(focus)
 
     def _focus(self, focus):

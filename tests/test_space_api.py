@@ -218,3 +218,85 @@ def test_bad_options_are_named(client, kwargs, words):
 
     with pytest.raises(AppError, match=re.escape(words)):
         client.predict(api_name="/recommend_item", **kwargs)
+
+
+# ---------------------------------------------------------------------- the Recommender alone (no server)
+
+
+@pytest.fixture(scope="module")
+def two_focus():
+    """A small catalogue indexed by a model with two focuses (the overall code, and a blurred photo)."""
+    import torch
+
+    from fashrec.conv_ae import ConvAE
+    from fashrec.embed_job import catalogue_metadata, open_catalogue
+    from fashrec.similarity_index import SimilarityIndex
+    from space.recommender import Recommender
+
+    class TwoFocusAE(ConvAE):
+        focuses = ("overall", "colour")
+
+        def _embed(self, x, focus):  # "colour": the photo at 16x16, channels repeated to the same 2,048 values
+            if focus == "overall":
+                return self._code(x)
+            small = torch.nn.functional.adaptive_avg_pool2d(x, (16, 16))
+            return torch.cat([small, small, small[:, :2]], dim=1)
+
+    torch.manual_seed(0)
+    model = TwoFocusAE().eval()
+    ds = open_catalogue("sample").select(range(80))
+    paths = [cell["path"] for cell in ds.cast_column("image", __import__("datasets").Image(decode=False))["image"]]
+    vectors = {f: model.embed_images(paths, focus=f) for f in model.focuses}
+    index = SimilarityIndex(vectors, list(ds["article_id"]), catalogue_metadata(ds))
+    return Recommender(model=model, index=index, images=paths), model, index, paths
+
+
+def test_focus_and_weights_rank_like_the_index(two_focus):
+    from fashrec.preprocess import preprocess
+
+    rec, model, index, paths = two_focus
+    x = preprocess(paths[7], model.preprocess_config)[None]
+    q = {f: model.embed(x, focus=f).numpy() for f in model.focuses}
+    hits = rec.recommend_image(paths[7], metric="euclidean", k=5, focus="colour")
+    assert [h.article_id for h in hits] == index.search(q["colour"], k=5, metric="euclidean", focus="colour")[0][0]
+    hits = rec.recommend_image(paths[7], metric="cityblock", k=5, focus="overall=1, colour=2")
+    expected, dist = index.search(q, k=5, metric="cityblock", focus={"overall": 1.0, "colour": 2.0})
+    assert [h.article_id for h in hits] == expected[0]
+    np.testing.assert_allclose([h.distance for h in hits], dist[0], rtol=1e-5)
+    with pytest.raises(ValueError, match="unknown focus 'shape'"):
+        rec.recommend_item(rec.ids[0], focus="shape")
+
+
+def test_the_focus_control_shows_only_for_several_focuses(two_focus):
+    from fashrec.similarity_index import SimilarityIndex
+    from space.app import build_demo
+    from space.recommender import Recommender
+
+    def focus_control(rec):
+        config = build_demo(rec).get_config_file()
+        return next(c for c in config["components"] if c["props"].get("elem_id") == "focus")["props"]
+
+    rec, model, index, paths = two_focus
+    props = focus_control(rec)
+    assert props["visible"] is True
+    assert [choice[1] for choice in props["choices"]] == ["overall", "colour"]
+    single = SimilarityIndex(index.embeddings("overall"), index.ids, index.metadata)
+    assert focus_control(Recommender(model=model, index=single, images=paths))["visible"] is False
+
+
+def test_filters_captions_and_k_clamped_to_what_the_filter_leaves(two_focus):
+    rec, _, index, _ = two_focus
+    meta = index.metadata.set_index("article_id")
+    group = rec.groups()[1]
+    types = rec.types(group)
+    assert types[0] == "All" and set(types[1:]) == set(meta[meta["product_group_name"] == group]["product_type_name"])
+    ptype = types[-1]  # the rarest type of the group
+    n = int(((meta["product_group_name"] == group) & (meta["product_type_name"] == ptype)).sum())
+    query = rec.ids[0]
+    hits = rec.recommend_item(query, k=48, product_group=group, product_type=ptype)
+    assert len(hits) == n - (meta.loc[query, "product_type_name"] == ptype and meta.loc[query, "product_group_name"] == group)
+    assert all(meta.loc[h.article_id, "product_type_name"] == ptype for h in hits)
+    hit = rec.recommend_item(query, k=1)[0]
+    name, colour = meta.loc[hit.article_id, "prod_name"], meta.loc[hit.article_id, "colour_group_name"]
+    assert hit.caption.splitlines()[0] == name and colour in hit.caption.splitlines()[1]
+    assert hit.caption.splitlines()[-1] == f"{hit.article_id} · d = {hit.distance:.4g}"
