@@ -8,7 +8,7 @@ Start-up loads, never recomputes: the model through ``fashrec.from_pretrained`` 
 
     FASHREC_MODEL   checkpoint folder, Hub id or shipped name (default: the shipped default checkpoint)
     FASHREC_INDEX   index folder written by 'fashrec embed' (default: space/index, the embedded sample)
-    FASHREC_CONCURRENCY   handlers run at once (default 4)
+    FASHREC_CONCURRENCY   handlers run at once (default 2)
     FASHREC_TIMINGS_FILE  append each handler's server-side duration here as JSON lines (benchmarks)
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT   where to listen (Gradio's own variables)
 
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     _set_torch_threads()
     rec = load_recommender()
     demo = build_demo(rec)
-    concurrency = int(os.environ.get("FASHREC_CONCURRENCY", "4"))
+    concurrency = int(os.environ.get("FASHREC_CONCURRENCY", "2"))
     demo.queue(default_concurrency_limit=concurrency)
     _, url, _ = demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",
