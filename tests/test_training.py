@@ -1,0 +1,268 @@
+"""Training: the output folder, reproducibility, resume after a real SIGKILL, atomic checkpoints, push.
+
+Everything trains on 40 photos of the embedded sample (32 train / 8 test) for a few epochs, on one
+thread (two threads on a shared, busy machine spend most of their time waiting for each other).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from fashrec.figures import LOSS_CURVE_SIZE, reconstructions_size
+from fashrec.hub_model import from_pretrained, weights_hash
+from fashrec.train_state import load_train_state, save_train_state
+from fashrec.trainer import CHECKPOINT, N_RECONSTRUCTIONS, load_tensors, make_model, train, write_card
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+N_IMAGES = 40
+OUTPUT_FILES = {"config.json", "model.safetensors", "README.md", "metrics.json", "training_args.json",
+                "loss_curve.png", "reconstructions.png"}
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("tensor-cache")
+
+
+@pytest.fixture(scope="module")
+def data(cache_dir):
+    return load_tensors("sample", n=N_IMAGES, cache_dir=cache_dir, progress=False)
+
+
+def _train(data, out=None, *, epochs=2, seed=0, kind="ae", resume=False, **kw):
+    model = make_model(kind, seed=seed)
+    metrics = train(model, *data, lr=0.01, batch_size=8, epochs=epochs, seed=seed, out_dir=out, resume=resume,
+                    progress=False, threads=1, **kw)
+    return model, metrics
+
+
+def _mse(model, x):
+    with torch.no_grad():
+        return float(((model.reconstruct(x) - x) ** 2).mean())
+
+
+@pytest.mark.parametrize("kind", ["ae", "vae"])
+def test_run_writes_a_complete_loadable_folder(data, tmp_path, kind):
+    from huggingface_hub import ModelCard
+    from PIL import Image
+
+    out = tmp_path / "run"
+    model, metrics = _train(data, out, kind=kind, beta=0.1)
+    assert OUTPUT_FILES <= {p.name for p in out.iterdir()}
+    saved = json.loads((out / "metrics.json").read_text())
+    for key in ("train_mse", "test_mse"):
+        assert isinstance(saved[key], float) and math.isfinite(saved[key]) and 0 < saved[key] < 1
+    assert len(saved["history"]["train_loss"]) == len(saved["history"]["test_mse"]) == 2
+
+    # The folder loads as the same model, and the recorded MSEs are those of its weights on each split
+    # (eval mode, whole split; for the VAE: decoding mu).
+    loaded = from_pretrained(out)
+    assert type(loaded) is type(model) and weights_hash(loaded) == weights_hash(model)
+    assert saved["train_mse"] == pytest.approx(_mse(loaded, data[0]), rel=1e-5)
+    assert saved["test_mse"] == pytest.approx(_mse(loaded, data[1]), rel=1e-5)
+
+    assert Image.open(out / "loss_curve.png").size == LOSS_CURVE_SIZE
+    assert Image.open(out / "reconstructions.png").size == reconstructions_size(min(N_RECONSTRUCTIONS, len(data[1])))
+
+    card = ModelCard.load(out / "README.md")
+    results = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
+    assert results[("test", "mse")] == pytest.approx(saved["test_mse"])
+    assert results[("train", "mse")] == pytest.approx(saved["train_mse"])
+    assert "loss_curve.png" in card.text and "fashrec.from_pretrained" in card.text
+    assert "non-commercial" not in card.text  # terms come from the CLI; the library call gave none
+    args = json.loads((out / "training_args.json").read_text())
+    assert (args["lr"], args["batch_size"], args["epochs"], args["optimizer"]) == (0.01, 8, 2, "Adam")
+
+
+def test_same_seed_same_result_other_seed_differs(data):
+    a, ma = _train(data, seed=3)
+    b, mb = _train(data, seed=3)
+    c, mc = _train(data, seed=4)
+    assert weights_hash(a) == weights_hash(b)
+    assert (ma["train_mse"], ma["test_mse"], ma["history"]) == (mb["train_mse"], mb["test_mse"], mb["history"])
+    assert weights_hash(a) != weights_hash(c)
+
+
+@pytest.mark.parametrize("kind", ["ae", "vae"])
+def test_resume_equals_uninterrupted(data, tmp_path, kind):
+    straight, m_straight = _train(data, tmp_path / "straight", epochs=4, kind=kind)
+    _train(data, tmp_path / "split", epochs=2, kind=kind)
+    resumed, m_resumed = _train(data, tmp_path / "split", epochs=4, kind=kind, resume=True)
+    assert weights_hash(resumed) == weights_hash(straight)
+    assert m_resumed["history"] == m_straight["history"]
+    assert (m_resumed["train_mse"], m_resumed["test_mse"]) == (m_straight["train_mse"], m_straight["test_mse"])
+
+
+def test_resume_refuses_a_different_run_and_an_existing_checkpoint(data, tmp_path):
+    out = tmp_path / "run"
+    _train(data, out, epochs=1)
+    with pytest.raises(ValueError, match="--resume"):
+        _train(data, out, epochs=2)
+    model = make_model("ae", seed=0)
+    with pytest.raises(ValueError, match="lr"):
+        train(model, *data, lr=0.1, batch_size=8, epochs=2, seed=0, out_dir=out, resume=True, progress=False)
+    with pytest.raises(ValueError, match="different images"):
+        train(model, data[0].flip(0), data[1], lr=0.01, batch_size=8, epochs=2, seed=0, out_dir=out, resume=True,
+              progress=False)
+
+
+def test_train_state_round_trip_is_exact(tmp_path):
+    model = make_model("vae", seed=1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    x = torch.rand(4, 3, 64, 64)
+    for _ in range(2):
+        opt.zero_grad()
+        model.loss(x)["loss"].backward()
+        opt.step()
+    save_train_state(tmp_path / "s.safetensors", model=model, optimizer=opt, epoch=7, info={"history": [1.5]})
+    state = load_train_state(tmp_path / "s.safetensors")
+    assert state.epoch == 7 and state.info == {"history": [1.5]}
+    model2 = make_model("vae", seed=2)
+    opt2 = torch.optim.Adam(model2.parameters(), lr=0.01)
+    state.restore(model2, opt2)
+    assert weights_hash(model2) == weights_hash(model)
+    a, b = opt.state_dict(), opt2.state_dict()
+    assert a["param_groups"] == b["param_groups"]
+    for i in a["state"]:
+        for key, value in a["state"][i].items():
+            assert torch.equal(value, b["state"][i][key])
+    (tmp_path / "bad.safetensors").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="bad.safetensors"):
+        load_train_state(tmp_path / "bad.safetensors")
+
+
+# ----- crashes --------------------------------------------------------------------------------------
+
+def _wait_for(condition, *, timeout: float, what: str, proc=None) -> None:
+    """Poll ``condition`` every 20 ms (no sleep: Event.wait) until true; fail after ``timeout`` seconds."""
+    tick = threading.Event()
+    for _ in range(int(timeout / 0.02)):
+        if condition():
+            return
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"the process ended (rc {proc.returncode}) before {what}:\n{proc.stderr.read()}")
+        tick.wait(0.02)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+def _env():
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return env
+
+
+def test_sigkill_mid_run_then_resume_ends_like_an_uninterrupted_run(cache_dir, tmp_path):
+    from training.train import main
+
+    epochs = 30
+    flags = ["--data", "sample", "--n", str(N_IMAGES), "--cache-dir", str(cache_dir), "--epochs", str(epochs),
+             "--batch-size", "8", "--seed", "5", "--threads", "1", "--no-progress"]
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "training.train", *flags, "--out", str(out)], cwd=REPO_ROOT,
+                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for((out / CHECKPOINT).exists, timeout=120, what="the first epoch's checkpoint", proc=proc)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    done = load_train_state(out / CHECKPOINT).epoch  # the last checkpoint is complete and readable
+    assert 1 <= done < epochs and not (out / "metrics.json").exists()
+
+    assert main([*flags, "--out", str(out), "--resume"]) == 0
+    assert main([*flags, "--out", str(tmp_path / "straight")]) == 0
+    resumed = json.loads((out / "metrics.json").read_text())
+    straight = json.loads((tmp_path / "straight" / "metrics.json").read_text())
+    assert resumed["history"]["test_mse"] == pytest.approx(straight["history"]["test_mse"], rel=1e-6)
+    assert resumed["test_mse"] == pytest.approx(straight["test_mse"], rel=1e-6)
+    assert resumed["train_mse"] == pytest.approx(straight["train_mse"], rel=1e-6)
+    assert not list(out.rglob("*.tmp"))  # a write cut by the kill leaves no temporary file behind resume
+    from_pretrained(out)
+
+
+_WRITER = """
+import sys, torch
+from fashrec.train_state import save_train_state
+model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.Linear(64, 64))
+opt = torch.optim.Adam(model.parameters())
+model(torch.ones(1, 64)).sum().backward(); opt.step()
+print("ready", flush=True)
+k = 0
+while True:
+    k += 1
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(k)
+        for s in opt.state.values():
+            s["exp_avg"].fill_(k)
+    save_train_state(sys.argv[1], model=model, optimizer=opt, epoch=k, info={"k": k})
+"""
+
+
+def test_killed_checkpoint_writes_never_leave_a_torn_file(tmp_path):
+    """Kill a process that rewrites the checkpoint in a tight loop, at several moments: the file left
+    behind is always one whole checkpoint (every tensor and the JSON from the same write)."""
+    path = tmp_path / "state.safetensors"
+    rng = torch.Generator().manual_seed(0)
+    for attempt in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(path)], cwd=REPO_ROOT, env=_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
+            _wait_for(path.exists, timeout=60, what="a checkpoint", proc=proc)
+            threading.Event().wait(float(torch.rand(1, generator=rng)) * 0.2)  # a random moment mid-loop
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        state = load_train_state(path)
+        k = state.info["k"]
+        assert state.epoch == k >= 1
+        assert all(bool((t == k).all()) for t in state.model_state.values())
+        assert all(bool((s["exp_avg"] == k).all()) for s in state.optimizer_state["state"].values())
+
+
+# ----- card and Hub ---------------------------------------------------------------------------------
+
+def test_card_picks_up_eval_json(data, tmp_path):
+    out = tmp_path / "run"
+    _train(data, out, epochs=1)
+    evaluation = {"k": 10, "retrieval": [
+        {"embedding": "model", "metric": "cosine", "label": "product_type_name", "precision_at_k": 0.4321, "map_at_k": 0.3},
+        {"embedding": "pca", "metric": "cosine", "label": "product_type_name", "precision_at_k": 0.1111, "map_at_k": 0.1},
+    ]}
+    (out / "eval.json").write_text(json.dumps(evaluation))
+    text = write_card(out)
+    assert "0.4321" in text and "0.1111" not in text  # the model's own scores only, not the baselines'
+    assert (out / "README.md").read_text() == text
+
+
+def test_push_to_hub_uploads_the_folder_in_one_commit(data, tmp_path, hub_server, monkeypatch):
+    from fashrec.trainer import push_to_hub
+
+    monkeypatch.setenv("HF_TOKEN", hub_server.token)
+    out = tmp_path / "run"
+    _train(data, out, epochs=1)
+    repo_id = hub_server.repo_id("tiny-ae")
+    before = len(hub_server.commits(repo_id)) if hub_server.has_repo(repo_id) else 0
+    push_to_hub(out, repo_id)
+    files = hub_server.files(repo_id)
+    assert OUTPUT_FILES <= set(files)
+    assert not any("checkpoint" in f or f.endswith(".tmp") for f in files)
+    assert files["model.safetensors"] == (out / "model.safetensors").read_bytes()
+    assert f'from_pretrained("{repo_id}")' in files["README.md"].decode()
+    assert len(hub_server.commits(repo_id)) - max(before, 1) == 1  # the repo's initial commit, then one
+    assert hub_server.token not in "".join(f.read_text(errors="ignore") for f in out.rglob("*") if f.is_file())
