@@ -41,13 +41,14 @@ def percentiles(values: list[float]) -> str:
     return f"p50 {np.percentile(a, 50):7.1f} ms   p95 {np.percentile(a, 95):7.1f} ms   max {a.max():7.1f} ms"
 
 
-def build_index(data: str, cache: Path) -> Path:
+def build_index(data: str, cache: Path, model: str | None) -> Path:
     out = cache / "index"
     if (out / "index.json").is_file():
         print(f"reusing the index at {out}")
         return out
     print(f"embedding {data} into {out} (once) ...", flush=True)
-    subprocess.run([sys.executable, "-m", "fashrec.cli", "embed", "--data", data, "--out", str(out)], check=True)
+    command = [sys.executable, "-m", "fashrec.cli", "embed", "--data", data, "--out", str(out)]
+    subprocess.run(command + (["--model", model] if model else []), check=True)
     return out
 
 
@@ -80,6 +81,7 @@ def main() -> int:
     parser.add_argument("--index", default=None, help="index folder to serve (default space/index)")
     parser.add_argument("--data", default=os.environ.get("FASHREC_BENCH_HM"),
                         help="catalogue to embed and serve instead (e.g. ../shared/data/hm); env FASHREC_BENCH_HM")
+    parser.add_argument("--model", default=None, help="model for --data's index (default: the shipped default)")
     parser.add_argument("--cache", default=str(REPO_ROOT / "runs" / "bench-space-index"),
                         help="where the --data index is kept between runs")
     args = parser.parse_args()
@@ -92,7 +94,8 @@ def main() -> int:
 
     index_dir = Path(args.index) if args.index else REPO_ROOT / "space" / "index"
     if args.data:
-        index_dir = build_index(args.data, Path(args.cache))
+        index_dir = build_index(args.data, Path(args.cache) / (Path(args.model).name if args.model else "default"),
+                                args.model)
     index = SimilarityIndex.load(index_dir)
     rng = random.Random(0)
     ids = index.ids

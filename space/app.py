@@ -8,7 +8,7 @@ Start-up loads, never recomputes: the model through ``fashrec.from_pretrained`` 
 
     FASHREC_MODEL   checkpoint folder, Hub id or shipped name (default: the shipped default checkpoint)
     FASHREC_INDEX   index folder written by 'fashrec embed' (default: space/index, the embedded sample)
-    FASHREC_CONCURRENCY   handlers run at once (default 2)
+    FASHREC_CONCURRENCY   handlers run at once, all events together (default 1: a search takes ~10 ms)
     FASHREC_TIMINGS_FILE  append each handler's server-side duration here as JSON lines (benchmarks)
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT   where to listen (Gradio's own variables)
 
@@ -217,7 +217,8 @@ def build_demo(rec: Recommender):
 
         options = [metric, k, group, ptype, focus]
         query_outputs = [results, result_ids, query_view, status]
-        private = dict(api_visibility="private")
+        # One queue slot group for every event: at most FASHREC_CONCURRENCY handlers run at once, in total.
+        private = dict(api_visibility="private", concurrency_id="fashrec")
 
         # Recommend tab
         rerun = dict(fn=search, inputs=[mode, item, upload] + options, outputs=query_outputs, preprocess=False, **private)
@@ -241,11 +242,11 @@ def build_demo(rec: Recommender):
 
         # API endpoints
         api_buttons[0].click(reconstruct, [api_image], [r_input, r_output, r_mse], preprocess=False,
-                             api_name="reconstruct")
+                             api_name="reconstruct", concurrency_id="fashrec")
         api_buttons[1].click(recommend_image, [api_image] + options, [api_results], preprocess=False,
-                             api_name="recommend_image")
+                             api_name="recommend_image", concurrency_id="fashrec")
         api_buttons[2].click(recommend_item, [api_article] + options, [api_results], preprocess=False,
-                             api_name="recommend_item")
+                             api_name="recommend_item", concurrency_id="fashrec")
     return demo
 
 
@@ -259,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     _set_torch_threads()
     rec = load_recommender()
     demo = build_demo(rec)
-    concurrency = int(os.environ.get("FASHREC_CONCURRENCY", "2"))
+    concurrency = int(os.environ.get("FASHREC_CONCURRENCY", "1"))
     demo.queue(default_concurrency_limit=concurrency)
     _, url, _ = demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",
