@@ -30,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # 'python space/app.py', 'fashrec demo' and the Hub all find recommender.py
     sys.path.insert(0, str(HERE))
 
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # starts and runs with no network
 import gradio as gr  # noqa: E402
 
 from recommender import ALL, MAX_K, METRICS, Hit, Recommender  # noqa: E402
@@ -266,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         server_name=os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",
         server_port=int(os.environ["GRADIO_SERVER_PORT"]) if os.environ.get("GRADIO_SERVER_PORT") else None,
         allowed_paths=rec.image_folders(),
-        theme=gr.themes.Soft(),
+        # System fonts: the page asks no font server for anything (offline demos, headless tests).
+        theme=gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]),
         css=CSS,
         prevent_thread_lock=True,
         quiet=True,

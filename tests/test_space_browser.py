@@ -60,6 +60,9 @@ def page(app_url):
                                     args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(TIMEOUT_MS)
+        page.outside_requests = []  # anything the page asks of another host (fonts, CDNs, analytics)
+        page.on("request", lambda r: None if r.url.startswith((app_url, "data:", "blob:"))
+                else page.outside_requests.append(r.url))
         page.goto(app_url)
         yield page
         browser.close()
@@ -207,3 +210,7 @@ def test_reconstruction_tab(page, library, shots):
     screenshot(page, shots / "reconstruction_tab.png")
     page.get_by_role("tab", name="Recommend").click()
     assert page.locator("#results").is_visible()
+
+
+def test_the_page_asks_nothing_of_other_hosts(page):
+    assert page.outside_requests == []
