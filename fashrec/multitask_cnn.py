@@ -1,0 +1,246 @@
+"""A CNN trained on the catalogue's own labels, whose hidden layers are steerable similarity embeddings.
+
+The paper's last open question (Yang, section 5): would the hidden layer of a CNN trained to label the
+images be a better embedding than an autoencoder's latent? On H&M it is, by a wide margin
+(``docs/embeddings.md``). The labels every catalogue row carries are the supervision:
+
+- ``product_type_name`` (Trousers, Dress, Sneakers, ...)  -> the ``"shape"`` focus
+- ``colour_group_name`` (Black, Dark Blue, Light Pink, ...) -> the ``"colour"`` focus
+- ``graphical_appearance_name`` (Solid, Stripe, Denim, ...) -> the ``"pattern"`` focus
+
+One shared convolutional trunk (BatchNorm, global average pooling) feeds one small linear head per focus.
+Each head is trained through a cosine classifier (normalised features x normalised class weights x a
+scale), so that the head's *cosine* geometry is what the loss shapes: products of the same type end up at
+a small angle in the ``shape`` head, products of the same colour group in the ``colour`` head.
+
+Steering. Every focus returns a vector in one shared space of ``embedding_dim`` values, made of one block
+per head. ``"overall"`` is the concatenation of the L2-normalised heads, each scaled by
+``overall_weights``; a single focus (e.g. ``"colour"``) keeps its own block and zeroes the others, so its
+cosine similarity is exactly that head's. Because the blocks are orthogonal, a shopper's mix such as
+``{"shape": 0.7, "colour": 0.3}`` is a weighted sum of per-focus cosine similarities.
+
+Optionally the colour head is joined by a fixed colour histogram of the garment's pixels
+(``colour_histogram_bins``): a soft RGB histogram of the pixels that are neither padding nor studio
+background. It has no weights, lives in ``forward``, and describes colour the way a shopper sees it.
+
+``embed`` averages the image and its mirror image (``flip_tta``), since a mirrored garment is the same
+product.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fashrec.hub_model import HubModel
+from fashrec.preprocess import PreprocessConfig
+
+DEFAULT_FOCUS_COLUMNS = {
+    "shape": "product_type_name",
+    "colour": "colour_group_name",
+    "pattern": "graphical_appearance_name",
+}
+
+
+def conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class CosineClassifier(nn.Module):
+    """Logits = scale x cos(feature, class weight): trains the feature's angles, which cosine k-NN uses."""
+
+    def __init__(self, dim: int, n_classes: int, scale: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n_classes, dim) * 0.01)
+        self.scale = float(scale)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.scale * F.normalize(z, dim=1) @ F.normalize(self.weight, dim=1).T
+
+
+class MultiTaskCNN(HubModel):
+    """Shared CNN trunk + one embedding head (and cosine classifier) per labelled task.
+
+    ``classes`` maps each label column to its class names (index = label id), so predictions read back
+    as names; ``focus_columns`` maps each focus to the column its head is trained on. Columns in
+    ``classes`` without a focus are auxiliary tasks: they shape the trunk but are not embedded.
+    """
+
+    def __init__(self, *, classes: Mapping[str, Sequence[str]], focus_columns: Mapping[str, str] | None = None,
+                 widths: Sequence[int] = (32, 64, 128, 256), head_dim: int = 64, cosine_scale: float = 16.0,
+                 dropout: float = 0.1, overall_weights: Mapping[str, float] | None = None,
+                 colour_histogram_bins: int = 0, histogram_weight: float = 1.0, flip_tta: bool = True,
+                 preprocess: dict | PreprocessConfig | None = None):
+        super().__init__(preprocess=preprocess)
+        self.classes = {str(c): [str(n) for n in names] for c, names in classes.items()}
+        focus_columns = dict(DEFAULT_FOCUS_COLUMNS if focus_columns is None else focus_columns)
+        if "overall" in focus_columns:
+            raise ValueError("MultiTaskCNN: 'overall' is the combination of the heads, not a column's focus")
+        for focus, column in focus_columns.items():
+            if column not in self.classes:
+                raise ValueError(f"MultiTaskCNN: focus {focus!r} is trained on {column!r}, which is not in classes "
+                                 f"({sorted(self.classes)})")
+        for column, names in self.classes.items():
+            if len(names) < 2:
+                raise ValueError(f"MultiTaskCNN: column {column!r} needs at least 2 classes, got {len(names)}")
+        self.focus_columns = focus_columns
+        self.focuses = ("overall", *focus_columns)
+        self.widths = [int(w) for w in widths]
+        if not self.widths or min(self.widths) < 1:
+            raise ValueError(f"MultiTaskCNN: widths must be positive, got {list(widths)}")
+        self.head_dim = int(head_dim)
+        weights = {f: 1.0 for f in focus_columns} if overall_weights is None else dict(overall_weights)
+        unknown = sorted(set(weights) - set(focus_columns))
+        if unknown:
+            raise ValueError(f"MultiTaskCNN: overall_weights names unknown focuses {unknown}")
+        self.overall_weights = {f: float(weights.get(f, 0.0)) for f in focus_columns}
+        self.colour_histogram_bins = int(colour_histogram_bins)
+        if self.colour_histogram_bins and "colour" not in focus_columns:
+            raise ValueError("MultiTaskCNN: colour_histogram_bins needs a 'colour' focus to join")
+        self.histogram_weight = float(histogram_weight)
+        self.flip_tta = bool(flip_tta)
+
+        layers: list[nn.Module] = [conv_bn_relu(3, self.widths[0])]
+        cin = self.widths[0]
+        for i, w in enumerate(self.widths):
+            # every stage but the first halves the side: 64 -> 32 -> 16 -> 8 for four widths
+            layers += [conv_bn_relu(cin, w, stride=1 if i == 0 else 2), conv_bn_relu(w, w)]
+            cin = w
+        self.trunk = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(float(dropout)))
+        self.heads = nn.ModuleDict({column.replace(".", "_"): nn.Linear(cin, self.head_dim) for column in self.classes})
+        self.classifiers = nn.ModuleDict({column.replace(".", "_"): CosineClassifier(self.head_dim, len(names), cosine_scale)
+                                          for column, names in self.classes.items()})
+        self._blocks = {f: self.head_dim + (self.colour_histogram_bins ** 3 if f == "colour" else 0)
+                        for f in focus_columns}
+
+    # ----- shapes ----------------------------------------------------------------------------------
+    @property
+    def embedding_dim(self) -> int:
+        return sum(self._blocks.values())
+
+    def focus_slices(self) -> dict[str, slice]:
+        """Where each focus's block sits inside the ``embedding_dim`` vector."""
+        out, start = {}, 0
+        for focus, size in self._blocks.items():
+            out[focus] = slice(start, start + size)
+            start += size
+        return out
+
+    # ----- the network -----------------------------------------------------------------------------
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The shared trunk's pooled features ``(N, widths[-1])``."""
+        return self.trunk(x)
+
+    def head_embeddings(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Un-normalised ``(N, head_dim)`` embedding of every labelled column."""
+        h = self.features(x)
+        return {column: self.heads[column.replace(".", "_")](h) for column in self.classes}
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Class logits per label column."""
+        return {column: self.classifiers[column.replace(".", "_")](z) for column, z in self.head_embeddings(x).items()}
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, column: str) -> list[str]:
+        """The most likely class name of ``column`` for each image of a preprocessed batch."""
+        self._check_input(x)
+        if column not in self.classes:
+            raise ValueError(f"unknown column {column!r}; this model predicts {sorted(self.classes)}")
+        return [self.classes[column][i] for i in self(x)[column].argmax(1).tolist()]
+
+    def loss(self, x: torch.Tensor, *, labels: Mapping[str, torch.Tensor], label_smoothing: float = 0.1,
+             **_) -> dict[str, torch.Tensor]:
+        """Sum of the tasks' cross-entropies; a label of -1 (missing) is ignored."""
+        logits = self(x)
+        out: dict[str, torch.Tensor] = {}
+        total = x.new_zeros(())
+        for column, lg in logits.items():
+            y = labels[column].to(x.device).long()
+            if (y >= 0).any():
+                ce = F.cross_entropy(lg, y, ignore_index=-1, label_smoothing=label_smoothing)
+                total = total + ce
+                out[f"ce/{column}"] = ce.detach()
+                valid = y >= 0
+                out[f"acc/{column}"] = (lg.argmax(1)[valid] == y[valid]).float().mean().detach()
+        out["loss"] = total
+        return out
+
+    # ----- embeddings ------------------------------------------------------------------------------
+    def colour_histogram(self, x: torch.Tensor) -> torch.Tensor:
+        """Soft RGB histogram (``bins**3`` values, square-rooted, unit L2) of the garment's pixels.
+
+        Padding (whole rows / columns equal to the config's pad value) is ignored; every other pixel is
+        weighted by how far its colour is from the studio background, estimated as the median of the
+        photo's border pixels, so the product dominates even on a light background.
+        """
+        b = self.colour_histogram_bins
+        n, _, hgt, wid = x.shape
+        pad = float(self.preprocess_config.pad_value)
+        is_pad = (x - pad).abs().amax(1) < 1e-3  # (N, H, W)
+        pad_cols = is_pad.all(1, keepdim=True)  # (N, 1, W)
+        pad_rows = is_pad.all(2, keepdim=True)  # (N, H, 1)
+        inside = ~(pad_cols | pad_rows)
+        border = torch.zeros_like(inside)
+        # the two outermost pixel rings of the photo (not of the padded canvas)
+        rows = inside.any(2)
+        cols = inside.any(1)
+        idx_h = torch.arange(hgt, device=x.device)
+        idx_w = torch.arange(wid, device=x.device)
+        big = hgt + wid
+        top = torch.where(rows, idx_h, big).amin(1)
+        bottom = torch.where(rows, idx_h, -1).amax(1)
+        left = torch.where(cols, idx_w, big).amin(1)
+        right = torch.where(cols, idx_w, -1).amax(1)
+        near_h = ((idx_h[None] - top[:, None]) < 2) | ((bottom[:, None] - idx_h[None]) < 2)
+        near_w = ((idx_w[None] - left[:, None]) < 2) | ((right[:, None] - idx_w[None]) < 2)
+        border = inside & (near_h[:, :, None] | near_w[:, None, :])
+        pix = x.permute(0, 2, 3, 1).reshape(n, -1, 3)
+        bmask = border.reshape(n, -1)
+        bg = torch.where(bmask[..., None], pix, torch.nan).nanmedian(1).values  # (N, 3)
+        bg = torch.where(bg.isnan(), torch.ones_like(bg), bg)
+        dist = (pix - bg[:, None]).norm(dim=2)
+        weight = (dist / 0.15).clamp(0, 1) * inside.reshape(n, -1) + 1e-3 * inside.reshape(n, -1)
+        # soft (linear) assignment of each channel to ``b`` bin centres, then the outer product
+        centres = (torch.arange(b, device=x.device, dtype=x.dtype) + 0.5) / b
+        member = (1 - (pix[..., None] - centres).abs() * b).clamp(min=0)  # (N, P, 3, b)
+        member = member / member.sum(-1, keepdim=True).clamp(min=1e-8)
+        joint = torch.einsum("np,npi,npj,npk->nijk", weight, member[:, :, 0], member[:, :, 1], member[:, :, 2])
+        hist = joint.reshape(n, -1)
+        hist = hist / hist.sum(1, keepdim=True).clamp(min=1e-8)
+        return F.normalize(hist.sqrt(), dim=1)
+
+    def focus_embeddings(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each focus's own block, L2-normalised (flip-averaged if ``flip_tta``)."""
+        heads = self.head_embeddings(x)
+        if self.flip_tta:
+            mirrored = self.head_embeddings(torch.flip(x, dims=[3]))
+            heads = {c: F.normalize(heads[c], dim=1) + F.normalize(mirrored[c], dim=1) for c in heads}
+        out = {focus: F.normalize(heads[column], dim=1) for focus, column in self.focus_columns.items()}
+        if self.colour_histogram_bins:
+            hist = self.colour_histogram(x) * self.histogram_weight
+            out["colour"] = F.normalize(torch.cat([out["colour"], hist], dim=1), dim=1)
+        return out
+
+    def _embed(self, x: torch.Tensor, focus: str) -> torch.Tensor:
+        blocks = self.focus_embeddings(x)
+        if focus == "overall":
+            weights = self.overall_weights
+        else:
+            weights = {f: 1.0 if f == focus else 0.0 for f in blocks}
+        return torch.cat([blocks[f] * weights.get(f, 0.0) for f in self.focus_columns], dim=1)
+
+    def _code(self, x: torch.Tensor) -> torch.Tensor:
+        return self._embed(x, "overall")
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The overall embedding (there is no decoder: this model does not reconstruct)."""
+        return self._embed(x, "overall")
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError("MultiTaskCNN is a discriminative model: it embeds, it does not reconstruct")
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError("MultiTaskCNN is a discriminative model: it embeds, it does not reconstruct")
