@@ -68,6 +68,7 @@ class Recommender:
         self.timings: deque[tuple[str, float]] = deque(maxlen=10_000)
         self._timings_file = None if timings_file is None else Path(timings_file)
         self._lock = threading.Lock()
+        self._can_reconstruct: bool | None = None
 
     # ------------------------------------------------------------------ loading
 
@@ -195,7 +196,18 @@ class Recommender:
 
     @property
     def can_reconstruct(self) -> bool:
-        return callable(getattr(self.model, "decode", None))
+        """Whether the model has a decoder; asked once, on a blank image (embedding-only models raise
+        NotImplementedError from ``reconstruct``)."""
+        if self._can_reconstruct is None:
+            import torch
+
+            size = self.model.preprocess_config.image_size
+            try:
+                self.model.reconstruct(torch.zeros(1, 3, size, size))
+                self._can_reconstruct = True
+            except (NotImplementedError, AttributeError):
+                self._can_reconstruct = False
+        return self._can_reconstruct
 
     def recommend_item(self, article_id: str, *, metric: str = "cosine", k: int = 8, product_group: str = ALL,
                        product_type: str = ALL, focus: str | Mapping[str, float] = "overall") -> list[Hit]:
