@@ -57,7 +57,13 @@ def make_model(kind: str = "ae", *, seed: int = 0, channels=(16, 8), latent_dim:
 def load_tensors(source, *, n: int | None = None, seed: int = 42, test_size: float | int = 0.2,
                  preprocess=None, cache_dir=None, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """``(train_x, test_x)``: ``fashrec.load_hm(source)`` split as every fashrec tool splits it, decoded once
-    (``fashrec.dataset_tensor`` caches the tensors on disk) with ``preprocess`` (a ``PreprocessConfig``)."""
+    (``fashrec.dataset_tensor`` caches the tensors on disk) with ``preprocess`` (a ``PreprocessConfig``).
+
+    ``source`` may also be a ``.safetensors`` file written by :func:`save_split_tensors` (for machines
+    without the data or the ``datasets`` library); ``n`` then keeps a prefix of each split.
+    """
+    if str(source).endswith(".safetensors") and Path(source).is_file():
+        return load_split_tensors(source, n=n)
     from fashrec.hm_dataset import load_hm
     from fashrec.tensor_cache import dataset_tensor
 
@@ -66,14 +72,42 @@ def load_tensors(source, *, n: int | None = None, seed: int = 42, test_size: flo
                  for split in ("train", "test"))
 
 
+def save_split_tensors(path: str | os.PathLike, train_x: torch.Tensor, test_x: torch.Tensor) -> None:
+    """Store both splits in one safetensors file, as uint8 when that is exact (``u8 / 255`` == the floats)."""
+    from fashrec.atomic import save_safetensors_atomic
+
+    tensors = {}
+    for name, x in (("train", train_x), ("test", test_x)):
+        u8 = (x * 255).round().clamp(0, 255).to(torch.uint8)
+        tensors[name] = u8 if torch.equal(u8.float() / 255, x) else x.float()
+    save_safetensors_atomic(tensors, path, metadata={"format": "fashrec-split-tensors"})
+
+
+def load_split_tensors(path: str | os.PathLike, *, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    data = load_file(str(path))
+    if set(data) != {"train", "test"}:
+        raise ValueError(f"{path}: not a split-tensor file (expected tensors 'train' and 'test', got {sorted(data)})")
+    out = []
+    for name in ("train", "test"):
+        x = data[name]
+        x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+        out.append(x[: max(1, round(n * x.shape[0] / (data["train"].shape[0] + data["test"].shape[0])))] if n else x)
+    return out[0], out[1]
+
+
 def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.01, batch_size: int = 16,
           epochs: int = 30, seed: int = 0, beta: float = 1.0, out_dir: str | os.PathLike | None = None,
-          resume: bool = False, progress: bool = True, threads: int | None = 2,
+          resume: bool = False, progress: bool = True, threads: int | None = 1, channels_last: bool = True,
           dataset: str | None = None, dataset_terms: str | None = None, extra_args: Mapping | None = None) -> dict:
     """Train ``model`` in place with Adam and return the metrics dict (also written to ``out_dir``).
 
     ``beta`` weighs the VAE's KL term (ignored by the AE). ``threads`` sets ``torch.set_num_threads``
-    (None leaves it). ``dataset`` / ``dataset_terms`` describe the data on the model card;
+    (None leaves it; 1 is the default because two threads on a shared, busy machine mostly wait for each
+    other — see docs/training.md). ``channels_last`` runs the convolutions on NHWC tensors (faster with
+    oneDNN on CPU; the result differs from NCHW only by float rounding, so it is part of what a resumed
+    run must match). ``dataset`` / ``dataset_terms`` describe the data on the model card;
     ``extra_args`` are recorded beside the hyperparameters (e.g. the data source and split seed).
     Without ``out_dir`` nothing is written and nothing can be resumed.
     """
@@ -93,8 +127,11 @@ def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.0
         "lr": float(lr), "batch_size": int(batch_size), "seed": int(seed), "beta": float(beta),
         "train_images": int(train_x.shape[0]), "test_images": int(test_x.shape[0]),
         "train_fingerprint": _fingerprint(train_x), "test_fingerprint": _fingerprint(test_x),
+        "channels_last": bool(channels_last),
     }
     settings["model_config"].pop("fashrec_version", None)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(memory_format=layout)  # before the optimizer exists, so Adam's moments share the layout
     optimizer = _adam(model, lr)
     history: dict[str, list[float]] = {}
     start_epoch, train_seconds = 0, 0.0
@@ -109,31 +146,41 @@ def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.0
             start_epoch, history, train_seconds = _resume(ckpt, model, optimizer, settings)
             if start_epoch > epochs:
                 raise ValueError(f"{ckpt}: already trained {start_epoch} epochs, more than the {epochs} asked for")
+    # Rows stored as (N, H, W, C) for channels_last: a gathered batch is then contiguous, and viewing it
+    # as (B, C, H, W) costs nothing. The test split is converted once.
+    rows = train_x.permute(0, 2, 3, 1).contiguous() if channels_last else train_x.contiguous()
+    test_in = test_x.contiguous(memory_format=layout)
+    hooks = _grad_layout_hooks(model) if channels_last else []
     model.train()
 
     bar = _bar(progress, total=epochs, initial=start_epoch)
     n = train_x.shape[0]
-    for epoch in range(start_epoch, epochs):
-        started = time.perf_counter()
-        train_stats = _train_epoch(model, optimizer, train_x, batch_size=batch_size, beta=beta,
-                                   epoch_seed=_epoch_seed(seed, epoch))
-        test_stats = evaluate_split(model, test_x, beta=beta)
-        train_seconds += time.perf_counter() - started
-        for key, value in train_stats.items():
-            history.setdefault(f"train_{key}", []).append(value)
-        for key, value in test_stats.items():
-            history.setdefault(f"test_{key}", []).append(value)
-        if not math.isfinite(train_stats["loss"]):
-            raise FloatingPointError(f"train: the loss became {train_stats['loss']} in epoch {epoch + 1}; "
-                                     f"lower the learning rate (now {lr})")
-        if out is not None:
-            from fashrec.train_state import save_train_state
+    try:
+        for epoch in range(start_epoch, epochs):
+            started = time.perf_counter()
+            train_stats = _train_epoch(model, optimizer, rows, batch_size=batch_size, beta=beta,
+                                       epoch_seed=_epoch_seed(seed, epoch), nhwc=channels_last)
+            test_stats = evaluate_split(model, test_in, beta=beta)
+            train_seconds += time.perf_counter() - started
+            for key, value in train_stats.items():
+                history.setdefault(f"train_{key}", []).append(value)
+            for key, value in test_stats.items():
+                history.setdefault(f"test_{key}", []).append(value)
+            if not math.isfinite(train_stats["loss"]):
+                raise FloatingPointError(f"train: the loss became {train_stats['loss']} in epoch {epoch + 1}; "
+                                         f"lower the learning rate (now {lr})")
+            if out is not None:
+                from fashrec.train_state import save_train_state
 
-            save_train_state(out / CHECKPOINT, model=model, optimizer=optimizer, epoch=epoch + 1,
-                             info={"settings": settings, "history": history, "train_seconds": train_seconds})
-        bar.set_postfix(train=f"{train_stats['loss']:.5f}", test=f"{test_stats['loss']:.5f}", refresh=False)
-        bar.update(1)
-    bar.close()
+                save_train_state(out / CHECKPOINT, model=model, optimizer=optimizer, epoch=epoch + 1,
+                                 info={"settings": settings, "history": history, "train_seconds": train_seconds})
+            bar.set_postfix(train=f"{train_stats['loss']:.5f}", test=f"{test_stats['loss']:.5f}", refresh=False)
+            bar.update(1)
+    finally:
+        bar.close()
+        for hook in hooks:
+            hook.remove()
+        model.to(memory_format=torch.contiguous_format)
 
     metrics = final_metrics(model, train_x, test_x, beta=beta)
     metrics.update({
@@ -156,21 +203,24 @@ def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.0
 
 # ----- one epoch, evaluation ---------------------------------------------------------------------------
 
-def _train_epoch(model, optimizer, train_x: torch.Tensor, *, batch_size: int, beta: float,
-                 epoch_seed: int) -> dict[str, float]:
-    """One pass over a freshly shuffled copy of ``train_x``; returns the image-weighted mean of each loss term.
+def _train_epoch(model, optimizer, rows: torch.Tensor, *, batch_size: int, beta: float, epoch_seed: int,
+                 nhwc: bool) -> dict[str, float]:
+    """One pass over ``rows`` in a fresh seeded order; returns the image-weighted mean of each loss term.
 
-    The loop is kept lean for small models, where per-step overhead dominates: the shuffled copy is made
-    once so batches are contiguous slices, losses are summed on-tensor (one ``.item()`` per epoch, not per
-    step), and gradients are dropped with ``set_to_none`` rather than zeroed.
+    The loop is kept lean for small models, where per-step overhead matters: each batch is one gather
+    from the resident tensor (``rows`` is ``(N, H, W, C)`` when ``nhwc``, viewed as ``(B, C, H, W)`` at no
+    cost), losses are summed on-tensor (one ``.item()`` per epoch, not per step), and gradients are
+    dropped with ``set_to_none`` rather than zeroed.
     """
     torch.manual_seed(epoch_seed + 1)  # the VAE's sampling noise
-    order = torch.randperm(train_x.shape[0], generator=torch.Generator().manual_seed(epoch_seed))
-    xs = train_x[order]
+    n = rows.shape[0]
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed))
     model.train()
     sums: dict[str, torch.Tensor] = {}
-    for start in range(0, xs.shape[0], batch_size):
-        batch = xs[start:start + batch_size]
+    for start in range(0, n, batch_size):
+        batch = rows.index_select(0, order[start:start + batch_size])
+        if nhwc:
+            batch = batch.permute(0, 3, 1, 2)
         terms = model.loss(batch, beta=beta)
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
@@ -182,7 +232,26 @@ def _train_epoch(model, optimizer, train_x: torch.Tensor, *, batch_size: int, be
                 sums[key] = value.detach() * weight
             else:
                 total.add_(value.detach(), alpha=weight)
-    return {k: v.item() / xs.shape[0] for k, v in sums.items()}
+    return {k: v.item() / n for k, v in sums.items()}
+
+
+def _grad_layout_hooks(model) -> list:
+    """Keep gradients in the layout of the activations they flow into.
+
+    ``mse_loss``'s backward returns an NCHW gradient even for channels_last tensors; the elementwise
+    backward of the activation it reaches (sigmoid) then takes a strided path many times slower than the
+    contiguous one. A hook on each activation's output converts the incoming gradient (a no-op when it
+    already matches). Returns the handles, to be removed after training.
+    """
+    def convert(grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous(memory_format=torch.channels_last) if grad.ndim == 4 else grad
+
+    def on_forward(module, inputs, output):
+        if isinstance(output, torch.Tensor) and output.requires_grad and output.ndim == 4:
+            output.register_hook(convert)
+
+    return [m.register_forward_hook(on_forward) for m in model.modules()
+            if isinstance(m, (torch.nn.Sigmoid, torch.nn.ReLU))]
 
 
 @torch.inference_mode()

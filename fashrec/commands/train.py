@@ -56,7 +56,11 @@ def add_arguments(parser) -> None:
     opt.add_argument("--epochs", type=int, default=30, help="passes over the training split (default %(default)s)")
     opt.add_argument("--beta", type=float, default=1.0, help="weight of the VAE's KL term (default %(default)s)")
     opt.add_argument("--seed", type=int, default=42, help="seed of the init, shuffling and VAE noise (default %(default)s)")
-    opt.add_argument("--threads", type=int, default=2, help="torch CPU threads (default %(default)s)")
+    opt.add_argument("--threads", type=int, default=1,
+                     help="torch CPU threads (default %(default)s: on a shared machine a second thread mostly waits; "
+                          "the thread count changes float rounding, so keep it when resuming)")
+    opt.add_argument("--memory-format", choices=["channels_last", "contiguous"], default="channels_last",
+                     help="tensor layout of the convolutions (default %(default)s, faster on CPU)")
     out = parser.add_argument_group("output")
     out.add_argument("--out", required=True, help="folder to write (see above)")
     out.add_argument("--resume", action="store_true", help="continue the checkpoint in --out (same flags)")
@@ -97,9 +101,10 @@ def run(args) -> int:
                        latent_dim=args.latent_dim, preprocess=preprocess.to_dict())
     metrics = train(model, train_x, test_x, lr=args.lr, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
                     beta=args.beta, out_dir=args.out, resume=args.resume, progress=not args.no_progress,
-                    threads=args.threads, dataset=dataset_name(args.data, args.n), dataset_terms=data_terms(),
+                    threads=args.threads, channels_last=args.memory_format == "channels_last",
+                    dataset=dataset_name(args.data, args.n), dataset_terms=data_terms(),
                     extra_args={"data": str(args.data), "n": args.n, "split_seed": args.split_seed,
-                                "test_size": test_size, "threads": args.threads})
+                                "test_size": test_size, "threads": args.threads, "memory_format": args.memory_format})
     print(f"train_mse {metrics['train_mse']:.6f}  test_mse {metrics['test_mse']:.6f}  "
           f"({metrics['epochs']} epochs, {metrics['train_seconds']:.1f} s of training) -> {args.out}")
     if args.push_to_hub:

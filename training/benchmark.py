@@ -1,0 +1,219 @@
+"""How fast is the training loop? The paper's seed configuration, ours vs two plain loops.
+
+    python -m training.benchmark --data ../shared/data/hm
+    python -m training.benchmark --data ../shared/data/hm --threads 1,2 --memory-formats channels_last,contiguous
+
+Rows (the paper's seed configuration: ConvAE, Adam lr 0.01, batch 16, 30 epochs, train + test loss
+every epoch, on the 4,000 / 1,000 split of the 5,000 staged H&M photos):
+
+- ``fashrec.train``: the library loop (decoded tensors resident, seeded per-epoch gathers, fused Adam,
+  on-tensor loss sums, channels_last), with its per-epoch checkpoint; "loop s" is the epochs themselves
+  (training steps + the test-loss pass), "total s" adds checkpoints, the final evaluation over both
+  splits, the figures and the model card.
+- ``tensor DataLoader``: the straightforward loop over the same resident tensor: ``DataLoader(TensorDataset)``,
+  default Adam, ``loss.item()`` every step, test loss in batches of 16.
+- ``JPEG DataLoader``: the plain loop that decodes and preprocesses every JPEG through a ``Dataset`` each
+  epoch (``fashrec.preprocess``, ``num_workers=0``), train and test.
+
+Plain loops run fewer epochs (``--tensor-epochs``, ``--plain-epochs``) and, with ``--plain-images``, fewer
+photos; their time is extrapolated linearly to 30 epochs of 4,000 + 1,000 photos, and the output says so.
+Timings depend on the machine's load: the load average is printed beside every row.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _load() -> str:
+    try:
+        return "%.2f %.2f %.2f" % os.getloadavg()
+    except OSError:
+        return "n/a"
+
+
+def run_ours(train_x, test_x, *, epochs: int, threads: int, channels_last: bool, out_dir: Path | None) -> dict:
+    from fashrec.trainer import make_model, train
+
+    model = make_model("ae", seed=42)
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        metrics = train(model, train_x, test_x, lr=0.01, batch_size=16, epochs=epochs, seed=42,
+                        out_dir=out_dir or tmp, progress=False, threads=threads, channels_last=channels_last)
+        total = time.perf_counter() - started
+    return {"loop": metrics["train_seconds"], "total": total, "test_mse": metrics["test_mse"],
+            "train_mse": metrics["train_mse"], "scale": 1.0}
+
+
+def run_tensor_loader(train_x, test_x, *, epochs: int, full_epochs: int, threads: int) -> dict:
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from fashrec.conv_ae import ConvAE
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(42)
+    model = ConvAE()
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    loader = DataLoader(TensorDataset(train_x), batch_size=16, shuffle=True)
+    test_loader = DataLoader(TensorDataset(test_x), batch_size=16)
+    started = time.perf_counter()
+    for _ in range(epochs):
+        model.train()
+        total = 0.0
+        for (batch,) in loader:
+            opt.zero_grad()
+            loss = F.mse_loss(model(batch), batch)
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(batch)
+        model.eval()
+        test = 0.0
+        with torch.no_grad():
+            for (batch,) in test_loader:
+                test += F.mse_loss(model(batch), batch).item() * len(batch)
+    loop = time.perf_counter() - started
+    return {"loop": loop, "total": loop, "scale": full_epochs / epochs, "test_mse": test / len(test_x)}
+
+
+class _JpegDataset:
+    """Decodes and preprocesses one photo per item, every time it is asked: the plain baseline."""
+
+    def __init__(self, paths):
+        self.paths = list(paths)
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        from fashrec.preprocess import preprocess
+
+        return preprocess(self.paths[i])
+
+
+def run_jpeg_loader(train_paths, test_paths, *, epochs: int, full_epochs: int, full_images: int,
+                    threads: int) -> dict:
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader
+
+    from fashrec.conv_ae import ConvAE
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(42)
+    model = ConvAE()
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    loader = DataLoader(_JpegDataset(train_paths), batch_size=16, shuffle=True, num_workers=0)
+    test_loader = DataLoader(_JpegDataset(test_paths), batch_size=16, num_workers=0)
+    started = time.perf_counter()
+    for _ in range(epochs):
+        model.train()
+        for batch in loader:
+            opt.zero_grad()
+            loss = F.mse_loss(model(batch), batch)
+            loss.backward()
+            opt.step()
+            loss.item()
+        model.eval()
+        with torch.no_grad():
+            for batch in test_loader:
+                F.mse_loss(model(batch), batch).item()
+    loop = time.perf_counter() - started
+    measured_images = len(train_paths) + len(test_paths)
+    return {"loop": loop, "total": loop, "scale": full_epochs / epochs * full_images / measured_images}
+
+
+def jpeg_paths(data: str, jpeg_dir: str | None) -> list[str]:
+    """The photos the plain loop decodes: ``--jpeg-dir``, else ``DATA/images`` (sorted)."""
+    folder = Path(jpeg_dir) if jpeg_dir else Path(data) / "images"
+    if not folder.is_dir():
+        return []
+    return sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.benchmark", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True,
+                        help="H&M source for fashrec.load_hm, or a split-tensor .safetensors file")
+    parser.add_argument("--epochs", type=int, default=30, help="epochs of the seed configuration (default 30)")
+    parser.add_argument("--threads", default="1", help="comma-separated torch thread counts to measure (default 1)")
+    parser.add_argument("--memory-formats", default="channels_last",
+                        help="layouts for fashrec.train: channels_last,contiguous (default channels_last)")
+    parser.add_argument("--tensor-epochs", type=int, default=3, help="epochs of the tensor DataLoader loop (default 3)")
+    parser.add_argument("--plain-epochs", type=int, default=1, help="epochs of the JPEG DataLoader loop (default 1)")
+    parser.add_argument("--plain-images", type=int, default=None,
+                        help="photos the JPEG loop decodes per epoch, 4:1 train:test (default: the full splits)")
+    parser.add_argument("--jpeg-dir", default=None, help="where the JPEGs are (default DATA/images)")
+    parser.add_argument("--skip-plain", action="store_true", help="measure fashrec.train only")
+    parser.add_argument("--keep", default=None, help="keep the first fashrec.train run's folder here")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from fashrec.trainer import load_tensors
+
+    started = time.perf_counter()
+    train_x, test_x = load_tensors(args.data, progress=False)
+    load_s = time.perf_counter() - started
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+          f"python {platform.python_version()}")
+    print(f"data: {len(train_x)} train + {len(test_x)} test images, loaded in {load_s:.1f} s "
+          "(decoded once, then cached by fashrec.dataset_tensor)")
+    print(f"seed configuration: ConvAE, Adam lr 0.01, batch 16, {args.epochs} epochs, train + test loss every epoch\n")
+    header = f"{'loop':<34} {'threads':>7} {'measured':>22} {'loop s':>8} {'total s':>8} {'img/s':>7}  {'test MSE':>9}  load avg"
+    print(header)
+    print("-" * len(header))
+    rows = []
+
+    def report(name, threads, measured, result):
+        loop = result["loop"] * result["scale"]
+        total = result["total"] * result["scale"]
+        ips = len(train_x) * args.epochs / loop
+        mse = f"{result['test_mse']:.6f}" if "test_mse" in result and result["scale"] == 1 else "-"
+        rows.append((name, threads, loop))
+        print(f"{name:<34} {threads:>7} {measured:>22} {loop:>8.1f} {total:>8.1f} {ips:>7.0f}  {mse:>9}  {_load()}",
+              flush=True)
+
+    threads_list = [int(t) for t in args.threads.split(",")]
+    keep = Path(args.keep) if args.keep else None
+    for threads in threads_list:
+        for fmt in args.memory_formats.split(","):
+            result = run_ours(train_x, test_x, epochs=args.epochs, threads=threads,
+                              channels_last=fmt == "channels_last", out_dir=keep)
+            keep = None
+            report(f"fashrec.train ({fmt})", threads, f"{args.epochs} ep", result)
+        if args.skip_plain:
+            continue
+        result = run_tensor_loader(train_x, test_x, epochs=args.tensor_epochs, full_epochs=args.epochs,
+                                   threads=threads)
+        report("tensor DataLoader (extrapolated)", threads, f"{args.tensor_epochs} ep", result)
+        paths = jpeg_paths(args.data, args.jpeg_dir)
+        if not paths:
+            print(f"JPEG DataLoader: no JPEGs under {args.jpeg_dir or Path(args.data) / 'images'}; pass --jpeg-dir")
+            continue
+        k = min(args.plain_images or len(paths), len(paths))
+        n_train = round(k * len(train_x) / (len(train_x) + len(test_x)))
+        result = run_jpeg_loader(paths[:n_train], paths[n_train:k], epochs=args.plain_epochs, full_epochs=args.epochs,
+                                 full_images=len(train_x) + len(test_x), threads=threads)
+        report("JPEG DataLoader (extrapolated)", threads, f"{args.plain_epochs} ep x {k} img", result)
+
+    print("\nratios (loop time, same thread count):")
+    for threads in threads_list:
+        ours = min((r for r in rows if r[1] == threads and r[0].startswith("fashrec")), key=lambda r: r[2], default=None)
+        for name, t, loop in rows:
+            if t == threads and ours and not name.startswith("fashrec"):
+                print(f"  {threads} thread(s): {ours[0]} is {loop / ours[2]:.1f}x faster than {name}")
+    print(f"\nplain loops: measured epochs/photos scaled linearly to {args.epochs} epochs of "
+          f"{len(train_x)} + {len(test_x)} photos; load average = 1, 5, 15 min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
