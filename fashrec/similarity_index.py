@@ -62,6 +62,11 @@ _PRUNE_MIN_ITEMS = 2048
 _PRUNE_MIN_DIM = 128
 _PRUNE_MAX_QUERIES = 8
 _PRUNE_RANK = 64
+# Cityblock pruning (see _l1_pruned_search): block sizes of the block-sum levels, and pivots.
+_L1_BLOCK_SIZES = (32, 8, 4)
+_L1_MIN_BLOCKS = 8
+_L1_PIVOTS = 128
+_L1_NEAR_PIVOTS = 4
 
 
 class SimilarityIndex:
@@ -132,6 +137,7 @@ class SimilarityIndex:
             self._max_sqnorm[name] = float(sq.max())
         self._torch_vectors: dict[str, Any] = {}  # torch views for cityblock, made on first use
         self._projections: dict[tuple[str, str], tuple] = {}  # pruning projections, made on first use
+        self._l1_bounds: dict[str, tuple] = {}  # cityblock block sums and pivots, made on first use
         self._prune_record: dict[tuple[str, str], tuple[int, int]] = {}  # (queries pruned, queries not)
 
         # The ``model`` entry of ``index.json`` (class, config, weights_hash) for a loaded index, else None.
@@ -269,17 +275,17 @@ class SimilarityIndex:
         if (
             prune
             and len(weights) == 1
-            and metric in ("euclidean", "cosine")
             and n >= _PRUNE_MIN_ITEMS
             and n_queries <= _PRUNE_MAX_QUERIES
         ):
             ((name, weight),) = weights.items()
-            key = (name, "cosine" if metric == "cosine" else "euclidean")
+            key = (name, "euclidean" if metric == "euclidean" else metric)
             pruned, wasted = self._prune_record.get(key, (0, 0))
             # After a run of queries the bound could not prune (data without low-rank structure),
             # stop paying for it on this focus and metric.
             if self._vectors[name].shape[1] >= _PRUNE_MIN_DIM and not (wasted >= 8 and wasted > 4 * pruned):
-                results = self._pruned_search(q, k, metric, name, weight, allowed, excluded)
+                search = self._l1_pruned_search if metric == "cityblock" else self._pruned_search
+                results = search(q, k, metric, name, weight, allowed, excluded)
                 rest = [r for r, res in enumerate(results) if res is None]
                 self._prune_record[key] = (pruned + len(results) - len(rest), wasted + len(rest))
                 if rest:
@@ -498,6 +504,126 @@ class SimilarityIndex:
         px_sq = np.einsum("ij,ij->i", px64, px64)
         zero_rows = np.flatnonzero(self._norm[name] == 0) if key[1] == "cosine" else np.zeros(0, np.int64)
         cached = self._projections[key] = (basis, px, px_sq, np.sqrt(px_sq), zero_rows)
+        return cached
+
+    # ------------------------------------------------------------------ cityblock pruning (few queries)
+
+    def _l1_pruned_search(self, q, k, metric, name, weight, allowed, excluded):
+        """Exact cityblock top-k for a few queries through a cascade of lower bounds.
+
+        Two kinds of lower bound on ``||x - q||_1``, both proven, never estimates:
+
+        - block sums: for any partition of the D dimensions into blocks, ``sum_b |S_b(x) - S_b(q)|``
+          (S_b = the sum over block b) is at most ``||x - q||_1`` (triangle inequality). Contiguous
+          blocks of 32, 8 and 4 dimensions (levels); for conv latents flattened as C x H x W a block is
+          a spatial neighbourhood within a channel, whose values move together, so the bound is tight.
+        - pivots: ``||x - q||_1 >= | ||q - p||_1 - ||x - p||_1 |`` for a stored item p. 128 pivots
+          (k-means++ seeding, far apart) with their distances to every item are kept; the 4 nearest
+          to the query give the bound. Tight on clustered data, where block sums are not.
+
+        The coarsest level and the pivots bound every item (a few values per item instead of D); the
+        float32 distances of the items with the smallest bounds give t, an upper bound on the k-th
+        distance; only items whose bound is <= t stay, the finer levels prune those further, and the
+        float32 distances of the survivors, then float64 for the few that can still be in the top k,
+        give the result. Returns per-query results, or None for a query whose bound prunes too little
+        (it takes the full scan).
+        """
+        import torch
+
+        levels, l1norm, pivots, table = self._l1_structures(name)
+        x = self._vectors[name]
+        n, d = x.shape
+        rel = _l1_rel_tol(d)
+        out = []
+        with _torch_threads(1):  # small products: one thread avoids waiting on a busy second core
+            for r in range(q[name].shape[0]):
+                query = q[name][r]
+                qt = torch.from_numpy(query[None])
+                q_l1 = float(np.abs(query.astype(np.float64)).sum())
+                if pivots is not None:
+                    dq = torch.cdist(qt, pivots, p=1).numpy()[0]
+                    near = np.argsort(dq, kind="stable")[:_L1_NEAR_PIVOTS]
+                    tab, dqn = table[near], dq[near, None]
+                    # float32 arithmetic: its rounding is covered by the 4 * 2**-24 added to the slack
+                    lb = (np.abs(tab - dqn) - (3.0 * rel + 4.0 * _U32) * (tab + dqn)).max(axis=0).astype(np.float64)
+                    np.maximum(lb, _block_bound(levels[0], query, q_l1, l1norm, None), out=lb)
+                else:
+                    lb = _block_bound(levels[0], query, q_l1, l1norm, None)
+                if allowed is not None:
+                    lb[~allowed] = np.inf
+                if excluded is not None and len(excluded[r]):
+                    lb[excluded[r]] = np.inf
+                cand = np.flatnonzero(lb < np.inf)
+                lb = lb[cand]
+                m = min(max(4 * k, 32), cand.size)
+                t = np.inf
+                for level in range(len(levels)):
+                    if level > 0:
+                        if cand.size <= 4 * m:
+                            break
+                        finer = _block_bound(levels[level], query, q_l1, l1norm, cand)
+                        np.maximum(lb, finer, out=lb)
+                    # the float32 distances of the m items with the smallest bounds: t >= the k-th distance
+                    first = np.argpartition(lb, m - 1)[:m] if m < cand.size else np.arange(cand.size)
+                    upper = _l1_float32(x, cand[first], qt) * (1.0 + rel)
+                    t = min(t, float(np.partition(upper, k - 1)[k - 1]))
+                    keep = lb <= t
+                    cand, lb = cand[keep], lb[keep]
+                if cand.size > n // 2:
+                    out.append(None)  # the bounds prune too little here: a full scan is cheaper
+                    continue
+                approx = _l1_float32(x, cand, qt)
+                upper_k = min(float(np.partition(approx, k - 1)[k - 1]) * (1.0 + rel), t)
+                threshold = upper_k / (1.0 - rel) * (1.0 + 4 * _U64) + 1e-300
+                final = cand[approx <= threshold]
+                dist = _exact_distances(x[final], query, "cityblock", None) * weight
+                order = np.argsort(dist, kind="stable")[:k]  # final is ascending: ties keep catalogue order
+                out.append((final[order], dist[order]))
+        return out
+
+    def _l1_structures(self, name: str):
+        """(levels, |x|_1 per item, pivots (P, D) tensor, pivot distances (P, N) float32), built once.
+
+        A level is ``(block starts, block sums (N, B) float32, their torch view)``.
+        """
+        cached = self._l1_bounds.get(name)
+        if cached is not None:
+            return cached
+        import torch
+
+        x = self._vectors[name]
+        n, d = x.shape
+        sizes = [bs for bs in _L1_BLOCK_SIZES if d // bs >= _L1_MIN_BLOCKS] or [max(1, d // _L1_MIN_BLOCKS)]
+        step = 8192
+        levels = []
+        for bs in sizes:
+            starts = np.arange(0, d, bs)
+            sums = np.empty((n, len(starts)), dtype=np.float32)
+            for start in range(0, n, step):
+                sums[start : start + step] = np.add.reduceat(x[start : start + step].astype(np.float64), starts, axis=1)
+            levels.append((starts, sums, torch.from_numpy(sums)))
+        l1norm = np.concatenate([np.abs(x[s : s + step]).sum(axis=1, dtype=np.float64) for s in range(0, n, step)])
+        # Pivots far apart: k-means++ seeding on a row sample. Any pivots keep the search exact.
+        rng = np.random.default_rng(0)
+        rows = np.sort(rng.choice(n, size=min(n, 4096), replace=False))
+        sample = torch.from_numpy(np.ascontiguousarray(x[rows]))
+        chosen = [int(rng.integers(len(rows)))]
+        nearest = torch.cdist(sample[chosen[0]][None], sample, p=1).numpy()[0].astype(np.float64)
+        while len(chosen) < min(_L1_PIVOTS, len(rows)):
+            weights = np.square(nearest)
+            total = weights.sum()
+            if not total > 0:
+                break  # every sampled row is a pivot already (duplicates)
+            pick = int(rng.choice(len(rows), p=weights / total))
+            chosen.append(pick)
+            np.minimum(nearest, torch.cdist(sample[pick][None], sample, p=1).numpy()[0], out=nearest)
+        pivots = torch.from_numpy(np.ascontiguousarray(x[rows[chosen]]))
+        table = np.empty((len(chosen), n), dtype=np.float32)
+        with warnings.catch_warnings():  # views of the read-only matrix; cdist never writes to them
+            warnings.simplefilter("ignore", UserWarning)
+            for start in range(0, n, step):
+                table[:, start : start + step] = torch.cdist(pivots, torch.from_numpy(x[start : start + step]), p=1).numpy()
+        cached = self._l1_bounds[name] = (levels, l1norm, pivots, table)
         return cached
 
     # ------------------------------------------------------------------ argument checks
@@ -746,6 +872,58 @@ def _orthonormal_columns(a: np.ndarray) -> np.ndarray:
     eigval, eigvec = np.linalg.eigh(a.T @ a)
     keep = eigval > 1e-12 * max(eigval.max(), 1e-300)
     return a @ (eigvec[:, keep] / np.sqrt(eigval[keep]))
+
+
+class _torch_threads:
+    """Context manager: torch runs with ``n`` threads inside, as before outside."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.old = n, None
+
+    def __enter__(self):
+        import torch
+
+        self.old = torch.get_num_threads()
+        if self.old != self.n:
+            torch.set_num_threads(self.n)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import torch
+
+        if self.old != self.n:
+            torch.set_num_threads(self.old)
+
+
+def _l1_rel_tol(d: int) -> float:
+    """Relative bound on the gap between a float32 ``torch.cdist(p=1)`` value over d dimensions and the
+    float64 reference (sums of non-negative terms: ``(d + 4) * 2**-24``, and the same in float64, doubled)."""
+    return 2.0 * (2.0 * (d + 4) * _U32 + 4.0 * (d + 4) * _U64)
+
+
+def _l1_float32(x: np.ndarray, rows: np.ndarray, qt) -> np.ndarray:
+    """float32 cityblock distances (widened to float64) from the rows ``rows`` of ``x`` to one query."""
+    import torch
+
+    return torch.cdist(qt, torch.from_numpy(x[rows]), p=1).numpy()[0].astype(np.float64)
+
+
+def _block_bound(level, query: np.ndarray, q_l1: float, l1norm: np.ndarray, rows) -> np.ndarray:
+    """A lower bound on the float64 cityblock distance from each item (or the items ``rows``) to
+    ``query``: ``sum_b |S_b(x) - S_b(q)|`` over the blocks of ``level``, less its rounding error.
+
+    The float32 block sums are within ``2**-24 |x|_1`` of the real ones; the float32 sum of B terms is
+    within a relative ``rel(B)``; the float64 reference within ``(D + 4) * 2**-53 (|x|_1 + |q|_1)``.
+    """
+    import torch
+
+    starts, _, sums_t = level
+    q_sums = np.add.reduceat(query.astype(np.float64), starts).astype(np.float32)
+    target = sums_t if rows is None else torch.from_numpy(sums_t.numpy()[rows])
+    norms = l1norm if rows is None else l1norm[rows]
+    raw = torch.cdist(torch.from_numpy(q_sums[None]), target, p=1).numpy()[0].astype(np.float64)
+    slack = (8.0 * _U32 + 8.0 * (query.shape[0] + 4) * _U64) * (norms + q_l1)
+    return raw * (1.0 - 2.0 * _l1_rel_tol(len(starts))) - slack
 
 
 def _mask(scores: np.ndarray, allowed, excluded, start: int, stop: int) -> None:

@@ -459,12 +459,13 @@ def wide_clustered():
     return x.astype(np.float32), q.astype(np.float32), labels
 
 
-@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+@pytest.mark.parametrize("metric", METRICS)
 def test_pruned_path_is_exact(wide_clustered, metric):
     x, q, labels = wide_clustered
     ids = make_ids(len(x))
     index = SimilarityIndex(x, ids, metadata={"label": labels})
-    pruned = index._pruned_search({"overall": q}, 40, metric, "overall", 1.0, None, None)
+    search = index._l1_pruned_search if metric == "cityblock" else index._pruned_search
+    pruned = search({"overall": q}, 40, metric, "overall", 1.0, None, None)
     assert all(r is not None for r in pruned), "clustered data must take the pruning path"
     for kwargs, allowed, exclude in [
         ({}, None, None),
@@ -506,3 +507,60 @@ def test_pruning_is_given_up_where_it_never_helps():
         got, _ = index.search(row, k=3, metric="euclidean")
         assert got == [[ids[p] for p in reference(row[None], x, "euclidean", 3)[0][0]]]
     assert index._prune_record[("overall", "euclidean")] == (0, 8)  # tried 8 times, then stopped
+
+
+# ----------------------------------------------------------------------------- cityblock cascade
+
+
+def _cityblock_matches_reference(x, queries, k):
+    ids = make_ids(len(x))
+    index = SimilarityIndex(x, ids)
+    for row in queries:  # one query at a time: the pruning path
+        got, dist = index.search(row, k=k, metric="cityblock")
+        ref_pos, ref_d = reference(row[None], x, "cityblock", k)
+        assert got == [[ids[p] for p in ref_pos[0]]]
+        np.testing.assert_allclose(dist, ref_d, rtol=1e-12, atol=1e-12)
+    return index
+
+
+def test_cityblock_cascade_ties_on_integer_data_with_duplicates():
+    """Small integer vectors: many exactly equal distances, duplicated rows; ties by catalogue position."""
+    rng = np.random.default_rng(11)
+    centres = rng.integers(-4, 5, size=(30, 128))
+    noise = rng.integers(-1, 2, size=(600, 128)) * (rng.random((600, 128)) < 0.1)
+    base = (centres[rng.integers(0, 30, 600)] + noise).astype(np.float32)
+    x = np.vstack([base, base[:600], base[:600], base[:300], np.zeros((5, 128), np.float32)])
+    queries = np.vstack([base[:4], centres[:4], np.zeros((1, 128))]).astype(np.float32)
+    index = _cityblock_matches_reference(x, queries, k=25)
+    assert index._prune_record.get(("overall", "cityblock"), (0, 0))[0] > 0, "the cascade must have been taken"
+
+
+def test_cityblock_cascade_is_exact_where_the_bounds_are_loose():
+    """Adversarial: every block of 4 sums to zero (block bounds are 0) and pivots are uninformative."""
+    rng = np.random.default_rng(12)
+    signs = rng.choice([-1.0, 1.0], size=(2200, 64, 2))
+    x = np.concatenate([signs, -signs], axis=2).reshape(2200, 256).astype(np.float32)
+    x *= rng.uniform(0.5, 2.0, size=(2200, 1)).astype(np.float32)
+    queries = x[:3] + 0.01 * rng.standard_normal((3, 256)).astype(np.float32)
+    _cityblock_matches_reference(x, np.vstack([queries, rng.standard_normal((2, 256))]).astype(np.float32), k=10)
+
+
+def test_cityblock_bounds_never_exceed_the_distance():
+    rng = np.random.default_rng(13)
+    x = (rng.standard_normal((2100, 200)) * rng.uniform(0.01, 100.0, size=(2100, 1))).astype(np.float32)
+    q = (rng.standard_normal(200) * 10).astype(np.float32)
+    index = SimilarityIndex(x, make_ids(len(x)))
+    levels, l1norm, pivots, table = index._l1_structures("overall")
+    exact = np.abs(x.astype(np.float64) - q.astype(np.float64)).sum(axis=1)
+    q_l1 = float(np.abs(q.astype(np.float64)).sum())
+    for level in levels:
+        assert np.all(si._block_bound(level, q, q_l1, l1norm, None) <= exact)
+        rows = np.arange(0, len(x), 7)
+        assert np.all(si._block_bound(level, q, q_l1, l1norm, rows) <= exact[rows])
+    pivot_exact = np.abs(x.astype(np.float64)[:, None, :] - pivots.numpy().astype(np.float64)[None]).sum(axis=2)
+    rel = si._l1_rel_tol(200)
+    assert np.all(np.abs(table.T.astype(np.float64) - pivot_exact) <= rel * pivot_exact + 1e-300)
+    with torch.no_grad():
+        got = index.search(q, k=30, metric="cityblock")
+    ref_pos, ref_d = reference(q[None], x, "cityblock", 30)
+    assert got[0] == [[make_ids(len(x))[p] for p in ref_pos[0]]]
