@@ -28,6 +28,7 @@ product.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Mapping, Sequence
 
 import torch
@@ -36,6 +37,9 @@ from torch import nn
 
 from fashrec.hub_model import HubModel
 from fashrec.preprocess import PreprocessConfig
+
+REPRESENTATIONS = ("probabilities", "embedding")
+_MEMO_BATCHES = 64  # embed() remembers this many recent batches' blocks (see focus_embeddings)
 
 DEFAULT_FOCUS_COLUMNS = {
     "shape": "product_type_name",
@@ -73,7 +77,7 @@ class MultiTaskCNN(HubModel):
                  widths: Sequence[int] = (32, 64, 128, 256), head_dim: int = 64, cosine_scale: float = 16.0,
                  dropout: float = 0.1, overall_weights: Mapping[str, float] | None = None,
                  colour_histogram_bins: int = 0, histogram_weight: float = 1.0, flip_tta: bool = True,
-                 preprocess: dict | PreprocessConfig | None = None):
+                 representation: str = "probabilities", preprocess: dict | PreprocessConfig | None = None):
         super().__init__(preprocess=preprocess)
         self.classes = {str(c): [str(n) for n in names] for c, names in classes.items()}
         focus_columns = dict(DEFAULT_FOCUS_COLUMNS if focus_columns is None else focus_columns)
@@ -102,6 +106,9 @@ class MultiTaskCNN(HubModel):
             raise ValueError("MultiTaskCNN: colour_histogram_bins needs a 'colour' focus to join")
         self.histogram_weight = float(histogram_weight)
         self.flip_tta = bool(flip_tta)
+        if representation not in REPRESENTATIONS:
+            raise ValueError(f"MultiTaskCNN: representation must be one of {REPRESENTATIONS}, got {representation!r}")
+        self.representation = representation
 
         layers: list[nn.Module] = [conv_bn_relu(3, self.widths[0])]
         cin = self.widths[0]
@@ -113,8 +120,10 @@ class MultiTaskCNN(HubModel):
         self.heads = nn.ModuleDict({column.replace(".", "_"): nn.Linear(cin, self.head_dim) for column in self.classes})
         self.classifiers = nn.ModuleDict({column.replace(".", "_"): CosineClassifier(self.head_dim, len(names), cosine_scale)
                                           for column, names in self.classes.items()})
-        self._blocks = {f: self.head_dim + (self.colour_histogram_bins ** 3 if f == "colour" else 0)
-                        for f in focus_columns}
+        width = {c: self.head_dim if representation == "embedding" else len(self.classes[c]) for c in self.classes}
+        self._blocks = {f: width[c] + (self.colour_histogram_bins ** 3 if f == "colour" else 0)
+                        for f, c in focus_columns.items()}
+        self._memo: OrderedDict = OrderedDict()
 
     # ----- shapes ----------------------------------------------------------------------------------
     @property
@@ -212,17 +221,55 @@ class MultiTaskCNN(HubModel):
         hist = hist / hist.sum(1, keepdim=True).clamp(min=1e-8)
         return F.normalize(hist.sqrt(), dim=1)
 
-    def focus_embeddings(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Each focus's own block, L2-normalised (flip-averaged if ``flip_tta``)."""
+    def _blocks_of(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per column: the head embedding (normalised) or the class probabilities, for one view of x."""
         heads = self.head_embeddings(x)
+        if self.representation == "embedding":
+            return {c: F.normalize(z, dim=1) for c, z in heads.items()}
+        return {c: self.classifiers[c.replace(".", "_")](z).softmax(1) for c, z in heads.items()}
+
+    def focus_embeddings(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each focus's own block, L2-normalised (averaged with the mirror image if ``flip_tta``).
+
+        ``representation="probabilities"`` (default): the square root of the predicted class
+        distribution of the focus's column (so cosine = the Bhattacharyya coefficient of two products'
+        class posteriors: high when the network reads them as the same type / colour / pattern, and
+        graded by its uncertainty). ``"embedding"``: the head's ``head_dim`` hidden values.
+
+        In eval mode the blocks of the last few batches are remembered (keyed by the batch's storage,
+        shape, version and a checksum), so asking for several focuses of one batch runs the network once.
+        """
+        key = None
+        if not self.training and not torch.is_grad_enabled():
+            key = (x.data_ptr(), tuple(x.shape), x.stride(), x._version, str(x.device), x.dtype,
+                   float(x.double().sum()), float((x.double() ** 2).sum()), self.histogram_weight,
+                   sum(p._version for p in self.parameters()))
+            if key in self._memo:
+                self._memo.move_to_end(key)
+                return self._memo[key]
+        blocks = self._blocks_of(x)
         if self.flip_tta:
-            mirrored = self.head_embeddings(torch.flip(x, dims=[3]))
-            heads = {c: F.normalize(heads[c], dim=1) + F.normalize(mirrored[c], dim=1) for c in heads}
-        out = {focus: F.normalize(heads[column], dim=1) for focus, column in self.focus_columns.items()}
+            mirrored = self._blocks_of(torch.flip(x, dims=[3]))
+            blocks = {c: (blocks[c] + mirrored[c]) / 2 for c in blocks}
+        if self.representation == "probabilities":
+            blocks = {c: b.clamp(min=0).sqrt() for c, b in blocks.items()}
+        out = {focus: F.normalize(blocks[column], dim=1) for focus, column in self.focus_columns.items()}
         if self.colour_histogram_bins:
             hist = self.colour_histogram(x) * self.histogram_weight
             out["colour"] = F.normalize(torch.cat([out["colour"], hist], dim=1), dim=1)
+        if key is not None:
+            self._memo[key] = out
+            while len(self._memo) > _MEMO_BATCHES:
+                self._memo.popitem(last=False)
         return out
+
+    def train(self, mode: bool = True):
+        self._memo.clear()  # weights may change from here on
+        return super().train(mode)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._memo.clear()
+        return super()._load_from_state_dict(*args, **kwargs)
 
     def _embed(self, x: torch.Tensor, focus: str) -> torch.Tensor:
         blocks = self.focus_embeddings(x)

@@ -28,10 +28,12 @@ def batch(n=6, seed=0):
     return torch.rand(n, 3, 64, 64, generator=torch.Generator().manual_seed(seed))
 
 
-def test_focuses_share_one_space_of_orthogonal_blocks():
-    m = tiny(colour_histogram_bins=2).eval()
+@pytest.mark.parametrize("representation,dims", [("embedding", (8, 8 + 8, 8)), ("probabilities", (3, 4 + 8, 2))])
+def test_focuses_share_one_space_of_orthogonal_blocks(representation, dims):
+    m = tiny(colour_histogram_bins=2, representation=representation).eval()
     assert m.focuses == ("overall", "shape", "colour", "pattern")
-    assert m.embedding_dim == 8 + (8 + 8) + 8
+    assert m.embedding_dim == sum(dims)
+    assert [s.stop - s.start for s in m.focus_slices().values()] == list(dims)
     slices = m.focus_slices()
     x = batch()
     overall = m.embed(x, focus="overall")
@@ -64,8 +66,9 @@ def test_overall_weights_scale_blocks_and_unknown_focus_is_refused():
         tiny(overall_weights={"texture": 1.0})
 
 
-def test_flip_tta_makes_embeddings_mirror_invariant():
-    m = tiny(flip_tta=True).eval()
+@pytest.mark.parametrize("representation", ["embedding", "probabilities"])
+def test_flip_tta_makes_embeddings_mirror_invariant(representation):
+    m = tiny(flip_tta=True, representation=representation).eval()
     x = batch()
     for focus in m.focuses:
         assert torch.allclose(m.embed(x, focus=focus), m.embed(torch.flip(x, dims=[3]), focus=focus), atol=1e-5)
@@ -165,3 +168,26 @@ def test_no_reconstruction():
     m = tiny().eval()
     with pytest.raises(NotImplementedError):
         m.reconstruct(batch(2))
+
+
+def test_probability_blocks_are_sqrt_of_mean_class_posteriors():
+    m = tiny(representation="probabilities").eval()
+    x = batch(3)
+    with torch.no_grad():
+        p = (m(x)["product_type_name"].softmax(1) + m(torch.flip(x, dims=[3]))["product_type_name"].softmax(1)) / 2
+    ref = F.normalize(p.sqrt(), dim=1)
+    assert torch.allclose(m.embed(x, focus="shape")[:, m.focus_slices()["shape"]], ref, atol=1e-6)
+
+
+def test_memo_returns_fresh_results_after_weights_or_input_change():
+    m = tiny(representation="probabilities").eval()
+    x = batch(4)
+    first = m.embed(x, focus="colour")
+    assert torch.equal(m.embed(x, focus="colour"), first)  # remembered
+    x[0] = 1 - x[0]  # in place: a new version of the same storage
+    changed = m.embed(x, focus="colour")
+    assert not torch.allclose(changed[0], first[0])
+    assert torch.allclose(changed[1:], first[1:], atol=1e-6)
+    with torch.no_grad():
+        m.heads["colour_group_name"].weight.mul_(-1)  # in-place weight edit, still in eval mode
+    assert not torch.allclose(m.embed(x, focus="colour"), changed)

@@ -167,6 +167,9 @@ def variants() -> dict[str, dict]:
     v["ae-32-64-128-l256-white"] = {**ae, "channels": [32, 64, 128], "latent_dim": 256, "pad": "white"}
     v["ae-32-64-128-l256-white-aug"] = {**ae, "channels": [32, 64, 128], "latent_dim": 256, "pad": "white",
                                         "flip": True, "max_shift": 4}
+    v["ae-32-64-128-l128-linear"] = {**ae, "channels": [32, 64, 128], "latent_dim": 128, "linear_code": True}
+    v["ae-32-64-128-l128-linear-white-aug"] = {**ae, "channels": [32, 64, 128], "latent_dim": 128, "linear_code": True,
+                                               "pad": "white", "flip": True, "max_shift": 4}
     for arch, spec in (("paper", {"channels": [16, 8], "latent_dim": None}),
                        ("32-64-128-l128", {"channels": [32, 64, 128], "latent_dim": 128})):
         for beta in (0.0, 1e-3, 1e-2, 1e-1, 1.0):
@@ -235,6 +238,11 @@ def run_variant(name: str, spec: dict, data_path: str, device, cache: dict) -> l
 
         cls = ConvAE if kind == "ae" else ConvVAE
         model = cls(channels=spec["channels"], latent_dim=spec["latent_dim"], preprocess={"pad_value": pad_value})
+        if spec.get("linear_code"):
+            # ConvAE's bottleneck ends in a Sigmoid that saturates at 1.0 within ~20 steps (every code equal,
+            # the decoder then learns the mean image: the "ae-*-l*" rows). Dropping it, as ConvVAE's mu does,
+            # gives a working compact AE. Experiment only: such a model does not round-trip through config.json.
+            model.to_code[-1] = torch.nn.Identity()
         fit_autoencoder(model, x_train, epochs=spec["epochs"], batch_size=spec["batch_size"], lr=spec["lr"],
                         beta=spec.get("beta", 0.0), kl_warmup=spec.get("kl_warmup", 0), flip=spec.get("flip", False),
                         max_shift=spec.get("max_shift", 0), pad_value=pad_value, device=device)
@@ -281,6 +289,16 @@ def run_variant(name: str, spec: dict, data_path: str, device, cache: dict) -> l
             rows.append(row(emb, focus="overall", histogram_weight=1.0, overall_weights=weights, test_accuracy=acc,
                             params=params))
         model.overall_weights = {f: 1.0 for f in model.focus_columns}
+        # the shipped representation: each focus = sqrt of its column's predicted class distribution
+        shipped = MultiTaskCNN(**{k: v for k, v in model.config_dict().items()
+                                  if k not in ("model_class", "fashrec_version", "embedding_dim")}
+                               | {"representation": "probabilities", "histogram_weight": 0.5}).to(device)
+        shipped.load_state_dict(model.state_dict())
+        shipped.eval()
+        for focus in shipped.focuses:
+            emb = embed_all(lambda b: shipped.embed(b, focus=focus), x)
+            rows.append(row(emb, focus=focus, histogram_weight=0.5, representation="probabilities",
+                            test_accuracy=acc, params=params))
         model.histogram_weight = 1.0
         cache.setdefault("_cnn_weights", {})[name] = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         cache.setdefault("_cnn_configs", {})[name] = model.config_dict()
