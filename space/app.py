@@ -69,6 +69,7 @@ def build_demo(rec: Recommender):
     gr.set_static_paths(rec.image_folders())
     user_errors = (ValueError, ImageError, NotImplementedError)
     first_id = rec.ids[0]
+    model_name = type(rec.model).__name__
     item_choices = [(rec.label(i), i) for i in rec.ids]
     multi_focus = len(rec.focuses) > 1
 
@@ -121,6 +122,10 @@ def build_demo(rec: Recommender):
         if upload is None:
             return None, None, None, ""
         try:
+            if not rec.can_reconstruct:  # still show what the model sees
+                pre = rec.preprocessed(upload)
+                note = f"{model_name} has no decoder: this is what it sees, it cannot reconstruct it."
+                return enlarge(pre), None, None, note
             pre, recon, mse = rec.reconstruct(upload)
         except user_errors as exc:
             gr.Warning(str(exc))
@@ -156,7 +161,6 @@ def build_demo(rec: Recommender):
 
     # ---------------------------------------------------------------- layout
 
-    model_name = type(rec.model).__name__
     with gr.Blocks(title="fashrec: similar fashion products") as demo:
         gr.Markdown(
             f"# fashrec: visual similar-product search\n"

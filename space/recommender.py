@@ -194,6 +194,10 @@ class Recommender:
         self._record("reconstruct", time.perf_counter() - start)
         return to_uint8(x[0]), to_uint8(recon[0]), mse
 
+    def preprocessed(self, image: Any) -> np.ndarray:
+        """What the model sees: the ``(S, S, 3)`` uint8 preprocessed image."""
+        return to_uint8(_preprocess(image, self.model.preprocess_config)[0])
+
     @property
     def can_reconstruct(self) -> bool:
         """Whether the model has a decoder; asked once, on a blank image (embedding-only models raise
