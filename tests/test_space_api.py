@@ -7,6 +7,7 @@ itself (``SimilarityIndex``, ``fashrec.preprocess``, ``model.embed`` / ``model.r
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 from pathlib import Path
@@ -316,3 +317,33 @@ def test_filters_captions_and_k_clamped_to_what_the_filter_leaves(two_focus):
     name, colour = meta.loc[hit.article_id, "prod_name"], meta.loc[hit.article_id, "colour_group_name"]
     assert hit.caption.splitlines()[0] == name and colour in hit.caption.splitlines()[1]
     assert hit.caption.splitlines()[-1] == f"{hit.article_id} · d = {hit.distance:.4g}"
+
+
+def test_fashrec_demo_serves_the_sample_and_prints_its_url(tmp_path):
+    """The README's command: 'fashrec demo' serves the Space at a local URL and says which."""
+    import queue
+    import subprocess
+    import sys
+    import threading
+    import urllib.request
+
+    from space.local_server import free_port
+
+    port = free_port()
+    env = {**os.environ, "FASHREC_INDEX": str(INDEX), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "fashrec.cli", "demo", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    try:
+        seen = []
+        while not any("open http" in line for line in seen):
+            seen.append(lines.get(timeout=180))  # raises queue.Empty if nothing comes
+        url = seen[-1].rsplit("open ", 1)[1].strip()
+        assert url == f"http://127.0.0.1:{port}/"
+        with urllib.request.urlopen(url + "config", timeout=30) as response:
+            config = json.loads(response.read())
+        assert {"recommend_item", "recommend_image", "reconstruct"} <= {d.get("api_name") for d in config["dependencies"]}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
