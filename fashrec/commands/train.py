@@ -16,7 +16,8 @@ write a folder ready for fashrec.from_pretrained and the Hub:
 
 --data is anything fashrec.load_hm reads: an H&M folder (metadata.csv + images/), a saved or exported
 dataset, a Hub dataset id or 'sample'. It is split 80/20 with --split-seed (the split every fashrec tool
-uses); images are decoded once and cached (fashrec.dataset_tensor).
+uses); images are decoded once and cached (fashrec.dataset_tensor). A split-tensor file written by
+fashrec.trainer.save_split_tensors (DATA.safetensors) also works, for machines without the photos.
 
 Loss: per-value MSE for the AE; MSE + beta * KL / (values per image) for the VAE.
 Same --seed, same data, same flags: same result. If the run is interrupted (even killed), run the same
