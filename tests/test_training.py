@@ -253,6 +253,28 @@ def test_card_picks_up_eval_json(data, tmp_path):
     assert (out / "README.md").read_text() == text
 
 
+def test_cli_model_flags_reach_the_config_and_push(cache_dir, tmp_path, hub_server, monkeypatch):
+    from training.train import main
+
+    monkeypatch.setenv("HF_TOKEN", hub_server.token)
+    out = tmp_path / "vae"
+    repo_id = hub_server.repo_id("tiny-vae")
+    assert main(["--data", "sample", "--n", str(N_IMAGES), "--cache-dir", str(cache_dir), "--model", "vae",
+                 "--channels", "8,4", "--latent-dim", "16", "--pad-value", "1", "--beta", "0.5", "--epochs", "1",
+                 "--threads", "1", "--no-progress", "--out", str(out), "--push-to-hub", repo_id]) == 0
+    model = from_pretrained(out)
+    assert type(model).__name__ == "ConvVAE" and model.embedding_dim == 16 and model.channels == [8, 4]
+    assert model.preprocess_config.pad_value == 1.0
+    assert json.loads((out / "training_args.json").read_text())["beta"] == 0.5
+    files = hub_server.files(repo_id)
+    assert files["config.json"] == (out / "config.json").read_bytes()
+    assert "non-commercial" in files["README.md"].decode()  # the CLI records the H&M terms on the card
+    monkeypatch.delenv("HF_TOKEN")
+    assert main(["--data", "sample", "--n", str(N_IMAGES), "--cache-dir", str(cache_dir), "--epochs", "1",
+                 "--no-progress", "--out", str(tmp_path / "nope"), "--push-to-hub", repo_id]) == 1
+    assert not (tmp_path / "nope").exists()  # no token: refused before any training
+
+
 def test_push_to_hub_uploads_the_folder_in_one_commit(data, tmp_path, hub_server, monkeypatch):
     from fashrec.trainer import push_to_hub
 

@@ -84,7 +84,7 @@ def run(args) -> int:
     import sys
 
     from fashrec.preprocess import PreprocessConfig
-    from fashrec.trainer import load_tensors, make_model, push_to_hub, train
+    from fashrec.trainer import load_tensors, make_model, push_to_hub
 
     if args.push_to_hub:  # fail before training, not after, when there is no token
         from fashrec.hub_push import HubPushError, resolve_token
@@ -100,12 +100,11 @@ def run(args) -> int:
                                    preprocess=preprocess, cache_dir=args.cache_dir, progress=not args.no_progress)
     model = make_model(args.model, seed=args.seed, channels=parse_channels(args.channels),
                        latent_dim=args.latent_dim, preprocess=preprocess.to_dict())
-    metrics = train(model, train_x, test_x, lr=args.lr, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
-                    beta=args.beta, out_dir=args.out, resume=args.resume, progress=not args.no_progress,
-                    threads=args.threads, channels_last=args.memory_format == "channels_last",
-                    dataset=dataset_name(args.data, args.n), dataset_terms=data_terms(),
-                    extra_args={"data": str(args.data), "n": args.n, "split_seed": args.split_seed,
-                                "test_size": test_size, "threads": args.threads, "memory_format": args.memory_format})
+    try:
+        metrics = _train(model, train_x, test_x, args, test_size)
+    except FloatingPointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(f"train_mse {metrics['train_mse']:.6f}  test_mse {metrics['test_mse']:.6f}  "
           f"({metrics['epochs']} epochs, {metrics['train_seconds']:.1f} s of training) -> {args.out}")
     if args.push_to_hub:
@@ -118,6 +117,17 @@ def run(args) -> int:
             return 1
         print(f"pushed: {url}")
     return 0
+
+
+def _train(model, train_x, test_x, args, test_size):
+    from fashrec.trainer import train
+
+    return train(model, train_x, test_x, lr=args.lr, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
+                 beta=args.beta, out_dir=args.out, resume=args.resume, progress=not args.no_progress,
+                 threads=args.threads, channels_last=args.memory_format == "channels_last",
+                 dataset=dataset_name(args.data, args.n), dataset_terms=data_terms(),
+                 extra_args={"data": str(args.data), "n": args.n, "split_seed": args.split_seed,
+                             "test_size": test_size, "threads": args.threads, "memory_format": args.memory_format})
 
 
 def dataset_name(source: str, n: int | None) -> str:
