@@ -9,6 +9,9 @@ Figures printed (no assertions: speed is never a test):
 - 5k:   single-query latency, one query at a time, median over --queries queries, k=10, on
         5,000 x 2,048 float32, for each metric: fashrec exact vs sklearn NearestNeighbors(brute).
 - 100k: the same on 100,000 items at D=256 (the target embedding size) and D=2,048.
+- ae:   real embeddings: the paper autoencoder's 2,048-d latents of the 5,000 H&M images (shipped
+        checkpoint ``paper-ae``; without it a seeded random-init ``ConvAE``, and the header says so);
+        held-out rows (--ae-queries) search the other rows, one query at a time.
 - 1m:   1,000,000 x 64 vectors, FAISS HNSW latency and recall@10 against the exact index, for several
         efSearch values, plus the exact index's own latency (--hnsw-metrics, default cosine: each
         HNSW build takes minutes on 2 cores).
@@ -66,26 +69,70 @@ def median_ms(fn, queries, warmup: int = 3) -> float:
     return float(np.median(times) * 1e3)
 
 
-def exact_vs_sklearn(n: int, d: int, n_queries: int, k: int, *, sklearn_queries: int | None = None) -> None:
+def exact_vs_sklearn(n: int, d: int, n_queries: int, k: int, *, sklearn_queries: int | None = None, repeats: int = 3) -> None:
+    x, centres = clustered(n, d, n_centres=max(10, n // 50), seed=n + d)
+    q = queries_near(centres, n_queries, seed=n + d)
+    compare(x, q, k, "synthetic clusters", sklearn_queries=sklearn_queries, repeats=repeats)
+
+
+def compare(x, q, k: int, title: str, *, sklearn_queries: int | None = None, repeats: int = 3) -> None:
+    """Single-query latency of fashrec (pruned path and forced full scan) and sklearn brute, same run.
+
+    Each figure is the median over the queries; the run is repeated ``repeats`` times (interleaved) and
+    the median of the repeats is printed with their spread, and the load average before and after.
+    """
+    import numpy as np
     from sklearn.neighbors import NearestNeighbors
 
     from fashrec.similarity_index import SimilarityIndex
 
     t = time.perf_counter()
-    x, centres = clustered(n, d, n_centres=max(10, n // 50), seed=n + d)
-    q = queries_near(centres, n_queries, seed=n + d)
-    index = SimilarityIndex(x, [str(i) for i in range(n)])
+    index = SimilarityIndex(x, [str(i) for i in range(len(x))])
     build = time.perf_counter() - t
-    print(f"\n{n:,} x {d:,} float32, k={k}, median of {n_queries} single queries (data + index build {build:.1f} s)")
-    print(f"  {'metric':<10} {'fashrec ms':>11} {'sklearn ms':>11} {'speed-up':>9}")
-    sk_q = q[: sklearn_queries or n_queries]
+    print(f"\n{title}, {len(x):,} x {x.shape[1]:,}, k={k}, median of {len(q)} single queries, "
+          f"{repeats} repeats (index build {build:.1f} s), load {os.getloadavg()[0]:.1f}")
+    print(f"  {'metric':<10} {'fashrec ms':>11} {'full scan ms':>13} {'sklearn ms':>11} {'vs sklearn':>10} {'first search s':>15}")
+    sk_q = q[: sklearn_queries or len(q)]
     for metric in METRICS:
-        ours = median_ms(lambda v: index.search(v, k=k, metric=metric), q)
+        t = time.perf_counter()
+        index.search(q[0], k=k, metric=metric)  # builds the pruning structures
+        first = time.perf_counter() - t
         nn = NearestNeighbors(algorithm="brute", metric=metric).fit(x)
-        theirs = median_ms(lambda v: nn.kneighbors(v[None, :], n_neighbors=k), sk_q, warmup=1)
-        print(f"  {metric:<10} {ours:>11.3f} {theirs:>11.3f} {theirs / ours:>8.1f}x")
+        ours, full, theirs = [], [], []
+        for _ in range(repeats):
+            ours.append(median_ms(lambda v: index.search(v, k=k, metric=metric), q))
+            full.append(median_ms(lambda v: index._exact_search({"overall": v[None]}, k, metric, {"overall": 1.0}, None, None, prune=False), q))
+            theirs.append(median_ms(lambda v: nn.kneighbors(v[None, :], n_neighbors=k), sk_q, warmup=1))
+        o, f, s = (float(np.median(v)) for v in (ours, full, theirs))
+        spread = f"({min(ours):.2f}-{max(ours):.2f})"
+        print(f"  {metric:<10} {o:>7.3f} {spread:<13} {f:>8.3f} {s:>11.3f} {s / o:>9.1f}x {first:>14.2f}")
         del nn
-    del index, x
+    print(f"  load average after: {os.getloadavg()[0]:.1f}")
+    del index
+
+
+def real_embeddings(n_queries: int, k: int, repeats: int) -> None:
+    import numpy as np
+    import torch
+
+    import fashrec
+
+    try:
+        model = fashrec.from_pretrained(str(fashrec.pretrained.path("paper-ae")))
+        which = "paper-ae checkpoint"
+    except FileNotFoundError:
+        torch.manual_seed(0)
+        model = fashrec.ConvAE()
+        which = "NO CHECKPOINT: seeded random-init ConvAE"
+    model.eval()
+    ds = fashrec.load_hm("/work/shared/data/hm", split=False, progress=False)
+    images = fashrec.dataset_tensor(ds, progress=False)
+    with torch.no_grad():
+        z = torch.cat([model.embed(images[i : i + 250]) for i in range(0, len(images), 250)]).numpy()
+    rng = np.random.default_rng(0)
+    held = rng.choice(len(z), size=n_queries, replace=False)
+    rest = np.setdiff1d(np.arange(len(z)), held)
+    compare(np.ascontiguousarray(z[rest]), np.ascontiguousarray(z[held]), k, f"H&M latents ({which}); held-out queries", repeats=repeats)
 
 
 def hnsw_at_scale(n: int, d: int, n_queries: int, k: int, ef_values, metrics=("cosine",)) -> None:
@@ -120,8 +167,10 @@ def hnsw_at_scale(n: int, d: int, n_queries: int, k: int, ef_values, metrics=("c
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run in seconds")
-    parser.add_argument("--only", choices=["5k", "100k", "1m"], action="append", help="run only these sections")
+    parser.add_argument("--only", choices=["5k", "ae", "100k", "1m"], action="append", help="run only these sections")
     parser.add_argument("--queries", type=int, default=200, help="single queries timed per figure (default 200)")
+    parser.add_argument("--repeats", type=int, default=3, help="repeat each figure, print the median (default 3)")
+    parser.add_argument("--ae-queries", type=int, default=100, help="held-out H&M rows used as queries (default 100)")
     parser.add_argument("--threads", type=int, default=2, help="torch / BLAS threads (default 2)")
     parser.add_argument(
         "--hnsw-metrics", default="cosine", help="comma-separated metrics for the 1M HNSW section (default cosine)"
@@ -142,7 +191,7 @@ def main(argv=None) -> int:
         threadpool_limits(args.threads)
     except ImportError:
         pass
-    sections = set(args.only or ["5k", "100k", "1m"])
+    sections = set(args.only or ["5k", "ae", "100k", "1m"])
     print(
         f"python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}, "
         f"scikit-learn {sklearn.__version__}, {os.cpu_count()} CPUs, {args.threads} threads, "
@@ -152,19 +201,21 @@ def main(argv=None) -> int:
     if args.quick:
         n_q = min(args.queries, 20)
         if "5k" in sections:
-            exact_vs_sklearn(2_000, 512, n_q, k)
+            exact_vs_sklearn(2_000, 512, n_q, k, repeats=1)
         if "100k" in sections:
-            exact_vs_sklearn(20_000, 256, n_q, k)
+            exact_vs_sklearn(20_000, 256, n_q, k, repeats=1)
         if "1m" in sections:
             hnsw_at_scale(50_000, 64, n_q, k, (16, 64), tuple(args.hnsw_metrics.split(",")))
         return 0
     if "5k" in sections:
-        exact_vs_sklearn(5_000, 2_048, args.queries, k)
+        exact_vs_sklearn(5_000, 2_048, args.queries, k, repeats=args.repeats)
+    if "ae" in sections:
+        real_embeddings(args.ae_queries, k, args.repeats)
     if "100k" in sections:
         if not args.only_2048:
-            exact_vs_sklearn(100_000, 256, min(args.queries, 100), k, sklearn_queries=20)
+            exact_vs_sklearn(100_000, 256, min(args.queries, 100), k, sklearn_queries=20, repeats=args.repeats)
         if not args.skip_2048:
-            exact_vs_sklearn(100_000, 2_048, min(args.queries, 30), k, sklearn_queries=5)
+            exact_vs_sklearn(100_000, 2_048, min(args.queries, 30), k, sklearn_queries=5, repeats=1)
     if "1m" in sections:
         hnsw_at_scale(1_000_000, 64, args.queries, k, (16, 32, 64, 128), tuple(args.hnsw_metrics.split(",")))
     return 0

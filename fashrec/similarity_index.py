@@ -29,6 +29,10 @@ principal directions gives ``||P(u - v)|| <= ||u - v||``, a lower bound that rul
 without reading their full vectors; the survivors are computed exactly. Still exact; the projection is
 built on the first such search (about a second), and queries it cannot prune take the full scan.
 
+Cityblock searches of the same size take a cascade of proven lower bounds instead (block sums at three
+resolutions, ``sum_b |S_b(u) - S_b(v)| <= ||u - v||_1``, and the triangle inequality through k-means++
+pivots); only the survivors are computed, in float32 then float64: see ``_l1_pruned_search``.
+
 Ties: equal distances are ordered by catalogue position (the order of ``ids``), i.e. a stable sort.
 """
 from __future__ import annotations
