@@ -130,9 +130,9 @@ def build_demo(rec: Recommender):
         except user_errors as exc:
             gr.Warning(str(exc))
             return None, None, None, f"⚠️ {exc}"
-        return (enlarge(pre), enlarge(recon), round(mse, 6),
+        return (enlarge(pre), enlarge(recon), float(f"{mse:.6g}"),
                 f"Mean squared error per value (pixels in [0, 1]) between the {pre.shape[1]}×{pre.shape[0]} input "
-                f"and its reconstruction: **{mse:.5f}** (shown enlarged {DISPLAY_SCALE}×).")
+                f"and its reconstruction: **{mse:.4g}** (shown enlarged {DISPLAY_SCALE}×).")
 
     def load_catalogue_photo(article_id):
         return rec.images[article_id] if article_id in rec.images else None

@@ -208,7 +208,7 @@ def test_reconstruction_tab(page, library, shots):
     if expected is not None:
         page.wait_for_function("() => document.querySelector('#r_status').innerText.includes('Mean squared error')")
         wait_for_images(page, "#r_input img, #r_output img")
-        assert float(page.locator("#r_mse input").input_value()) == pytest.approx(expected, rel=1e-4)
+        assert float(page.locator("#r_mse input").input_value()) == pytest.approx(expected, rel=1e-5)  # 6 digits shown
         shown_size = page.eval_on_selector("#r_input img", "i => [i.naturalWidth, i.naturalHeight]")
         assert shown_size == [4 * size, 4 * size]  # the 64x64 input, enlarged 4x for the eye
     screenshot(page, shots / "reconstruction_tab.png")
