@@ -77,6 +77,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=100, help="concurrent requests per endpoint (default 100)")
     parser.add_argument("--k", type=int, default=8)
+    parser.add_argument("--sequential", type=int, default=20, help="lone requests per endpoint first (default 20)")
     parser.add_argument("--concurrency", type=int, default=None, help="Space default_concurrency_limit (default: the app's)")
     parser.add_argument("--index", default=None, help="index folder to serve (default space/index)")
     parser.add_argument("--data", default=os.environ.get("FASHREC_BENCH_HM"),
@@ -118,6 +119,20 @@ def main() -> int:
         for m in metrics:  # warm-up: first calls load code paths and caches
             client.predict(article_id=ids[0], metric=m, k=args.k, api_name="/recommend_item")
             client.predict(image=handle_file(photos[0]), metric=m, k=args.k, api_name="/recommend_image")
+        # One at a time first: the latency of a lone request (no queue), client- and server-side.
+        for endpoint in ("/recommend_item", "/recommend_image"):
+            timings.write_text("")
+            lone = []
+            for _ in range(args.sequential):
+                kwargs = (dict(article_id=rng.choice(ids)) if endpoint == "/recommend_item"
+                          else dict(image=handle_file(rng.choice(photos))))
+                t0 = time.perf_counter()
+                client.predict(metric=rng.choice(metrics), k=args.k, api_name=endpoint, **kwargs)
+                lone.append(time.perf_counter() - t0)
+            server = [json.loads(line)["seconds"] for line in timings.read_text().splitlines()]
+            print(f"\n{endpoint}, {args.sequential} requests one at a time:")
+            print(f"  client-side  {percentiles(lone)}")
+            print(f"  server-side  {percentiles(server)}")
         timings.write_text("")
         plans = {
             "/recommend_item": [dict(article_id=rng.choice(ids), metric=rng.choice(metrics), k=args.k)
@@ -133,7 +148,7 @@ def main() -> int:
             server = [json.loads(line)["seconds"] for line in timings.read_text().splitlines()
                       if json.loads(line)["endpoint"] == endpoint.strip("/")]
             total_failures += len(failures)
-            print(f"\n{endpoint}: {len(plan)} requests in {wall:.2f} s ({len(plan) / wall:.1f} req/s), "
+            print(f"\n{endpoint}, {len(plan)} requests at once: {len(plan)} in {wall:.2f} s ({len(plan) / wall:.1f} req/s), "
                   f"{len(failures)} failures")
             print(f"  client-side  {percentiles(latencies)}")
             print(f"  server-side  {percentiles(server)}   ({len(server)} handler calls)")
