@@ -90,7 +90,11 @@ class MultiTaskCNN(HubModel):
         for column, names in self.classes.items():
             if len(names) < 2:
                 raise ValueError(f"MultiTaskCNN: column {column!r} needs at least 2 classes, got {len(names)}")
-        self.focus_columns = focus_columns
+        # a fixed order (config.json sorts its keys): the known focuses first, as a shopper would list them
+        known = list(DEFAULT_FOCUS_COLUMNS)
+        order = sorted(focus_columns, key=lambda f: (known.index(f) if f in known else len(known), f))
+        self.focus_columns = {f: focus_columns[f] for f in order}
+        focus_columns = self.focus_columns
         self.focuses = ("overall", *focus_columns)
         self.widths = [int(w) for w in widths]
         if not self.widths or min(self.widths) < 1:
@@ -264,7 +268,8 @@ class MultiTaskCNN(HubModel):
         return out
 
     def train(self, mode: bool = True):
-        self._memo.clear()  # weights may change from here on
+        if mode:
+            self._memo.clear()  # weights are about to change (the key also holds the weights' versions)
         return super().train(mode)
 
     def _load_from_state_dict(self, *args, **kwargs):

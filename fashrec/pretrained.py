@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
-DEFAULT = "paper-ae"  # the paper's Table 3.3 autoencoder, lr 0.01, batch 16, 30 epochs
+DEFAULT = "multitask-cnn"  # label-trained steerable CNN (docs/embeddings.md); the paper's AE stays as "paper-ae"
 
 
 def names() -> list[str]:

@@ -184,6 +184,10 @@ def test_memo_returns_fresh_results_after_weights_or_input_change():
     x = batch(4)
     first = m.embed(x, focus="colour")
     assert torch.equal(m.embed(x, focus="colour"), first)  # remembered
+    key = next(iter(m._memo))
+    m.eval()  # evaluate() calls eval() before each focus: the memo must survive it
+    assert key in m._memo
+    assert torch.equal(m.embed(x, focus="shape"), m.embed(x, focus="shape"))
     x[0] = 1 - x[0]  # in place: a new version of the same storage
     changed = m.embed(x, focus="colour")
     assert not torch.allclose(changed[0], first[0])
@@ -191,3 +195,22 @@ def test_memo_returns_fresh_results_after_weights_or_input_change():
     with torch.no_grad():
         m.heads["colour_group_name"].weight.mul_(-1)  # in-place weight edit, still in eval mode
     assert not torch.allclose(m.embed(x, focus="colour"), changed)
+
+
+def test_shipped_default_checkpoint_is_small_steerable_and_meets_its_recorded_goal():
+    from fashrec import pretrained
+
+    folder = pretrained.path("multitask-cnn")
+    assert (folder / "model.safetensors").stat().st_size < 5_000_000
+    m = fashrec.from_pretrained(folder)
+    assert type(m) is MultiTaskCNN and m.embedding_dim <= 256
+    assert m.focuses == ("overall", "shape", "colour", "pattern")
+    assert m.preprocess_config.pad_value == 1.0
+    e = m.embed(batch(2), focus="overall", normalize=True)
+    assert e.shape == (2, m.embedding_dim) and torch.allclose(e.norm(dim=1), torch.ones(2), atol=1e-5)
+    result = json.loads((folder / "eval.json").read_text())
+    assert result["split"] == "test" and result["k"] == 10 and result["n_queries"] == 1000
+    p10 = {(r.get("focus"), r["label"]): r["precision_at_k"] for r in result["retrieval"]
+           if r["embedding"] == "model" and r["metric"] == "cosine"}
+    assert p10[("shape", "product_type_name")] >= 0.65 and p10[("colour", "colour_group_name")] >= 0.60
+    assert p10[("overall", "product_type_name")] >= 0.60 and p10[("overall", "colour_group_name")] >= 0.50
