@@ -9,6 +9,7 @@ Start-up loads, never recomputes: the model through ``fashrec.from_pretrained`` 
     FASHREC_MODEL   checkpoint folder, Hub id or shipped name (default: the shipped default checkpoint)
     FASHREC_INDEX   index folder written by 'fashrec embed' (default: space/index, the embedded sample)
     FASHREC_CONCURRENCY   handlers run at once, all events together (default 1: a search takes ~10 ms)
+    FASHREC_TORCH_THREADS torch threads for embedding one photo (default 1: a 64x64 photo needs no more)
     FASHREC_TIMINGS_FILE  append each handler's server-side duration here as JSON lines (benchmarks)
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT   where to listen (Gradio's own variables)
 
@@ -288,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
 def _set_torch_threads() -> None:
     import torch
 
-    torch.set_num_threads(max(1, min(int(os.environ.get("FASHREC_TORCH_THREADS", "2")), os.cpu_count() or 1)))
+    torch.set_num_threads(max(1, min(int(os.environ.get("FASHREC_TORCH_THREADS", "1")), os.cpu_count() or 1)))
 
 
 if __name__ == "__main__":
