@@ -193,3 +193,15 @@ def test_preprocess_stays_the_function_after_submodule_imports():
     importlib.import_module("fashrec.tensor_cache")
     importlib.import_module("fashrec.preprocess")
     assert callable(fashrec.preprocess) and fashrec.preprocess.__name__ == "preprocess"
+
+
+def test_weights_hash_handles_0d_buffers_and_sees_every_change():
+    m = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))  # num_batches_tracked is 0-d
+    h = fashrec.hub_model.weights_hash(m)
+    m[1].num_batches_tracked += 1
+    assert fashrec.hub_model.weights_hash(m) != h
+    m[1].num_batches_tracked -= 1
+    assert fashrec.hub_model.weights_hash(m) == h
+    with torch.no_grad():
+        m[0].weight[0, 0, 0, 0] += 1e-6
+    assert fashrec.hub_model.weights_hash(m) != h
