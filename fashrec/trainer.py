@@ -134,7 +134,7 @@ def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.0
     model.to(memory_format=layout)  # before the optimizer exists, so Adam's moments share the layout
     optimizer = _adam(model, lr)
     history: dict[str, list[float]] = {}
-    start_epoch, train_seconds = 0, 0.0
+    start_epoch, train_seconds, cpu_seconds = 0, 0.0, 0.0
 
     if out is not None:
         _remove_stray_temporaries(out)
@@ -143,7 +143,7 @@ def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.0
             if not resume:
                 raise ValueError(f"{out}: holds a training checkpoint ({CHECKPOINT}); pass --resume to continue "
                                       "it, or choose another --out")
-            start_epoch, history, train_seconds = _resume(ckpt, model, optimizer, settings)
+            start_epoch, history, train_seconds, cpu_seconds = _resume(ckpt, model, optimizer, settings)
             if start_epoch > epochs:
                 raise ValueError(f"{ckpt}: already trained {start_epoch} epochs, more than the {epochs} asked for")
     # Rows stored as (N, H, W, C) for channels_last: a gathered batch is then contiguous, and viewing it
@@ -157,11 +157,12 @@ def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.0
     n = train_x.shape[0]
     try:
         for epoch in range(start_epoch, epochs):
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             train_stats = _train_epoch(model, optimizer, rows, batch_size=batch_size, beta=beta,
                                        epoch_seed=_epoch_seed(seed, epoch), nhwc=channels_last)
             test_stats = evaluate_split(model, test_in, beta=beta)
             train_seconds += time.perf_counter() - started
+            cpu_seconds += time.process_time() - cpu_started
             for key, value in train_stats.items():
                 history.setdefault(f"train_{key}", []).append(value)
             for key, value in test_stats.items():
@@ -173,7 +174,8 @@ def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.0
                 from fashrec.train_state import save_train_state
 
                 save_train_state(out / CHECKPOINT, model=model, optimizer=optimizer, epoch=epoch + 1,
-                                 info={"settings": settings, "history": history, "train_seconds": train_seconds})
+                                 info={"settings": settings, "history": history, "train_seconds": train_seconds,
+                                       "cpu_seconds": cpu_seconds})
             bar.set_postfix(train=f"{train_stats['loss']:.5f}", test=f"{test_stats['loss']:.5f}", refresh=False)
             bar.update(1)
     finally:
@@ -186,6 +188,7 @@ def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.0
     metrics.update({
         "epochs": int(epochs), "train_images": int(n), "test_images": int(test_x.shape[0]),
         "train_seconds": round(train_seconds, 3),
+        "train_cpu_seconds": round(cpu_seconds, 3),  # CPU time of this process: less sensitive to a busy machine
         "images_per_second": round(n * epochs / train_seconds, 1) if train_seconds > 0 else None,
         "history": history,
     })
@@ -369,7 +372,7 @@ def _adam(model, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
 
 
-def _resume(ckpt: Path, model, optimizer, settings: dict) -> tuple[int, dict, float]:
+def _resume(ckpt: Path, model, optimizer, settings: dict) -> tuple[int, dict, float, float]:
     from fashrec.train_state import load_train_state
 
     state = load_train_state(ckpt)
@@ -381,7 +384,8 @@ def _resume(ckpt: Path, model, optimizer, settings: dict) -> tuple[int, dict, fl
         raise ValueError(f"{ckpt}: cannot resume, the run differs from the checkpoint in {different}"
                          + (f" ({detail})" if detail else " (different images)"))
     state.restore(model, optimizer)
-    return state.epoch, state.info.get("history", {}), float(state.info.get("train_seconds", 0.0))
+    info = state.info
+    return state.epoch, info.get("history", {}), float(info.get("train_seconds", 0.0)), float(info.get("cpu_seconds", 0.0))
 
 
 def _remove_stray_temporaries(out: Path) -> None:

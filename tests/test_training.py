@@ -172,7 +172,7 @@ def test_sigkill_mid_run_then_resume_ends_like_an_uninterrupted_run(cache_dir, t
     proc = subprocess.Popen([sys.executable, "-m", "training.train", *flags, "--out", str(out)], cwd=REPO_ROOT,
                             env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for((out / CHECKPOINT).exists, timeout=120, what="the first epoch's checkpoint", proc=proc)
+        _wait_for((out / CHECKPOINT).exists, timeout=300, what="the first epoch's checkpoint", proc=proc)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
