@@ -1,12 +1,15 @@
-"""fashrec Space: visual "similar products" search over a fashion catalogue, and the autoencoder's reconstructions.
+"""fashrec Space: visual "similar products" search over a fashion catalogue, and an autoencoder's reconstructions.
 
     python space/app.py                      # the embedded H&M sample, http://127.0.0.1:7860
     fashrec demo                             # the same, from the console script
 
-Start-up loads, never recomputes: the model through ``fashrec.from_pretrained`` and a precomputed
+Start-up loads, never recomputes: the models through ``fashrec.from_pretrained`` and a precomputed
 ``SimilarityIndex`` (made by ``fashrec embed``). Settings come from the environment:
 
-    FASHREC_MODEL   checkpoint folder, Hub id or shipped name (default: the shipped default checkpoint)
+    FASHREC_MODEL   recommendation model: checkpoint folder, Hub id or shipped name (default: the model the
+                    index was built with, else the shipped default checkpoint)
+    FASHREC_RECON_MODEL   reconstruction model (default: FASHREC_MODEL if it has a decoder, else the shipped
+                    paper-ae, the paper's autoencoder; "none": no reconstructions)
     FASHREC_INDEX   index folder written by 'fashrec embed' (default: space/index, the embedded sample)
     FASHREC_CONCURRENCY   handlers run at once, all events together (default 1: a search takes ~10 ms)
     FASHREC_TORCH_THREADS torch threads for embedding one photo (default 1: a 64x64 photo needs no more)
@@ -59,6 +62,7 @@ def load_recommender() -> Recommender:
         model=os.environ.get("FASHREC_MODEL") or None,
         index=os.environ.get("FASHREC_INDEX") or DEFAULT_INDEX,
         timings_file=os.environ.get("FASHREC_TIMINGS_FILE") or None,
+        recon_model=os.environ.get("FASHREC_RECON_MODEL") or None,
     )
 
 
@@ -71,46 +75,57 @@ def build_demo(rec: Recommender):
     user_errors = (ValueError, ImageError, NotImplementedError)
     first_id = rec.ids[0]
     model_name = type(rec.model).__name__
+    recon_name = type(rec.recon_model).__name__
     item_choices = [(rec.label(i), i) for i in rec.ids]
     multi_focus = len(rec.focuses) > 1
 
     def gallery(hits: list[Hit]):
         return [(h.image, h.caption) for h in hits]
 
-    def describe(query: str, hits: list[Hit], metric: str, k: int, group: str, ptype: str) -> str:
+    def describe(query: str, hits: list[Hit], metric: str, k: int, group: str, ptype: str, focus: str) -> str:
         filters = [f"{what} *{value}*" for what, value in (("group", group), ("type", ptype)) if value not in (None, "", ALL)]
         within = f", within product {' and '.join(filters)}" if filters else ""
         note = f" (only {len(hits)} match)" if len(hits) < int(k) else ""
-        return (f"**{len(hits)} nearest**{note} to {query} by *{metric}* distance{within}. "
+        similar = ""
+        if multi_focus:
+            similar = f", weighted *{focus}*" if "=" in focus else f", similar in *{focus}*"
+        return (f"**{len(hits)} nearest**{note} to {query} by *{metric}* distance{similar}{within}. "
                 "Click a result to search from it.")
 
     # ---------------------------------------------------------------- UI handlers (never raise)
 
-    def search(mode, article_id, upload, metric, k, group, ptype, focus):
-        """Run the current query; returns (gallery, result ids, query photo, status)."""
+    def search(mode, article_id, upload, metric, k, group, ptype, focus, weights=""):
+        """Run the current query; returns (gallery, result ids, query photo, status). Focus weights, when
+        typed, win over the focus choice."""
+        focus = (weights or "").strip() or focus or rec.focuses[0]
         try:
             if mode == "image":
                 hits = rec.recommend_image(upload, metric=metric, k=k, product_group=group, product_type=ptype, focus=focus)
                 query_image, query = (upload or {}).get("path"), "your photo"
+            elif not article_id:
+                return [], [], None, "Pick a catalogue product or upload a photo."
             else:
                 hits = rec.recommend_item(article_id, metric=metric, k=k, product_group=group, product_type=ptype, focus=focus)
                 query_image, query = rec.images[article_id], f"`{article_id}` ({rec.caption(article_id).splitlines()[0]})"
         except user_errors as exc:
             gr.Warning(str(exc))
             return [], [], None, f"⚠️ {exc}"
-        return gallery(hits), [h.article_id for h in hits], query_image, describe(query, hits, metric, k, group, ptype)
+        return (gallery(hits), [h.article_id for h in hits], query_image,
+                describe(query, hits, metric, k, group, ptype, focus))
 
-    def pick_item(article_id, metric, k, group, ptype, focus):
+    def pick_item(article_id, *opts):
         """A catalogue product becomes the query (the uploaded photo, if any, is cleared)."""
-        return ("item", gr.update(value=article_id), None,
-                *search("item", article_id, None, metric, k, group, ptype, focus))
+        return ("item", gr.update(value=article_id), None, article_id or None,
+                *search("item", article_id, None, *opts))
 
-    def pick_from(ids, metric, k, group, ptype, focus, evt: gr.SelectData):
+    def pick_from(ids, *opts_and_event):
         """A click on a gallery tile: search from that product."""
-        return pick_item(ids[evt.index], metric, k, group, ptype, focus)
+        *opts, evt = opts_and_event
+        return pick_item(ids[evt.index], *opts)
 
-    def upload_photo(upload, metric, k, group, ptype, focus):
-        return ("image", *search("image", None, upload, metric, k, group, ptype, focus))
+    def upload_photo(upload, *opts):
+        """An uploaded photo becomes the query: the product picker is emptied, so the page shows one query."""
+        return ("image", gr.update(value=None), *search("image", None, upload, *opts))
 
     def browse_page(group, ptype, page):
         ids = rec.browse(product_group=group, product_type=ptype, page=int(page))
@@ -133,7 +148,7 @@ def build_demo(rec: Recommender):
             return None, None, None, f"⚠️ {exc}"
         return (enlarge(pre), enlarge(recon), float(f"{mse:.6g}"),
                 f"Mean squared error per value (pixels in [0, 1]) between the {pre.shape[1]}×{pre.shape[0]} input "
-                f"and its reconstruction: **{mse:.4g}** (shown enlarged {DISPLAY_SCALE}×).")
+                f"and {recon_name}'s reconstruction: **{mse:.4g}** (shown enlarged {DISPLAY_SCALE}×).")
 
     def load_catalogue_photo(article_id):
         return rec.images[article_id] if article_id in rec.images else None
@@ -165,11 +180,14 @@ def build_demo(rec: Recommender):
     with gr.Blocks(title="fashrec: similar fashion products") as demo:
         gr.Markdown(
             f"# fashrec: visual similar-product search\n"
-            f"Model **{model_name}** ({rec.model.embedding_dim}-value embedding) over a catalogue of "
-            f"**{len(rec):,}** H&M products. Pick a product or upload a photo: the nearest products by "
-            "embedding distance come back. Photos: H&M Group (Kaggle competition data, research use only)."
+            f"A catalogue of **{len(rec):,}** H&M products. Pick a product or upload a photo: the nearest "
+            "products by embedding distance come back. Photos: H&M Group (Kaggle competition data, research "
+            "use only).\n\n"
+            f"**Recommendations:** {rec.describe_model()} · **Reconstructions:** {rec.describe_recon_model()}",
+            elem_id="models",
         )
         mode = gr.State("item")
+        last_item = gr.State(first_id)  # the product to go back to when an uploaded photo is removed
         result_ids = gr.State([])
         browse_ids = gr.State([])
         page = gr.State(0)
@@ -188,6 +206,8 @@ def build_demo(rec: Recommender):
                         ptype = gr.Dropdown(rec.types(), value=ALL, label="Product type", elem_id="ptype")
                         focus = gr.Radio(list(rec.focuses), value=rec.focuses[0], label="Similar in…",
                                          visible=multi_focus, elem_id="focus")
+                        weights = gr.Textbox(label="…or weigh the focuses", placeholder="shape=2, colour=1",
+                                             visible=multi_focus, max_lines=1, elem_id="weights")
                     with gr.Column(scale=3):
                         status = gr.Markdown(elem_id="status")
                         results = gr.Gallery(label="Similar products (click one to search from it)", columns=4,
@@ -199,8 +219,14 @@ def build_demo(rec: Recommender):
                             more = gr.Button("More products", size="sm")
             with gr.Tab("Reconstruction", id="reconstruction"):
                 if not rec.can_reconstruct:
-                    gr.Markdown(f"**Note:** {model_name} is an embedding model without a decoder: it cannot "
-                                "reconstruct images. Load an autoencoder (FASHREC_MODEL) to use this tab.")
+                    gr.Markdown(f"**Note:** {recon_name} is an embedding model without a decoder: it cannot "
+                                "reconstruct images. Load an autoencoder (FASHREC_RECON_MODEL) to use this tab.",
+                                elem_id="r_model")
+                else:
+                    gr.Markdown(f"What an autoencoder keeps of a photo. Reconstructions by {rec.describe_recon_model()}"
+                                + ("" if rec.recon_model is rec.model else
+                                   f"; recommendations use {model_name}, which has no decoder") + ".",
+                                elem_id="r_model")
                 with gr.Row():
                     with gr.Column():
                         r_item = gr.Dropdown(item_choices, value=None, label="Catalogue product", filterable=True,
@@ -221,20 +247,25 @@ def build_demo(rec: Recommender):
             api_results = gr.Gallery(label="similar products", format="png")
             api_buttons = [gr.Button(name) for name in ("reconstruct", "recommend_image", "recommend_item")]
 
-        options = [metric, k, group, ptype, focus]
+        options = [metric, k, group, ptype, focus]  # what the API endpoints take
+        ui_options = options + [weights]
         query_outputs = [results, result_ids, query_view, status]
+        picked_outputs = [mode, item, upload, last_item] + query_outputs
         # One queue slot group for every event: at most FASHREC_CONCURRENCY handlers run at once, in total.
         private = dict(api_visibility="private", concurrency_id="fashrec")
 
         # Recommend tab
-        rerun = dict(fn=search, inputs=[mode, item, upload] + options, outputs=query_outputs, preprocess=False, **private)
-        item.input(pick_item, [item] + options, [mode, item, upload] + query_outputs, **private)
-        upload.upload(upload_photo, [upload] + options, [mode] + query_outputs, preprocess=False, **private)
-        upload.clear(lambda: "item", None, mode, **private).then(**rerun)
-        results.select(pick_from, [result_ids] + options, [mode, item, upload] + query_outputs, **private)
-        browse.select(pick_from, [browse_ids] + options, [mode, item, upload] + query_outputs, **private)
+        rerun = dict(fn=search, inputs=[mode, item, upload] + ui_options, outputs=query_outputs, preprocess=False,
+                     **private)
+        item.input(pick_item, [item] + ui_options, picked_outputs, **private)
+        upload.upload(upload_photo, [upload] + ui_options, [mode, item] + query_outputs, preprocess=False, **private)
+        upload.clear(lambda last: ("item", last), last_item, [mode, item], **private).then(**rerun)
+        results.select(pick_from, [result_ids] + ui_options, picked_outputs, **private)
+        browse.select(pick_from, [browse_ids] + ui_options, picked_outputs, **private)
         for control in (metric, ptype, focus):
             control.input(**rerun)
+        weights.submit(**rerun)
+        weights.blur(**rerun)
         k.release(**rerun)
         group.input(group_changed, group, ptype, **private).then(**rerun).then(
             browse_page, [group, ptype, gr.State(0)], [browse, browse_ids, page], **private)
@@ -278,7 +309,9 @@ def main(argv: list[str] | None = None) -> int:
         prevent_thread_lock=True,
         quiet=True,
     )
-    print(f"fashrec Space: {len(rec):,} products, model {type(rec.model).__name__}; open {url}", flush=True)
+    recon = "none" if not rec.can_reconstruct else type(rec.recon_model).__name__
+    print(f"fashrec Space: {len(rec):,} products, model {type(rec.model).__name__}, reconstructions {recon}; "
+          f"open {url}", flush=True)
     try:
         demo.block_thread()
     except KeyboardInterrupt:

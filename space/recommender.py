@@ -1,4 +1,5 @@
-"""What the Space does, without the UI: one loaded model, one precomputed index, and the three verbs.
+"""What the Space does, without the UI: a recommendation model and its precomputed index, a reconstruction
+model, and the three verbs.
 
     rec = Recommender.load(model="default", index="space/index")   # loads, never embeds the catalogue
     hits = rec.recommend_item("0156224002", metric="cosine", k=8, product_group="All")
@@ -7,7 +8,9 @@
 
 ``app.py`` is a thin Gradio shell over this class. Every query goes through the library: images through
 ``fashrec.preprocess`` (with the model's own config), vectors through ``model.embed``, neighbours through
-``SimilarityIndex.search`` / ``search_ids``. The catalogue photos come from the index's own
+``SimilarityIndex.search`` / ``search_ids``. Recommendations and reconstructions may come from two models:
+the best embedding model (``MultiTaskCNN``) has no decoder, so reconstructions then come from the paper's
+autoencoder (the shipped ``paper-ae``), the baseline. The catalogue photos come from the index's own
 ``catalogue.json`` (``fashrec.embed_job.catalogue_images``), so they always match the embeddings.
 
 Bad input raises ``ValueError`` (``fashrec.ImageError`` for images) with a message meant for the user.
@@ -30,6 +33,8 @@ METRICS = ("cosine", "euclidean", "cityblock")
 GROUP_COLUMN = "product_group_name"
 TYPE_COLUMN = "product_type_name"
 MAX_K = 48
+RECON_DEFAULT = "paper-ae"  # the shipped paper autoencoder: reconstructions when the recommender has no decoder
+NO_MODEL = "none"  # FASHREC_RECON_MODEL=none: no reconstruction model at all
 
 
 @dataclass(frozen=True)
@@ -43,13 +48,18 @@ class Hit:
 
 
 class Recommender:
-    """A model, the precomputed index of a catalogue, and the catalogue's photos and labels."""
+    """A model, the precomputed index of a catalogue, the catalogue's photos and labels, and the model that
+    reconstructs (``recon_model``; None: ``model`` itself, which may have no decoder)."""
 
     def __init__(self, *, model, index, images: list[str], index_dir: str | os.PathLike | None = None,
-                 timings_file: str | os.PathLike | None = None):
+                 timings_file: str | os.PathLike | None = None, recon_model=None, model_name: str | None = None,
+                 recon_model_name: str | None = None):
         if len(images) != len(index):
             raise ValueError(f"got {len(images)} catalogue images for an index of {len(index)} items")
         self.model = model
+        self.recon_model = model if recon_model is None else recon_model
+        self.model_name = model_name
+        self.recon_model_name = model_name if recon_model is None else recon_model_name
         self.index = index
         self.index_dir = None if index_dir is None else Path(index_dir)
         self.ids = index.ids
@@ -74,12 +84,14 @@ class Recommender:
 
     @classmethod
     def load(cls, *, model: str | None = None, index: str | os.PathLike, thumbnails: str | os.PathLike | None = None,
-             timings_file: str | os.PathLike | None = None) -> "Recommender":
+             timings_file: str | os.PathLike | None = None, recon_model: str | None = None) -> "Recommender":
         """Load ``model`` (a folder, Hub id, shipped name or None for the default) and the index at ``index``.
 
         The index must have been built with these exact weights (``SimilarityIndex.load(model=)`` checks
         the weights hash) and by ``fashrec embed`` (its ``catalogue.json`` says where each photo lives).
         Photos stored as bytes (a Hub dataset) are written once to ``thumbnails`` (default: a temp folder).
+        ``recon_model`` reconstructs: None = ``model`` if it has a decoder, else the shipped ``paper-ae``;
+        ``"none"`` = no reconstructions.
         """
         import fashrec
         from fashrec.embed_job import catalogue_images, read_catalogue
@@ -89,6 +101,13 @@ class Recommender:
         model = model_reference(index_dir, model)
         model_ref = fashrec.pretrained.resolve(model)
         loaded_model = fashrec.from_pretrained(model_ref)
+        model_name = short_name(model or fashrec.pretrained.DEFAULT)
+        recon, recon_name = None, None
+        if recon_model == NO_MODEL:
+            recon, recon_name = _NoDecoder(loaded_model), None
+        elif recon_model or (not has_decoder(loaded_model) and RECON_DEFAULT in fashrec.pretrained.names()):
+            recon_name = short_name(recon_model or RECON_DEFAULT)
+            recon = fashrec.from_pretrained(fashrec.pretrained.resolve(recon_model or RECON_DEFAULT)).eval()
         try:
             loaded_index = SimilarityIndex.load(index_dir, model=loaded_model)
         except ValueError as exc:
@@ -110,7 +129,24 @@ class Recommender:
                 "is the catalogue's data where catalogue.json says?"
             )
         images = _as_files(loaded_index.ids, sources, thumbnails)
-        return cls(model=loaded_model, index=loaded_index, images=images, index_dir=index_dir, timings_file=timings_file)
+        return cls(model=loaded_model, index=loaded_index, images=images, index_dir=index_dir, timings_file=timings_file,
+                   recon_model=recon, model_name=model_name, recon_model_name=recon_name)
+
+    # ------------------------------------------------------------------ what serves what
+
+    def describe_model(self) -> str:
+        """The recommendation model in words: ``MultiTaskCNN `multitask-cnn` (229-d per focus: overall, shape, ...)``."""
+        return describe(self.model, self.model_name, self.focuses)
+
+    def describe_recon_model(self) -> str:
+        """The reconstruction model in words, or why there is none."""
+        if isinstance(self.recon_model, _NoDecoder):
+            return "none (FASHREC_RECON_MODEL=none)"
+        if not self.can_reconstruct:
+            return f"none ({type(self.recon_model).__name__} has no decoder)"
+        if self.recon_model is self.model:
+            return "the same model"
+        return describe(self.recon_model, self.recon_model_name)
 
     # ------------------------------------------------------------------ catalogue
 
@@ -184,33 +220,28 @@ class Recommender:
 
         if not self.can_reconstruct:
             raise NotImplementedError(
-                f"{type(self.model).__name__} embeds images but has no decoder, so it cannot reconstruct them"
+                f"{type(self.recon_model).__name__} embeds images but has no decoder, so it cannot reconstruct "
+                "them (set FASHREC_RECON_MODEL to an autoencoder, e.g. paper-ae)"
+                if not isinstance(self.recon_model, _NoDecoder) else "this Space cannot reconstruct: "
+                "reconstructions are switched off (FASHREC_RECON_MODEL=none)"
             )
         start = time.perf_counter()
-        x = _preprocess(image, self.model.preprocess_config)
+        x = _preprocess(image, self.recon_model.preprocess_config)
         with torch.no_grad():
-            recon = self.model.reconstruct(x).clamp(0, 1)
+            recon = self.recon_model.reconstruct(x).clamp(0, 1)
         mse = float(torch.mean((recon - x) ** 2))
         self._record("reconstruct", time.perf_counter() - start)
         return to_uint8(x[0]), to_uint8(recon[0]), mse
 
     def preprocessed(self, image: Any) -> np.ndarray:
-        """What the model sees: the ``(S, S, 3)`` uint8 preprocessed image."""
+        """What the recommendation model sees: the ``(S, S, 3)`` uint8 preprocessed image."""
         return to_uint8(_preprocess(image, self.model.preprocess_config)[0])
 
     @property
     def can_reconstruct(self) -> bool:
-        """Whether the model has a decoder; asked once, on a blank image (embedding-only models raise
-        NotImplementedError from ``reconstruct``)."""
+        """Whether the reconstruction model has a decoder (asked once)."""
         if self._can_reconstruct is None:
-            import torch
-
-            size = self.model.preprocess_config.image_size
-            try:
-                self.model.reconstruct(torch.zeros(1, 3, size, size))
-                self._can_reconstruct = True
-            except (NotImplementedError, AttributeError):
-                self._can_reconstruct = False
+            self._can_reconstruct = has_decoder(self.recon_model)
         return self._can_reconstruct
 
     def recommend_item(self, article_id: str, *, metric: str = "cosine", k: int = 8, product_group: str = ALL,
@@ -304,6 +335,46 @@ class Recommender:
             line = json.dumps({"endpoint": endpoint, "seconds": seconds}) + "\n"
             with self._lock, open(self._timings_file, "a", encoding="utf-8") as f:
                 f.write(line)
+
+
+def has_decoder(model) -> bool:
+    """Whether ``model`` reconstructs; asked on a blank image (embedding-only models raise NotImplementedError)."""
+    import torch
+
+    size = model.preprocess_config.image_size
+    try:
+        with torch.no_grad():
+            model.reconstruct(torch.zeros(1, 3, size, size))
+    except (NotImplementedError, AttributeError):
+        return False
+    return True
+
+
+def short_name(reference: str) -> str:
+    """A model reference as users know it: a shipped name, a folder's name, or a Hub id."""
+    path = Path(reference)
+    return path.name if path.is_dir() else reference
+
+
+def describe(model, name: str | None = None, focuses: tuple[str, ...] | None = None) -> str:
+    """A model in a few words, for the page: class, name, size, and focuses when there are several."""
+    focuses = tuple(focuses or getattr(model, "focuses", ("overall",)))
+    named = f"{type(model).__name__}" + (f" `{name}`" if name else "")
+    if name == RECON_DEFAULT:
+        return f"the paper's {named} ({model.embedding_dim}-d; the baseline)"
+    if len(focuses) > 1:
+        return f"{named} ({model.embedding_dim}-d per focus: {', '.join(focuses)})"
+    return f"{named} ({model.embedding_dim}-d)"
+
+
+class _NoDecoder:
+    """Stands in for 'no reconstruction model' (FASHREC_RECON_MODEL=none)."""
+
+    def __init__(self, model):
+        self.preprocess_config = model.preprocess_config
+
+    def reconstruct(self, x):
+        raise NotImplementedError("reconstructions are switched off (FASHREC_RECON_MODEL=none)")
 
 
 def model_reference(index_dir: str | os.PathLike, model: str | None = None) -> str | None:

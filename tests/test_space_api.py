@@ -1,8 +1,10 @@
 """The Space's named API, driven with gradio_client against the real app (``python space/app.py``).
 
-The app serves the model ``FASHREC_MODEL`` (default: the shipped default checkpoint) and the index
-``FASHREC_INDEX`` (default: ``space/index``); the expected answers are computed here with the library
-itself (``SimilarityIndex``, ``fashrec.preprocess``, ``model.embed`` / ``model.reconstruct``).
+The app serves the model ``FASHREC_MODEL`` (default: the model ``space/index`` was built with, the shipped
+default ``multitask-cnn``), the index ``FASHREC_INDEX`` (default: ``space/index``) and reconstructions by
+``FASHREC_RECON_MODEL`` (default: the shipped ``paper-ae``, since the default model has no decoder); the
+expected answers are computed here with the library itself (``SimilarityIndex``, ``fashrec.preprocess``,
+``model.embed`` / ``model.reconstruct``).
 """
 from __future__ import annotations
 
@@ -43,6 +45,22 @@ def library():
 
 
 @pytest.fixture(scope="module")
+def recon_model(library):
+    """The model the app reconstructs with: FASHREC_RECON_MODEL, else the served model if it has a
+    decoder, else the shipped paper-ae (the paper's autoencoder)."""
+    import fashrec
+
+    model = library[0]
+    ref = os.environ.get("FASHREC_RECON_MODEL") or (None if can_reconstruct(model) else "paper-ae")
+    return model if ref is None else fashrec.from_pretrained(fashrec.pretrained.resolve(ref)).eval()
+
+
+def default_space() -> bool:
+    """Whether the app serves the committed defaults (no FASHREC_* override)."""
+    return not any(os.environ.get(v) for v in ("FASHREC_INDEX", "FASHREC_MODEL", "FASHREC_RECON_MODEL"))
+
+
+@pytest.fixture(scope="module")
 def client(tmp_path_factory):
     from gradio_client import Client
 
@@ -70,7 +88,8 @@ def can_reconstruct(model) -> bool:
 
     size = model.preprocess_config.image_size
     try:
-        model.reconstruct(torch.zeros(1, 3, size, size))
+        with torch.no_grad():
+            model.reconstruct(torch.zeros(1, 3, size, size))
     except NotImplementedError:
         return False
     return True
@@ -119,6 +138,40 @@ def test_recommend_item_gives_exactly_the_index_neighbours(client, library, metr
         assert all(meta.loc[i, column] == value for column, value in where.items())
 
 
+@pytest.mark.parametrize("focus", ["shape", "colour", "pattern", "shape=2, colour=1"])
+def test_recommend_item_with_a_focus_gives_exactly_the_index_neighbours(client, library, focus):
+    _, index, _ = library
+    if len(index.focuses) < 2:
+        pytest.skip(f"the served index has one focus {index.focuses}")
+    article_id, group, _ = item_with_group(index)
+    weights = {n.strip(): float(w) for n, w in (part.split("=") for part in focus.split(","))} if "=" in focus else focus
+    gallery = client.predict(article_id=article_id, metric="cityblock", k=6, product_group=group, focus=focus,
+                             api_name="/recommend_item")
+    ids, dist = parse_gallery(gallery)
+    expected_ids, expected_dist = index.search_ids([article_id], k=6, metric="cityblock", focus=weights,
+                                                   where={"product_group_name": group})
+    assert ids == expected_ids[0]
+    np.testing.assert_allclose(dist, expected_dist[0], rtol=1e-3, atol=1e-9)
+    overall, _ = index.search_ids([article_id], k=6, metric="cityblock", where={"product_group_name": group})
+    assert expected_ids[0] != overall[0]  # the focus matters for this item: the test can tell it was used
+
+
+def test_the_page_says_which_model_serves_each_tab(client, library, recon_model):
+    import urllib.request
+
+    model, _, _ = library
+    with urllib.request.urlopen(client.src.rstrip("/") + "/config", timeout=30) as response:
+        config = json.loads(response.read())
+    header = next(c["props"]["value"] for c in config["components"] if c["props"].get("elem_id") == "models")
+    recommendations, reconstructions = header.split("**Recommendations:**")[1].split("**Reconstructions:**")
+    assert type(model).__name__ in recommendations and str(model.embedding_dim) in recommendations
+    assert type(recon_model).__name__ in reconstructions or "same model" in reconstructions
+    if default_space():  # the committed Space: the best model recommends, the paper's AE reconstructs
+        assert "MultiTaskCNN `multitask-cnn`" in recommendations
+        assert "overall, shape, colour, pattern" in recommendations
+        assert "ConvAE `paper-ae`" in reconstructions and "baseline" in reconstructions
+
+
 def test_recommend_item_defaults_answer(client, library):
     _, index, _ = library
     ids, _ = parse_gallery(client.predict(api_name="/recommend_item"))
@@ -142,26 +195,36 @@ def test_recommend_image_embeds_the_upload_with_the_model(client, library):
     np.testing.assert_allclose(dist, expected_dist[0], rtol=1e-3, atol=1e-6)
     assert ids[0] == article_id and dist[0] < 1e-4  # a catalogue photo finds itself first
 
+    if len(index.focuses) > 1:  # a focus embeds the photo for that focus
+        focus = index.focuses[-1]
+        gallery = client.predict(image=handle_file(photos[article_id]), metric="cosine", k=5, focus=focus,
+                                 api_name="/recommend_image")
+        ids, dist = parse_gallery(gallery)
+        expected_ids, expected_dist = index.search(model.embed(x, focus=focus).numpy(), k=5, metric="cosine",
+                                                   focus=focus)
+        assert ids == expected_ids[0]
+        np.testing.assert_allclose(dist, expected_dist[0], rtol=1e-3, atol=1e-6)
 
-def test_reconstruct_returns_input_reconstruction_and_mse(client, library):
+
+def test_reconstruct_returns_input_reconstruction_and_mse(client, library, recon_model):
+    """/reconstruct answers with the reconstruction model (the paper's AE by default), whatever model
+    recommends: with the default multitask model, which has no decoder, it still reconstructs."""
     import torch
     from gradio_client import handle_file
 
     from fashrec.preprocess import preprocess
 
-    from gradio_client.exceptions import AppError
-
     model, index, photos = library
+    if default_space():
+        assert type(model).__name__ == "MultiTaskCNN" and not can_reconstruct(model)
+        assert type(recon_model).__name__ == "ConvAE"
     photo = photos[index.ids[3]]
-    if not can_reconstruct(model):  # an embedding-only model: a clear refusal, not a crash
-        with pytest.raises(AppError, match="cannot reconstruct"):
-            client.predict(image=handle_file(photo), api_name="/reconstruct")
-        return
     pre_file, recon_file, mse = client.predict(image=handle_file(photo), api_name="/reconstruct")
 
-    x = preprocess(photo, model.preprocess_config)[None]
-    recon = model.reconstruct(x).clamp(0, 1)
-    size = model.preprocess_config.image_size
+    x = preprocess(photo, recon_model.preprocess_config)[None]
+    with torch.no_grad():
+        recon = recon_model.reconstruct(x).clamp(0, 1)
+    size = recon_model.preprocess_config.image_size
     pre = np.asarray(Image.open(pre_file).convert("RGB"))
     out = np.asarray(Image.open(recon_file).convert("RGB"))
     assert pre.shape == out.shape == (size, size, 3)
@@ -299,6 +362,36 @@ def test_the_focus_control_shows_only_for_several_focuses(two_focus):
     assert [choice[1] for choice in props["choices"]] == ["overall", "colour"]
     single = SimilarityIndex(index.embeddings("overall"), index.ids, index.metadata)
     assert focus_control(Recommender(model=model, index=single, images=paths))["visible"] is False
+
+
+def test_reconstructions_come_from_the_reconstruction_model(library, two_focus):
+    """An embedding-only model alone refuses clearly; with a reconstruction model beside it, reconstructions
+    are that model's (its own preprocessing too) while recommendations stay the embedding model's."""
+    import torch
+
+    from fashrec.preprocess import preprocess
+    from space.recommender import Recommender
+
+    model, index, photos = library
+    if can_reconstruct(model):
+        pytest.skip("the served model has a decoder")
+    _, autoencoder, _, paths = two_focus
+    images = [photos[i] for i in index.ids]
+    alone = Recommender(model=model, index=index, images=images)
+    with pytest.raises(NotImplementedError, match="FASHREC_RECON_MODEL"):
+        alone.reconstruct(paths[0])
+    assert alone.describe_recon_model().startswith("none")
+    both = Recommender(model=model, index=index, images=images, recon_model=autoencoder, model_name="m",
+                       recon_model_name="ae")
+    pre, out, mse = both.reconstruct(paths[0])
+    x = preprocess(paths[0], autoencoder.preprocess_config)[None]
+    with torch.no_grad():
+        recon = autoencoder.reconstruct(x).clamp(0, 1)
+    np.testing.assert_array_equal(pre, np.rint(x[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8))
+    assert mse == pytest.approx(float(torch.mean((recon - x) ** 2)), rel=1e-5)
+    assert "`ae`" in both.describe_recon_model() and "`m`" in both.describe_model()
+    hits = both.recommend_item(index.ids[0], k=3)
+    assert [h.article_id for h in hits] == index.search_ids([index.ids[0]], k=3)[0][0]
 
 
 def test_filters_captions_and_k_clamped_to_what_the_filter_leaves(two_focus):
