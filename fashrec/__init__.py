@@ -25,6 +25,7 @@ _EXPORTS = {
     "from_pretrained": "fashrec.hub_model",
     "ConvAE": "fashrec.conv_ae",
     "ConvVAE": "fashrec.conv_vae",
+    "MultiTaskCNN": "fashrec.multitask_cnn",
     "load_hm": "fashrec.hm_dataset",
     "LABEL_COLUMNS": "fashrec.hm_dataset",
     "dataset_tensor": "fashrec.tensor_cache",

@@ -6,7 +6,8 @@
     ConvTranspose2d 8->16 (k3, s2, p1, op1), ReLU, ConvTranspose2d 16->3 (same), Sigmoid
 
 Its embedding is the flattened latent: 8 x 16 x 16 = 2,048 values. ``channels`` makes it wider or
-deeper; ``latent_dim`` adds a linear bottleneck for a compact embedding (e.g. 128 values).
+deeper; ``latent_dim`` adds a linear bottleneck (a linear code, no activation) for a compact embedding
+(e.g. 128 values).
 """
 from __future__ import annotations
 
@@ -32,14 +33,16 @@ class ConvAE(HubModel):
         self.latent_dim = None if latent_dim is None else int(latent_dim)
         side = size // 2 ** len(self.channels)
         self.feature_shape = (self.channels[-1], side, side)
-        # With a linear bottleneck the sigmoid moves from the conv features to the code itself.
+        # The paper's latent is the sigmoid conv map. A linear bottleneck's code stays linear (like a VAE's mu):
+        # a sigmoid on it saturates within ~20 Adam steps, every image gets the same code and the decoder
+        # learns the mean image (measured: P@10 at chance, docs/embeddings.md).
         self.encoder = conv_stack(self.channels, last_activation=nn.Sigmoid() if latent_dim is None else nn.ReLU())
         self.decoder = deconv_stack(self.channels)
         if self.latent_dim is not None:
             if self.latent_dim < 1:
                 raise ValueError(f"latent_dim must be positive, got {latent_dim}")
             flat = self.channels[-1] * side * side
-            self.to_code = nn.Sequential(nn.Flatten(), nn.Linear(flat, self.latent_dim), nn.Sigmoid())
+            self.to_code = nn.Sequential(nn.Flatten(), nn.Linear(flat, self.latent_dim))
             self.from_code = nn.Sequential(nn.Linear(self.latent_dim, flat), nn.ReLU(), Unflatten(self.feature_shape))
 
     @property

@@ -205,3 +205,21 @@ def test_weights_hash_handles_0d_buffers_and_sees_every_change():
     with torch.no_grad():
         m[0].weight[0, 0, 0, 0] += 1e-6
     assert fashrec.hub_model.weights_hash(m) != h
+
+
+def test_compact_convae_code_is_linear_and_trains_away_from_the_mean_image():
+    """A sigmoid on the linear code saturated within ~20 steps (every code equal); the code must stay linear."""
+    torch.manual_seed(0)
+    m = ConvAE(channels=[8, 16], latent_dim=16)
+    assert not any(isinstance(layer, torch.nn.Sigmoid) for layer in m.to_code)
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(32, 3, 64, 64, generator=g) * torch.rand(32, 1, 1, 1, generator=g)  # varied brightness
+    opt = torch.optim.Adam(m.parameters(), lr=0.01)
+    for _ in range(60):
+        opt.zero_grad()
+        m.loss(x)["loss"].backward()
+        opt.step()
+    codes = m.embed(x)
+    assert float(codes.std(0).mean()) > 1e-3, "codes collapsed to one point"
+    mean_image_mse = float(((x - x.mean(0, keepdim=True)) ** 2).mean())
+    assert float(m.loss(x)["mse"]) < mean_image_mse

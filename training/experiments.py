@@ -238,11 +238,11 @@ def run_variant(name: str, spec: dict, data_path: str, device, cache: dict) -> l
 
         cls = ConvAE if kind == "ae" else ConvVAE
         model = cls(channels=spec["channels"], latent_dim=spec["latent_dim"], preprocess={"pad_value": pad_value})
-        if spec.get("linear_code"):
-            # ConvAE's bottleneck ends in a Sigmoid that saturates at 1.0 within ~20 steps (every code equal,
-            # the decoder then learns the mean image: the "ae-*-l*" rows). Dropping it, as ConvVAE's mu does,
-            # gives a working compact AE. Experiment only: such a model does not round-trip through config.json.
-            model.to_code[-1] = torch.nn.Identity()
+        if kind == "ae" and spec["latent_dim"] is not None and not spec.get("linear_code"):
+            # The "ae-*-l*" rows were measured when ConvAE's bottleneck ended in a Sigmoid, which saturates
+            # within ~20 steps (every code equal; the decoder learns the mean image). ConvAE's code is linear
+            # now (the "-linear" rows); re-create the old bottleneck to reproduce those rows.
+            model.to_code.append(torch.nn.Sigmoid())
         fit_autoencoder(model, x_train, epochs=spec["epochs"], batch_size=spec["batch_size"], lr=spec["lr"],
                         beta=spec.get("beta", 0.0), kl_warmup=spec.get("kl_warmup", 0), flip=spec.get("flip", False),
                         max_shift=spec.get("max_shift", 0), pad_value=pad_value, device=device)
