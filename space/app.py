@@ -118,10 +118,9 @@ def build_demo(rec: Recommender):
         return ("item", gr.update(value=article_id), None, article_id or None,
                 *search("item", article_id, None, *opts))
 
-    def pick_from(ids, *opts_and_event):
-        """A click on a gallery tile: search from that product."""
-        *opts, evt = opts_and_event
-        return pick_item(ids[evt.index], *opts)
+    def pick_from(ids, metric, k, group, ptype, focus, weights, evt: gr.SelectData):
+        """A click on a gallery tile: search from that product (Gradio passes ``evt`` by its annotation)."""
+        return pick_item(ids[evt.index], metric, k, group, ptype, focus, weights)
 
     def upload_photo(upload, *opts):
         """An uploaded photo becomes the query: the product picker is emptied, so the page shows one query."""
@@ -200,14 +199,14 @@ def build_demo(rec: Recommender):
                         upload = gr.Image(type="filepath", label="…or upload a photo", sources=["upload", "clipboard"],
                                           height=200, elem_id="upload")
                         query_view = gr.Image(label="Query", interactive=False, height=200, elem_id="query")
-                        metric = gr.Dropdown(list(METRICS), value="cosine", label="Distance", elem_id="metric")
-                        k = gr.Slider(1, MAX_K, value=DEFAULT_K, step=1, label="Results (k)", elem_id="k")
-                        group = gr.Dropdown(rec.groups(), value=ALL, label="Product group", elem_id="group")
-                        ptype = gr.Dropdown(rec.types(), value=ALL, label="Product type", elem_id="ptype")
                         focus = gr.Radio(list(rec.focuses), value=rec.focuses[0], label="Similar in…",
                                          visible=multi_focus, elem_id="focus")
                         weights = gr.Textbox(label="…or weigh the focuses", placeholder="shape=2, colour=1",
                                              visible=multi_focus, max_lines=1, elem_id="weights")
+                        metric = gr.Dropdown(list(METRICS), value="cosine", label="Distance", elem_id="metric")
+                        k = gr.Slider(1, MAX_K, value=DEFAULT_K, step=1, label="Results (k)", elem_id="k")
+                        group = gr.Dropdown(rec.groups(), value=ALL, label="Product group", elem_id="group")
+                        ptype = gr.Dropdown(rec.types(), value=ALL, label="Product type", elem_id="ptype")
                     with gr.Column(scale=3):
                         status = gr.Markdown(elem_id="status")
                         results = gr.Gallery(label="Similar products (click one to search from it)", columns=4,

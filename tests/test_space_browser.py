@@ -1,7 +1,8 @@
 """The Space in a real browser: Debian's headless Chromium driven by Playwright (never 'playwright install').
 
-Opens the app, switches tabs, uploads photos, changes the metric, clicks a result and checks what the
-page shows against the library. Screenshots go to ``docs/screenshots/`` when ``FASHREC_SCREENSHOTS=1``,
+Opens the app, switches tabs, uploads photos, changes the metric and the focus, clicks a result and checks
+what the page shows against the library (the default Space: multitask-cnn recommends with four focuses,
+the paper's paper-ae reconstructs). Screenshots go to ``docs/screenshots/`` when ``FASHREC_SCREENSHOTS=1``,
 else to the test's tmp folder.
 """
 from __future__ import annotations
@@ -37,6 +38,18 @@ def library():
     model = fashrec.from_pretrained(fashrec.pretrained.resolve(model_ref))
     index = SimilarityIndex.load(INDEX, model=model)
     return model, index, dict(zip(index.ids, catalogue_images(INDEX, index.ids)))
+
+
+@pytest.fixture(scope="module")
+def recon_model(library):
+    """What the app reconstructs with: FASHREC_RECON_MODEL, else the served model if it has a decoder,
+    else the shipped paper-ae."""
+    import fashrec
+    from space.recommender import has_decoder
+
+    model = library[0]
+    ref = os.environ.get("FASHREC_RECON_MODEL") or (None if has_decoder(model) else "paper-ae")
+    return model if ref is None else fashrec.from_pretrained(fashrec.pretrained.resolve(ref)).eval()
 
 
 @pytest.fixture(scope="module")
@@ -121,42 +134,77 @@ def choose(page, elem_id: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
-def test_recommend_tab_upload_metric_and_click(page, library, shots):
+def wait_for_status(page, text: str) -> None:
+    page.wait_for_function("t => document.querySelector('#status').innerText.includes(t)", arg=text)
+
+
+def test_recommend_tab_upload_metric_focus_and_click(page, library, shots):
     from fashrec.preprocess import preprocess
 
     model, index, photos = library
-    # The page opens on the first catalogue product and its neighbours.
+    # The page opens on the first catalogue product and its neighbours; it names the model of each tab.
     first = wait_for_results(page)
     expected, _ = index.search_ids([index.ids[0]], k=8, metric="cosine")
     assert [i for i, _ in first] == expected[0]
+    assert type(model).__name__ in page.inner_text("#models").split("Reconstructions")[0]
+    assert index.ids[0] in page.locator("#item input").input_value()
 
-    # Upload a catalogue photo: it is embedded and finds itself first.
+    # Upload a catalogue photo: it is embedded and finds itself first; the product picker empties, so the
+    # page shows one query (the photo), not a product and a photo.
     query = index.ids[len(index) // 3]
     page.locator("#upload input[type=file]").set_input_files(photos[query])
-    page.wait_for_function("() => document.querySelector('#status').innerText.includes('your photo')")
+    wait_for_status(page, "your photo")
     uploaded = wait_for_results(page, previous=first)
     x = preprocess(photos[query], model.preprocess_config)[None]
     expected, _ = index.search(model.embed(x).numpy(), k=8, metric="cosine")
     assert [i for i, _ in uploaded] == expected[0]
     assert uploaded[0][0] == query
+    assert page.locator("#item input").input_value() == ""
 
     # Change the metric: the same query, ranked by cityblock distance.
     choose(page, "metric", "cityblock")
-    page.wait_for_function("() => document.querySelector('#status').innerText.includes('cityblock')")
+    wait_for_status(page, "cityblock")
     by_l1 = wait_for_results(page, previous=uploaded)
     expected, dist = index.search(model.embed(x).numpy(), k=8, metric="cityblock")
     assert [i for i, _ in by_l1] == expected[0]
     np.testing.assert_allclose([d for _, d in by_l1], dist[0], rtol=1e-3, atol=1e-4)
+
+    # Similar in colour: the focus control re-ranks the same photo by its colour embedding.
+    focus = "colour" if "colour" in index.focuses else None
+    if focus is None:
+        assert not page.locator("#focus").is_visible()
+        screenshot(page, shots / "recommend_tab.png")
+        return
+    assert page.locator("#focus").is_visible()
+    page.locator("#focus").get_by_text(focus, exact=True).click()
+    wait_for_status(page, f"similar in {focus}")
+    by_colour = wait_for_results(page, previous=by_l1)
+    expected, dist = index.search(model.embed(x, focus=focus).numpy(), k=8, metric="cityblock", focus=focus)
+    assert [i for i, _ in by_colour] == expected[0]
+    np.testing.assert_allclose([d for _, d in by_colour], dist[0], rtol=1e-3, atol=1e-4)
+    assert [i for i, _ in by_colour] != [i for i, _ in by_l1]
     screenshot(page, shots / "recommend_tab.png")
 
-    # Click the third result: it becomes the query and the gallery changes to its neighbours.
-    clicked = by_l1[2][0]
+    # Click the third result: it becomes the query (picker shows it, the photo is gone) and the gallery
+    # changes to its neighbours, still by cityblock distance and colour.
+    clicked = by_colour[2][0]
     page.locator("#results .thumbnail-item").nth(2).click()
-    page.wait_for_function(f"() => document.querySelector('#status').innerText.includes('{clicked}')")
-    after_click = wait_for_results(page, previous=by_l1)
-    expected, _ = index.search_ids([clicked], k=8, metric="cityblock")
+    wait_for_status(page, clicked)
+    after_click = wait_for_results(page, previous=by_colour)
+    expected, _ = index.search_ids([clicked], k=8, metric="cityblock", focus=focus)
     assert [i for i, _ in after_click] == expected[0]
     assert clicked in page.locator("#item input").input_value()
+
+    # Weights typed in the box win over the choice; emptying the box goes back to it.
+    page.locator("#weights input, #weights textarea").first.fill("shape=2, colour=1")
+    page.locator("#weights input, #weights textarea").first.press("Enter")
+    wait_for_status(page, "weighted")
+    weighted = wait_for_results(page, previous=after_click)
+    expected, _ = index.search_ids([clicked], k=8, metric="cityblock", focus={"shape": 2.0, "colour": 1.0})
+    assert [i for i, _ in weighted] == expected[0]
+    page.locator("#weights input, #weights textarea").first.fill("")
+    page.locator("#weights input, #weights textarea").first.press("Enter")
+    wait_for_status(page, f"similar in {focus}")
 
 
 def test_filter_by_product_group(page, library):
@@ -189,28 +237,27 @@ def test_bad_upload_shows_a_message_and_the_page_keeps_working(page, library, tm
     assert tiles and target not in [i for i, _ in tiles]
 
 
-def test_reconstruction_tab(page, library, shots):
+def test_reconstruction_tab(page, library, recon_model, shots):
+    """The tab reconstructs with the reconstruction model (the paper's AE by default, while the multitask
+    model recommends): the preprocessed input, its reconstruction and the MSE."""
     import torch
 
     from fashrec.preprocess import preprocess
 
-    model, index, photos = library
+    _, index, photos = library
     page.get_by_role("tab", name="Reconstruction").click()
+    assert type(recon_model).__name__ in page.inner_text("#r_model")
     photo = photos[index.ids[5]]
     page.locator("#r_upload input[type=file]").set_input_files(photo)
-    size = model.preprocess_config.image_size
-    try:
-        x = preprocess(photo, model.preprocess_config)[None]
-        expected = float(torch.mean((model.reconstruct(x).clamp(0, 1) - x) ** 2))
-    except NotImplementedError:  # an embedding-only model: the tab says so
-        page.wait_for_function("() => document.querySelector('#r_status').innerText.includes('cannot reconstruct')")
-        expected = None
-    if expected is not None:
-        page.wait_for_function("() => document.querySelector('#r_status').innerText.includes('Mean squared error')")
-        wait_for_images(page, "#r_input img, #r_output img")
-        assert float(page.locator("#r_mse input").input_value()) == pytest.approx(expected, rel=1e-5)  # 6 digits shown
-        shown_size = page.eval_on_selector("#r_input img", "i => [i.naturalWidth, i.naturalHeight]")
-        assert shown_size == [4 * size, 4 * size]  # the 64x64 input, enlarged 4x for the eye
+    size = recon_model.preprocess_config.image_size
+    x = preprocess(photo, recon_model.preprocess_config)[None]
+    with torch.no_grad():
+        expected = float(torch.mean((recon_model.reconstruct(x).clamp(0, 1) - x) ** 2))
+    page.wait_for_function("() => document.querySelector('#r_status').innerText.includes('Mean squared error')")
+    wait_for_images(page, "#r_input img, #r_output img")
+    assert float(page.locator("#r_mse input").input_value()) == pytest.approx(expected, rel=1e-5)  # 6 digits shown
+    shown_size = page.eval_on_selector("#r_input img", "i => [i.naturalWidth, i.naturalHeight]")
+    assert shown_size == [4 * size, 4 * size]  # the 64x64 input, enlarged 4x for the eye
     screenshot(page, shots / "reconstruction_tab.png")
     page.get_by_role("tab", name="Recommend").click()
     assert page.locator("#results").is_visible()
