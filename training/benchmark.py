@@ -22,6 +22,7 @@ Timings depend on the machine's load: the load average is printed beside every r
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import sys
@@ -152,7 +153,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="photos the JPEG loop decodes per epoch, 4:1 train:test (default: the full splits)")
     parser.add_argument("--jpeg-dir", default=None, help="where the JPEGs are (default DATA/images)")
     parser.add_argument("--skip-plain", action="store_true", help="measure fashrec.train only")
+    parser.add_argument("--ab-only", action="store_true", help="only the interleaved one-epoch comparison")
     parser.add_argument("--keep", default=None, help="keep the first fashrec.train run's folder here")
+    parser.add_argument("--ab-reps", type=int, default=3,
+                        help="then time ONE epoch of each loop, interleaved, this many times, and report the fastest "
+                             "(fairer than whole runs on a machine whose load changes; 0 = skip; default 3)")
     args = parser.parse_args(argv)
 
     import torch
@@ -184,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
 
     threads_list = [int(t) for t in args.threads.split(",")]
     keep = Path(args.keep) if args.keep else None
-    for threads in threads_list:
+    for threads in threads_list if not args.ab_only else []:
         for fmt in args.memory_formats.split(","):
             result = run_ours(train_x, test_x, epochs=args.epochs, threads=threads,
                               channels_last=fmt == "channels_last", out_dir=keep)
@@ -204,6 +209,35 @@ def main(argv: list[str] | None = None) -> int:
         result = run_jpeg_loader(paths[:n_train], paths[n_train:k], epochs=args.plain_epochs, full_epochs=args.epochs,
                                  full_images=len(train_x) + len(test_x), threads=threads)
         report("JPEG DataLoader (extrapolated)", threads, f"{args.plain_epochs} ep x {k} img", result)
+
+    if args.ab_reps > 0 and not args.skip_plain:
+        paths = jpeg_paths(args.data, args.jpeg_dir)
+        k = min(args.plain_images or 500, len(paths))
+        n_train = round(k * len(train_x) / (len(train_x) + len(test_x)))
+        best: dict[str, tuple[float, float]] = {}
+        for _ in range(args.ab_reps):
+            for name, fn in (
+                ("fashrec.train", lambda: run_ours(train_x, test_x, epochs=1, threads=threads_list[0],
+                                                   channels_last=True, out_dir=None)),
+                ("tensor DataLoader", lambda: run_tensor_loader(train_x, test_x, epochs=1, full_epochs=1,
+                                                                threads=threads_list[0])),
+                ("JPEG DataLoader", lambda: run_jpeg_loader(paths[:n_train], paths[n_train:k], epochs=1, full_epochs=1,
+                                                            full_images=len(train_x) + len(test_x),
+                                                            threads=threads_list[0]) if k else None),
+            ):
+                result = fn()
+                if result is None:
+                    continue
+                loop, cpu = result["loop"] * result["scale"], result["cpu"] * result["scale"]
+                old = best.get(name, (math.inf, math.inf))
+                best[name] = (min(old[0], loop), min(old[1], cpu))
+        print(f"\none epoch of each loop, interleaved {args.ab_reps} times, fastest kept, x {args.epochs} epochs "
+              f"({threads_list[0]} thread(s); JPEG loop on {k} photos, scaled):")
+        ours_wall, ours_cpu = best["fashrec.train"]
+        for name, (loop, cpu) in best.items():
+            print(f"  {name:<20} {loop * args.epochs:7.1f} s wall  {cpu * args.epochs:7.1f} s CPU"
+                  + ("" if name == "fashrec.train" else f"   ours is {loop / ours_wall:.1f}x ({cpu / ours_cpu:.1f}x) faster"))
+        print(f"  load average now: {_load()}")
 
     print("\nratios (same thread count; wall-clock loop time, and CPU time in brackets):")
     for threads in threads_list:
