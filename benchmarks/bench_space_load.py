@@ -9,7 +9,9 @@ once per endpoint from one client with as many workers, and prints failures and 
 
 - client-side: from submit to result, including the queue wait and HTTP (photos are not downloaded);
 - server-side: the handler's own duration (``FASHREC_TIMINGS_FILE``: the app appends one JSON line per
-  call: preprocessing + embedding for an image, the search, the captions).
+  call: preprocessing + embedding for an image, the search, the captions);
+- server CPU: the CPU time of the handler's thread (its work without waiting for a core; on a shared
+  machine wall time minus CPU time is contention).
 
 Goal: 0 failures and server-side p95 <= 50 ms for a recommendation. ``--concurrency`` is the Space's
 ``default_concurrency_limit`` (``FASHREC_CONCURRENCY``). With ``--data`` an index of that catalogue is
@@ -93,10 +95,11 @@ def main() -> int:
     from fashrec.similarity_index import SimilarityIndex
     from space.local_server import running_space
 
+    from fashrec import pretrained
+
     index_dir = Path(args.index) if args.index else REPO_ROOT / "space" / "index"
-    if args.data:
-        index_dir = build_index(args.data, Path(args.cache) / (Path(args.model).name if args.model else "default"),
-                                args.model)
+    if args.data:  # one cached index per model (named after it: a new default gets a new index)
+        index_dir = build_index(args.data, Path(args.cache) / Path(args.model or pretrained.DEFAULT).name, args.model)
     index = SimilarityIndex.load(index_dir)
     rng = random.Random(0)
     ids = index.ids
@@ -107,7 +110,9 @@ def main() -> int:
     if args.concurrency:
         env["FASHREC_CONCURRENCY"] = str(args.concurrency)
     metrics = ["cosine", "euclidean", "cityblock"]
-    print(f"catalogue: {len(index):,} items ({index_dir}); {args.requests} concurrent requests per endpoint, "
+    focuses = list(index.focuses)  # drawn at random per request, like the metric
+    print(f"catalogue: {len(index):,} items ({index_dir}); model {(getattr(index, 'model_record', None) or {}).get('class', '?')}, "
+          f"focuses {focuses}; {args.requests} concurrent requests per endpoint, "
           f"k={args.k}, concurrency limit {args.concurrency or 'app default'}")
     from gradio_client import Client
 
@@ -127,33 +132,38 @@ def main() -> int:
                 kwargs = (dict(article_id=rng.choice(ids)) if endpoint == "/recommend_item"
                           else dict(image=handle_file(rng.choice(photos))))
                 t0 = time.perf_counter()
-                client.predict(metric=rng.choice(metrics), k=args.k, api_name=endpoint, **kwargs)
+                client.predict(metric=rng.choice(metrics), focus=rng.choice(focuses), k=args.k, api_name=endpoint,
+                               **kwargs)
                 lone.append(time.perf_counter() - t0)
-            server = [json.loads(line)["seconds"] for line in timings.read_text().splitlines()]
+            records = [json.loads(line) for line in timings.read_text().splitlines()]
             print(f"\n{endpoint}, {args.sequential} requests one at a time:")
             print(f"  client-side  {percentiles(lone)}")
-            print(f"  server-side  {percentiles(server)}")
+            print(f"  server-side  {percentiles([r['seconds'] for r in records])}")
+            print(f"  server CPU   {percentiles([r['cpu_seconds'] for r in records if r.get('cpu_seconds') is not None])}")
         timings.write_text("")
         plans = {
-            "/recommend_item": [dict(article_id=rng.choice(ids), metric=rng.choice(metrics), k=args.k)
-                                for _ in range(args.requests)],
-            "/recommend_image": [dict(image=handle_file(rng.choice(photos)), metric=rng.choice(metrics), k=args.k)
-                                 for _ in range(args.requests)],
+            "/recommend_item": [dict(article_id=rng.choice(ids), metric=rng.choice(metrics), focus=rng.choice(focuses),
+                                     k=args.k) for _ in range(args.requests)],
+            "/recommend_image": [dict(image=handle_file(rng.choice(photos)), metric=rng.choice(metrics),
+                                      focus=rng.choice(focuses), k=args.k) for _ in range(args.requests)],
         }
         total_failures = 0
         for endpoint, plan in plans.items():
             t0 = time.perf_counter()
             latencies, failures = fire(client, endpoint, plan)
             wall = time.perf_counter() - t0
-            server = [json.loads(line)["seconds"] for line in timings.read_text().splitlines()
-                      if json.loads(line)["endpoint"] == endpoint.strip("/")]
+            records = [r for r in map(json.loads, timings.read_text().splitlines())
+                       if r["endpoint"] == endpoint.strip("/")]
+            server = [r["seconds"] for r in records]
             total_failures += len(failures)
             print(f"\n{endpoint}, {len(plan)} requests at once: {len(plan)} in {wall:.2f} s ({len(plan) / wall:.1f} req/s), "
                   f"{len(failures)} failures")
             print(f"  client-side  {percentiles(latencies)}")
             print(f"  server-side  {percentiles(server)}   ({len(server)} handler calls)")
+            print(f"  server CPU   {percentiles([r['cpu_seconds'] for r in records if r.get('cpu_seconds') is not None])}")
             for f in failures[:5]:
                 print(f"  failure: {f}")
+    print(f"\nload average (1, 5, 15 min) at the end: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     return 1 if total_failures else 0
 
 

@@ -295,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     """Load, build and serve; prints the local URL. Blocks until interrupted."""
     _set_torch_threads()
     rec = load_recommender()
+    rec.warm_up()  # before serving: search structures are built once, not on some user's first query
     demo = build_demo(rec)
     concurrency = int(os.environ.get("FASHREC_CONCURRENCY", "1"))
     demo.queue(default_concurrency_limit=concurrency)

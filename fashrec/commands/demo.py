@@ -8,8 +8,9 @@ HELP = "launch the Gradio demo (the Space) locally: similar-product search and r
 DESCRIPTION = """\
 Serve the fashrec Space on this machine and print its local URL (default http://127.0.0.1:7860).
 
-With no options it needs no network and no data: it loads the shipped default checkpoint and the
-precomputed index of the photos shipped with fashrec (space/index). Nothing is embedded at start-up;
+With no options it needs no network and no data: it loads the shipped default checkpoint (multitask-cnn,
+which recommends), the paper's autoencoder (paper-ae, which reconstructs: multitask-cnn has no decoder)
+and the precomputed index of the photos shipped with fashrec (space/index). Nothing is embedded at start-up;
 to serve another catalogue, build its index first and pass it with --index:
 
     fashrec embed --data ../shared/data/hm --out runs/hm-index
@@ -24,6 +25,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--model", default=None,
                         help="checkpoint folder, Hub repo id or shipped name (default: the model the index was "
                              "built with, else the shipped default); sets FASHREC_MODEL")
+    parser.add_argument("--recon-model", default=None,
+                        help="model for the Reconstruction tab and /reconstruct (default: --model if it has a "
+                             "decoder, else the shipped paper-ae; 'none' for no reconstructions); sets FASHREC_RECON_MODEL")
     parser.add_argument("--index", default=None,
                         help="index folder made by 'fashrec embed' (default: space/index, the embedded sample); "
                              "sets FASHREC_INDEX")
@@ -50,6 +54,8 @@ def run(args) -> int:
     app_file = space_app()
     if args.model:
         os.environ["FASHREC_MODEL"] = args.model
+    if args.recon_model:
+        os.environ["FASHREC_RECON_MODEL"] = args.recon_model
     if args.index:
         if not Path(args.index).is_dir():
             raise FileNotFoundError(f"--index {args.index}: no such folder (build one with 'fashrec embed --out ...')")
