@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -295,17 +294,6 @@ def _catalogue_record(data, model_ref, cells, manifest: dict) -> dict:
 
 
 def _move_into_place(staging: Path, out: Path) -> None:
-    """Rename ``staging`` to ``out``; an old ``out`` is moved aside first and removed after."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not out.exists():
-        os.replace(staging, out)
-        return
-    backup = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-    backup.rmdir()
-    os.replace(out, backup)
-    try:
-        os.replace(staging, out)
-    except BaseException:
-        os.replace(backup, out)
-        raise
-    shutil.rmtree(backup, ignore_errors=True)
+    from fashrec.atomic import replace_dir
+
+    replace_dir(staging, out)

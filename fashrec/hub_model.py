@@ -265,10 +265,9 @@ def _import_all_models() -> None:
     for info in pkgutil.iter_modules(fashrec.__path__):
         if info.name not in {"cli", "commands"}:
             try:
-                module = importlib.import_module(f"fashrec.{info.name}")
+                importlib.import_module(f"fashrec.{info.name}")  # registers any HubModel subclasses it defines
             except ImportError:
                 continue
-            del module
 
 
 def _constructor_kwargs(target: type[HubModel], config: dict, source: str) -> dict:

@@ -98,3 +98,33 @@ def test_atomic_files_get_the_normal_mode_not_mkstemps_0600(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert (tmp_path / "card.md").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_replace_dir_swaps_a_complete_folder_and_keeps_the_old_one_on_failure(tmp_path, monkeypatch):
+    import os
+
+    import pytest
+
+    from fashrec.atomic import replace_dir
+
+    target, staging = tmp_path / "index", tmp_path / "staging"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    staging.mkdir()
+    (staging / "new.txt").write_text("new")
+    replace_dir(staging, target)
+    assert sorted(p.name for p in target.iterdir()) == ["new.txt"] and not staging.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]  # no backup left behind
+
+    staging.mkdir()
+    real_replace = os.replace
+
+    def failing(src, dst):
+        if str(src) == str(staging):
+            raise OSError("disk full")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(OSError, match="disk full"):
+        replace_dir(staging, target)
+    assert (target / "new.txt").read_text() == "new"  # the old folder is back in place
