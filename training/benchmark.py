@@ -15,6 +15,9 @@ every epoch, on the 4,000 / 1,000 split of the 5,000 staged H&M photos):
 - ``JPEG DataLoader``: the plain loop that decodes and preprocesses every JPEG through a ``Dataset`` each
   epoch (``fashrec.preprocess``, ``num_workers=0``), train and test.
 
+``--step-ab BLOCKS`` instead times single optimizer steps (median ms) of the plain step, the library's
+step and a ``torch.compile``d one, interleaved in one process, and prints the compile time.
+
 Plain loops run fewer epochs (``--tensor-epochs``, ``--plain-epochs``) and, with ``--plain-images``, fewer
 photos; their time is extrapolated linearly to 30 epochs of 4,000 + 1,000 photos, and the output says so.
 Timings depend on the machine's load: the load average is printed beside every row.
@@ -81,6 +84,67 @@ def run_tensor_loader(train_x, test_x, *, epochs: int, full_epochs: int, threads
                 test += F.mse_loss(model(batch), batch).item() * len(batch)
     loop, cpu = time.perf_counter() - started, time.process_time() - cpu
     return {"loop": loop, "cpu": cpu, "total": loop, "scale": full_epochs / epochs, "test_mse": test / len(test_x)}
+
+
+def step_ab(train_x, *, threads: int, blocks: int, steps_per_block: int = 50, compiled: bool = True) -> dict:
+    """Median time of one optimizer step (batch 16) of each loop variant, interleaved in one process.
+
+    Variants: ``plain`` (NCHW, default Adam, ``mse_loss(model(b), b)``), ``fashrec`` (the library's step:
+    channels_last, fused Adam, gradient-layout hooks) and, with ``compiled``, ``torch.compile`` of the
+    forward + loss (channels_last, fused Adam; backward through AOTAutograd). Each runs ``steps_per_block``
+    steps in turn, ``blocks`` times, so all see the same load. Returns ``{name: (median_s, setup_s)}``;
+    ``setup_s`` for the compiled variant is its compile time (cold or from the inductor cache).
+    """
+    import statistics
+
+    import torch
+    import torch.nn.functional as F
+
+    from fashrec.trainer import _adam, _grad_layout_hooks, make_model
+
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)
+    nchw = train_x.contiguous()
+    nhwc = train_x.permute(0, 2, 3, 1).contiguous()
+    n_batches = train_x.shape[0] // 16
+
+    def build(kind):
+        model = make_model("ae", seed=42)
+        if kind == "plain":
+            opt = torch.optim.Adam(model.parameters(), lr=0.01)
+            get, loss_fn = (lambda i: nchw[i * 16:(i + 1) * 16]), (lambda b: F.mse_loss(model(b), b))
+        else:
+            model.to(memory_format=torch.channels_last)
+            if kind == "fashrec":
+                _grad_layout_hooks(model)
+            opt = _adam(model, 0.01)
+            get = lambda i: nhwc[i * 16:(i + 1) * 16].permute(0, 3, 1, 2)  # noqa: E731
+            loss_fn = lambda b: F.mse_loss(model(b), b)  # noqa: E731
+            if kind == "compiled":
+                loss_fn = torch.compile(loss_fn, dynamic=False)
+
+        def step(i):
+            batch = get(i % n_batches)
+            loss = loss_fn(batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return step
+
+    kinds = ["plain", "fashrec"] + (["compiled"] if compiled else [])
+    steps, setup, times = {}, {}, {k: [] for k in kinds}
+    for kind in kinds:
+        started = time.perf_counter()
+        steps[kind] = build(kind)
+        steps[kind](0)  # the compiled variant compiles here
+        setup[kind] = time.perf_counter() - started
+    for _ in range(blocks):
+        for kind in kinds:
+            for i in range(steps_per_block):
+                started = time.perf_counter()
+                steps[kind](i)
+                times[kind].append(time.perf_counter() - started)
+    return {k: (statistics.median(times[k]), setup[k]) for k in kinds}
 
 
 class _JpegDataset:
@@ -154,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jpeg-dir", default=None, help="where the JPEGs are (default DATA/images)")
     parser.add_argument("--skip-plain", action="store_true", help="measure fashrec.train only")
     parser.add_argument("--ab-only", action="store_true", help="only the interleaved one-epoch comparison")
+    parser.add_argument("--step-ab", type=int, default=0, metavar="BLOCKS",
+                        help="only time single optimizer steps: plain vs fashrec vs torch.compile, interleaved in "
+                             "BLOCKS blocks of 50 steps per variant (median ms per step; e.g. 6)")
+    parser.add_argument("--no-compile", action="store_true", help="--step-ab without the torch.compile variant")
     parser.add_argument("--keep", default=None, help="keep the first fashrec.train run's folder here")
     parser.add_argument("--ab-reps", type=int, default=3,
                         help="then time ONE epoch of each loop, interleaved, this many times, and report the fastest "
@@ -172,6 +240,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data: {len(train_x)} train + {len(test_x)} test images, loaded in {load_s:.1f} s "
           "(decoded once, then cached by fashrec.dataset_tensor)")
     print(f"seed configuration: ConvAE, Adam lr 0.01, batch 16, {args.epochs} epochs, train + test loss every epoch\n")
+    if args.step_ab:
+        steps_per_epoch = math.ceil(len(train_x) / 16)
+        for threads in [int(t) for t in args.threads.split(",")]:
+            result = step_ab(train_x, threads=threads, blocks=args.step_ab, compiled=not args.no_compile)
+            plain = result["plain"][0]
+            print(f"one optimizer step (batch 16), {threads} thread(s), median of {args.step_ab * 50} interleaved:")
+            for name, (median, setup) in result.items():
+                print(f"  {name:<9} {median * 1e3:6.2f} ms/step  x {steps_per_epoch * args.epochs} steps = "
+                      f"{median * steps_per_epoch * args.epochs:6.1f} s  {plain / median:4.2f}x vs plain"
+                      + (f"  (compile {setup:.1f} s)" if name == "compiled" else ""))
+            print(f"  load average now: {_load()}")
+        return 0
     header = (f"{'loop':<34} {'threads':>7} {'measured':>20} {'loop s':>7} {'cpu s':>7} {'total s':>8} {'img/s':>6}"
               f"  {'test MSE':>9}  load avg")
     print(header)
