@@ -244,9 +244,13 @@ class SimilarityIndex:
             result = self._faiss.search(q, k, metric, weights, allowed, excluded)
             if result is not None:
                 positions, distances = result
-                return [[self._ids[p] for p in row] for row in positions], distances
+                return self._ids_of(positions), distances
         positions, distances = self._exact_search(q, k, metric, weights, allowed, excluded)
-        return [[self._ids[p] for p in row] for row in positions], distances
+        return self._ids_of(positions), distances
+
+    def _ids_of(self, positions: np.ndarray) -> list[list[str]]:
+        ids = self._ids
+        return [[ids[p] for p in row] for row in positions.tolist()]
 
     def search_ids(
         self,
@@ -298,6 +302,8 @@ class SimilarityIndex:
                     pos, dist = self._exact_search(sub_q, k, metric, weights, allowed, sub_ex, prune=False)
                     for j, r in enumerate(rest):
                         results[r] = (pos[j], dist[j])
+                if len(results) == 1:
+                    return results[0][0][None], results[0][1][None]
                 return np.stack([p for p, _ in results]), np.stack([d for _, d in results])
         block = max(1, _BLOCK_ELEMENTS // n)
         out_pos = np.empty((n_queries, k), dtype=np.int64)
@@ -416,9 +422,13 @@ class SimilarityIndex:
         if projected is None:
             return [None] * q[name].shape[0]
         basis, px, px_sq, px_norm, zero_rows = projected
+        x = self._vectors[name]
+        n, r_dim = px.shape
+        px_max = float(px_norm.max()) if n else 0.0
         out = []
         for r in range(q[name].shape[0]):
-            query = q[name][r].astype(np.float64)
+            q32 = q[name][r]
+            query = q32.astype(np.float64)
             q_norm = float(np.sqrt(query @ query))
             if metric == "cosine":
                 if q_norm == 0.0:
@@ -426,37 +436,89 @@ class SimilarityIndex:
                     continue
                 query = query / q_norm
             pq = (basis @ query).astype(np.float32)
-            pq_sq = float(pq.astype(np.float64) @ pq.astype(np.float64))
-            pq_norm = np.sqrt(pq_sq)
-            lb_sq = (px @ pq).astype(np.float64)
-            lb_sq *= -2.0
-            lb_sq += px_sq
-            lb_sq += pq_sq
-            r_dim = px.shape[1]
-            tol = 4.0 * (r_dim + 4) * _U32 * px_norm * pq_norm
-            lb = np.sqrt(np.maximum(lb_sq - tol, 0.0))
-            lb *= 1.0 - 1e-6
-            lb -= 4.0 * _U32 * (px_norm + pq_norm) + 1e-12
+            pq64 = pq.astype(np.float64)
+            pq_sq = float(pq64 @ pq64)
+            pq_norm = float(np.sqrt(pq_sq))
+            # s = |Px|^2 - 2 Px.Pq, so |P(x - q)|^2 = s + |Pq|^2. The lower bound on the distance is
+            # sqrt(max(s + |Pq|^2 - tol, 0)) * (1 - 1e-6) - eps, with tol and eps taken at the largest
+            # |Px| (a looser, still valid bound): increasing in s, so the m smallest s are the m smallest
+            # bounds and "bound <= L" is "s <= a threshold" (below), without a per-item sqrt.
+            s = (px @ pq).astype(np.float64)
+            s *= -2.0
+            s += px_sq
+            tol = 4.0 * (r_dim + 4) * _U32 * px_max * pq_norm
+            eps = 4.0 * _U32 * (px_max + pq_norm) + 1e-12
             if metric == "cosine":
-                lb = 0.5 * np.square(np.maximum(lb, 0.0))
-                lb[zero_rows] = -np.inf  # distance 1.0 by definition: always a candidate
-            if allowed is not None:
-                lb[~allowed] = np.inf
-            if excluded is not None and len(excluded[r]):
-                lb[excluded[r]] = np.inf
-            n_ok = int((lb < np.inf).sum())
+                s[zero_rows] = -np.inf  # distance 1.0 by definition: always a candidate
+            n_ok = n
+            if allowed is not None or (excluded is not None and len(excluded[r])):
+                if allowed is not None:
+                    s[~allowed] = np.inf
+                if excluded is not None and len(excluded[r]):
+                    s[excluded[r]] = np.inf
+                n_ok = int((s < np.inf).sum())
             m = min(max(4 * k, 32), n_ok)
-            first = np.argpartition(lb, m - 1)[:m] if m < len(lb) else np.arange(len(lb))
-            first = first[lb[first] < np.inf]
-            t = _upper_kth_distance(self._vectors[name][first], q[name][r], metric, self._inv_norm[name][first], k)
-            cand = np.flatnonzero(lb <= t + 1e-12 * abs(t))
-            if cand.size > max(len(lb) // 8, 4 * m):
+            first = np.argpartition(s, m - 1)[:m] if m < n else np.arange(n)
+            if n_ok < n:
+                first = first[s[first] < np.inf]
+            # t >= the k-th smallest distance: the k-th smallest float32 upper bound among those m items
+            approx, abs_tol = self._approx_rows(name, first, q32, metric)
+            kth = float(np.partition(approx, k - 1)[k - 1]) + abs_tol
+            if metric == "euclidean":
+                t = float(np.sqrt(max(kth, 0.0))) * (1.0 + 8 * _U64)
+                limit = t + 1e-12 * t
+            else:
+                t = min(max(kth + 8 * _U64, 0.0), 2.0)
+                limit = float(np.sqrt(2.0 * (t + 1e-12 * t)))  # 0.5 * max(lb, 0)^2 <= t
+            reach = (limit + eps) / (1.0 - 1e-6)
+            s_max = reach * reach - pq_sq + tol
+            s_max += 1e-9 * (reach * reach + pq_sq + tol + px_max * px_max + 2.0 * px_max * pq_norm) + 1e-300
+            cand = np.flatnonzero(s <= s_max)
+            if cand.size > max(n // 8, 4 * m):
                 out.append(None)  # the bound prunes too little here: a full scan is cheaper
                 continue
-            d = _exact_distances(self._vectors[name][cand], q[name][r], metric, self._norm[name][cand]) * weight
-            order = np.argsort(d, kind="stable")[:k]
+            # float32 bounds on the candidates (those of the first m are known), then float64 for those
+            # that can still be in the top k
+            known = np.zeros(n, dtype=bool)
+            known[first] = True
+            estimate = np.empty(n)
+            estimate[first] = approx
+            fresh = cand[~known[cand]]
+            if fresh.size:
+                estimate[fresh] = self._approx_rows(name, fresh, q32, metric)[0]
+            approx = estimate[cand]
+            if cand.size > k:
+                upper_k = float(np.partition(approx, k - 1)[k - 1]) + abs_tol
+                threshold = upper_k + abs_tol
+                threshold += 4 * _U64 * abs(threshold) + 1e-300
+                cand = cand[approx <= threshold]
+            d = _exact_distances(x[cand], q32, metric, self._norm[name][cand]) * weight
+            order = np.argsort(d, kind="stable")[:k]  # cand is ascending: ties keep catalogue order
             out.append((cand[order], d[order]))
         return out
+
+    def _approx_rows(self, name: str, rows: np.ndarray, q32: np.ndarray, metric: str) -> tuple[np.ndarray, float]:
+        """float32 BLAS estimates for the catalogue rows ``rows`` and one query: ``(approx, abs_tol)``
+        with ``|float64 value - approx| <= abs_tol``; the value is the SQUARED distance for euclidean and
+        the cosine distance (before clipping, which only narrows the gap) for cosine. The bounds are
+        those of :meth:`_approx` (taken at the largest norm of the catalogue, so valid for any rows)."""
+        d = q32.shape[0]
+        gamma32 = 2.0 * (d + 4) * _U32
+        gamma64 = 4.0 * (d + 4) * _U64
+        dots = (self._vectors[name][rows] @ q32).astype(np.float64)
+        q64 = q32.astype(np.float64)
+        q_sq = float(q64 @ q64)
+        if metric == "euclidean":
+            dots *= -2.0
+            dots += self._sqnorm[name][rows]
+            dots += q_sq
+            max_sq = self._max_sqnorm[name]
+            return dots, 2.0 * gamma32 * float(np.sqrt(q_sq)) * float(np.sqrt(max_sq)) + gamma64 * (max_sq + q_sq)
+        q_norm = float(np.sqrt(q_sq))  # > 0: checked by the caller
+        dots *= self._inv_norm[name][rows]
+        dots *= -1.0 / q_norm
+        dots += 1.0
+        return dots, gamma32 + gamma64
 
     def _projection(self, name: str, metric: str):
         """(P (r, D) float64, P x (N, r) float32, |Px|^2, |Px|, zero rows) for a focus, built on first use.
@@ -971,6 +1033,10 @@ def _exact_distances(x32: np.ndarray, q32: np.ndarray, metric: str, x_norm: np.n
     q_norm = np.sqrt(q @ q)
     denom = x_norm * q_norm
     dots = np.einsum("ij,j->i", x, q)
+    if q_norm > 0 and denom.all():  # no zero vector: the common case, without the masked divide
+        dots /= denom
+        np.subtract(1.0, dots, out=dots)
+        return np.clip(dots, 0.0, 2.0, out=dots)
     cos = np.ones_like(dots)
     np.subtract(1.0, dots / np.where(denom > 0, denom, 1.0), out=cos, where=denom > 0)
     return np.clip(cos, 0.0, 2.0)
