@@ -564,3 +564,45 @@ def test_cityblock_bounds_never_exceed_the_distance():
         got = index.search(q, k=30, metric="cityblock")
     ref_pos, ref_d = reference(q[None], x, "cityblock", 30)
     assert got[0] == [[make_ids(len(x))[p] for p in ref_pos[0]]]
+
+
+def test_row_estimates_bound_the_float64_distances():
+    """The float32 estimates the pruned paths rank with stay within their stated error of float64."""
+    rng = np.random.default_rng(14)
+    x = (rng.standard_normal((2100, 300)) * rng.uniform(0.01, 100.0, size=(2100, 1))).astype(np.float32)
+    x[5] = 0.0
+    q = (rng.standard_normal(300) * 30).astype(np.float32)
+    index = SimilarityIndex(x, make_ids(len(x)))
+    rows = np.arange(0, len(x), 3)
+    x64, q64 = x[rows].astype(np.float64), q.astype(np.float64)
+    sq = np.einsum("ij,ij->i", x64 - q64, x64 - q64)
+    approx, tol = index._approx_rows("overall", rows, q, "euclidean")
+    assert np.all(np.abs(approx - sq) <= tol)
+    norms = np.linalg.norm(x64, axis=1) * np.linalg.norm(q64)
+    cos = np.where(norms > 0, 1.0 - (x64 @ q64) / np.where(norms > 0, norms, 1.0), 1.0)
+    approx, tol = index._approx_rows("overall", rows, q, "cosine")
+    assert np.all(np.abs(approx - cos) <= tol)
+    l1 = np.abs(x64 - q64).sum(axis=1)
+    got = si._l1_float32(x, rows, torch.from_numpy(q[None]))
+    assert np.all(np.abs(got - l1) <= si._l1_rel_tol(300) * l1 + 1e-300)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_pruned_paths_exact_with_mixed_norms_and_near_ties(metric):
+    """Blobs at very different scales (the bounds use the largest norm) and near-duplicate rows."""
+    rng = np.random.default_rng(15)
+    centres = rng.standard_normal((30, 192)).astype(np.float32)
+    labels = rng.integers(0, 30, 2300)
+    x = centres[labels] + 0.2 * rng.standard_normal((2300, 192)).astype(np.float32)
+    x *= np.where(labels % 3 == 0, 50.0, 1.0).astype(np.float32)[:, None]
+    x[300:320] = x[7] + np.float32(1e-6) * rng.standard_normal((20, 192)).astype(np.float32)
+    queries = np.vstack([x[7], centres[:4] + 0.2 * rng.standard_normal((4, 192)), 50 * centres[0]]).astype(np.float32)
+    ids = make_ids(len(x))
+    index = SimilarityIndex(x, ids)
+    for row in queries:
+        got, dist = index.search(row, k=15, metric=metric)
+        ref_pos, ref_d = reference(row[None], x, metric, 15)
+        assert got == [[ids[p] for p in ref_pos[0]]]
+        np.testing.assert_allclose(dist, ref_d, rtol=1e-12, atol=1e-12)
+    pruned, _ = index._prune_record[("overall", metric)]
+    assert pruned > 0, "these queries must take the pruning path"
