@@ -613,7 +613,12 @@ class SimilarityIndex:
                     near, dq = self._l1_near_pivots(name, pivots, query, qt)
                     tab, dqn = table[near], dq[:, None]
                     # float32 arithmetic: its rounding is covered by the 4 * 2**-24 added to the slack
-                    lb = (np.abs(tab - dqn) - (3.0 * rel + 4.0 * _U32) * (tab + dqn)).max(axis=0).astype(np.float64)
+                    gap = tab - dqn
+                    np.abs(gap, out=gap)
+                    slack = tab + dqn
+                    slack *= 3.0 * rel + 4.0 * _U32
+                    gap -= slack
+                    lb = gap.max(axis=0).astype(np.float64)
                     first_level = -1  # the pivots prune first; the block sums bound only their survivors
                 else:
                     lb = _block_bound(levels[0], query, q_l1, l1norm, None)
