@@ -585,12 +585,13 @@ class SimilarityIndex:
           blocks of 32, 8 and 4 dimensions (levels); for conv latents flattened as C x H x W a block is
           a spatial neighbourhood within a channel, whose values move together, so the bound is tight.
         - pivots: ``||x - q||_1 >= | ||q - p||_1 - ||x - p||_1 |`` for a stored item p. 128 pivots
-          (k-means++ seeding, far apart) with their distances to every item are kept; the 4 nearest
-          to the query give the bound. Tight on clustered data, where block sums are not.
+          (k-means++ seeding, far apart) with their distances to every item are kept; 4 near the
+          query give the bound (see _l1_near_pivots). Tight on clustered data, where block sums are not.
 
-        The coarsest level and the pivots bound every item (a few values per item instead of D); the
-        float32 distances of the items with the smallest bounds give t, an upper bound on the k-th
-        distance; only items whose bound is <= t stay, the finer levels prune those further, and the
+        The pivots bound every item (4 values per item instead of D; without pivots the coarsest level
+        does); the float32 distances of the items with the smallest bounds give t, an upper bound on
+        the k-th distance; only items whose bound is <= t stay, the block-sum levels prune those
+        further (coarse to fine, on the survivors only), and the
         float32 distances of the survivors, then float64 for the few that can still be in the top k,
         give the result. Returns per-query results, or None for a query whose bound prunes too little
         (it takes the full scan).
