@@ -1031,8 +1031,10 @@ def _block_bound(level, query: np.ndarray, q_l1: float, l1norm: np.ndarray, rows
     starts, _, sums_t = level
     q_sums = np.add.reduceat(query.astype(np.float64), starts).astype(np.float32)
     norms = l1norm if rows is None else l1norm[rows]
-    if rows is None:
+    if rows is None or 2 * len(rows) > sums_t.shape[0]:  # many rows: one pass over all, no gather
         raw = torch.cdist(torch.from_numpy(q_sums[None]), sums_t, p=1).numpy()[0].astype(np.float64)
+        if rows is not None:
+            raw = raw[rows]
     else:  # |S(x) - S(q)| on a gathered copy, in place: as cdist(p=1) in float32, faster for a subset
         raw = torch.from_numpy(sums_t.numpy()[rows]).sub_(torch.from_numpy(q_sums[None])).abs_().sum(1)
         raw = raw.numpy().astype(np.float64)
