@@ -24,3 +24,16 @@ def hm_dir() -> Path:
             pytest.fail(f"CI must have the shared H&M data at {SHARED_HM}")
         pytest.skip(f"shared H&M data not found at {SHARED_HM}")
     return SHARED_HM
+
+
+@pytest.fixture(scope="session")
+def untrained_ae_dir(tmp_path_factory) -> Path:
+    """A saved ConvAE() with seeded random weights: a real checkpoint folder, no training needed."""
+    import torch
+
+    import fashrec
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("untrained-ae")
+    fashrec.ConvAE().save_pretrained(folder)
+    return folder

@@ -17,17 +17,9 @@ N = 40  # photos of the embedded sample used here: three shards of 16, 16 and 8
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("model")
-    fashrec.ConvAE().save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def index_dir(model_dir, tmp_path_factory):
+def index_dir(untrained_ae_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("indexes") / "sample-index"
-    assert main(["embed", "--model", str(model_dir), "--data", "sample", "--n", str(N), "--out", str(out),
+    assert main(["embed", "--model", str(untrained_ae_dir), "--data", "sample", "--n", str(N), "--out", str(out),
                  "--shard-size", "16", "--batch-size", "8"]) == 0
     return out
 
@@ -37,8 +29,8 @@ def recommend_json(capsys, *args):
     return json.loads(capsys.readouterr().out)
 
 
-def test_recommend_item_matches_the_index_built_directly(index_dir, model_dir, capsys):
-    model = fashrec.from_pretrained(model_dir)
+def test_recommend_item_matches_the_index_built_directly(index_dir, untrained_ae_dir, capsys):
+    model = fashrec.from_pretrained(untrained_ae_dir)
     ds = open_catalogue("sample", n=N)
     x = fashrec.preprocess_batch(ds["image"], model.preprocess_config)  # decoded PIL images
     direct = SimilarityIndex(model.embed(x), list(ds["article_id"]))
@@ -58,14 +50,14 @@ def test_recommend_item_matches_the_index_built_directly(index_dir, model_dir, c
         assert meta.loc[neighbour, "prod_name"] in line and meta.loc[neighbour, "colour_group_name"] in line
 
 
-def test_index_records_model_metadata_and_photos(index_dir, model_dir):
-    index = SimilarityIndex.load(index_dir, model=fashrec.from_pretrained(model_dir))  # same weights: accepted
+def test_index_records_model_metadata_and_photos(index_dir, untrained_ae_dir):
+    index = SimilarityIndex.load(index_dir, model=fashrec.from_pretrained(untrained_ae_dir))  # same weights: accepted
     assert len(index) == N and index.dims == {"overall": 2048}
     for column in ("article_id", "prod_name", "product_type_name", "colour_group_name", "graphical_appearance_name"):
         assert column in index.metadata_columns
     assert all(isinstance(v, str) for v in index.metadata["product_type_name"])
     record = read_catalogue(index_dir)
-    assert record["model"] == str(model_dir.resolve()) and record["images"]["root"] == "@sample"
+    assert record["model"] == str(untrained_ae_dir.resolve()) and record["images"]["root"] == "@sample"
     assert not (index_dir.parent / f"{index_dir.name}.partial").exists()  # the work folder is gone
 
 
@@ -92,8 +84,8 @@ def test_grid_png_has_the_expected_size(index_dir, tmp_path, capsys):
         assert not (tile == 200).all()
 
 
-def test_embed_resumes_after_a_crash_and_equals_a_clean_run(model_dir, index_dir, tmp_path):
-    model = fashrec.from_pretrained(model_dir)
+def test_embed_resumes_after_a_crash_and_equals_a_clean_run(untrained_ae_dir, index_dir, tmp_path):
+    model = fashrec.from_pretrained(untrained_ae_dir)
     out = tmp_path / "resumed"
 
     class Crash(Exception):
@@ -119,14 +111,14 @@ def test_embed_resumes_after_a_crash_and_equals_a_clean_run(model_dir, index_dir
     assert not partial.exists()
 
 
-def test_unfinished_job_of_another_model_is_refused(model_dir, tmp_path):
+def test_unfinished_job_of_another_model_is_refused(untrained_ae_dir, tmp_path):
     out = tmp_path / "idx"
 
     def stop(i):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        embed_catalogue(model=fashrec.from_pretrained(model_dir), data="sample", n=N, out=out, shard_size=16,
+        embed_catalogue(model=fashrec.from_pretrained(untrained_ae_dir), data="sample", n=N, out=out, shard_size=16,
                         progress=False, on_shard=stop)
     torch.manual_seed(1)
     other = fashrec.ConvAE()
@@ -136,17 +128,17 @@ def test_unfinished_job_of_another_model_is_refused(model_dir, tmp_path):
     assert len(index) == N
     # an index is refused by a model it was not built with
     with pytest.raises(ValueError, match="weights_hash"):
-        SimilarityIndex.load(out, model=fashrec.from_pretrained(model_dir))
+        SimilarityIndex.load(out, model=fashrec.from_pretrained(untrained_ae_dir))
 
 
-def test_a_plain_folder_of_images_is_a_catalogue(model_dir, tmp_path, capsys):
+def test_a_plain_folder_of_images_is_a_catalogue(untrained_ae_dir, tmp_path, capsys):
     photos = tmp_path / "photos"
     photos.mkdir()
     src = sorted((fashrec.sample.SAMPLE_DIR / "images").rglob("*.jpg"))[:6]
     for i, p in enumerate(src):
         shutil.copy(p, photos / f"shop-{i}.jpg")
     out = tmp_path / "idx"
-    assert main(["embed", "--model", str(model_dir), "--data", str(photos), "--out", str(out)]) == 0
+    assert main(["embed", "--model", str(untrained_ae_dir), "--data", str(photos), "--out", str(out)]) == 0
     got = recommend_json(capsys, "--index", str(out), "--item", "shop-2", "--k", "5")
     assert sorted(n["id"] for n in got["neighbours"]) == sorted(f"shop-{i}" for i in range(6) if i != 2)
     assert got["neighbours"][0]["name"] is None  # no metadata: no names, but no failure either
@@ -172,10 +164,10 @@ def test_bad_recommend_arguments_give_one_clear_line(index_dir, capsys, args, me
     assert message in err and "Traceback" not in err
 
 
-def test_bad_embed_and_index_paths(model_dir, index_dir, tmp_path, capsys):
+def test_bad_embed_and_index_paths(untrained_ae_dir, index_dir, tmp_path, capsys):
     assert main(["recommend", "--index", str(tmp_path / "missing"), "--item", "x"]) == 1
     assert "no such index folder" in capsys.readouterr().err
-    assert main(["embed", "--model", str(model_dir), "--data", "sample", "--out", str(index_dir)]) == 1
+    assert main(["embed", "--model", str(untrained_ae_dir), "--data", "sample", "--out", str(index_dir)]) == 1
     assert "already exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # --item and --image together: argparse refuses
         main(["recommend", "--index", str(index_dir), "--item", "a", "--image", "b.jpg"])

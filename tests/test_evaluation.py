@@ -141,21 +141,11 @@ def test_bad_arguments_are_named():
         run_points(test_labels={"product_type_name": ["A"]})
 
 
-@pytest.fixture(scope="module")
-def saved_ae(tmp_path_factory):
-    import fashrec
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("ae")
-    fashrec.ConvAE().save_pretrained(folder)
-    return folder
-
-
-def test_cli_json_is_one_object_on_stdout_with_every_row(saved_ae, tmp_path):
+def test_cli_json_is_one_object_on_stdout_with_every_row(untrained_ae_dir, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "2", "FASHREC_CACHE": str(tmp_path / "cache")}
     out = tmp_path / "eval.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "fashrec.cli", "evaluate", "--data", "sample", "--n", "120", "--model", str(saved_ae),
+        [sys.executable, "-m", "fashrec.cli", "evaluate", "--data", "sample", "--n", "120", "--model", str(untrained_ae_dir),
          "--k", "5", "--json", "--out", str(out)],
         capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=600,
     )
@@ -164,7 +154,7 @@ def test_cli_json_is_one_object_on_stdout_with_every_row(saved_ae, tmp_path):
     assert json.loads(out.read_text()) == result
     assert set(result) == {"k", "split", "n_queries", "model", "embedding_dim", "retrieval", "reconstruction", "clustering"}
     assert (result["k"], result["split"], result["n_queries"], result["embedding_dim"]) == (5, "test", 24, 2048)
-    assert result["model"] == str(saved_ae)
+    assert result["model"] == str(untrained_ae_dir)
     keys = {(r["embedding"], r["metric"], r["label"]) for r in result["retrieval"]}
     assert keys == {(e, m, c) for e in EMBEDDINGS for m in METRICS for c in LABELS}
     for r in result["retrieval"]:

@@ -5,6 +5,7 @@ thread (two threads on a shared, busy machine spend most of their time waiting f
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -162,6 +163,25 @@ def _env():
     return env
 
 
+@contextlib.contextmanager
+def _child(args):
+    """A Python child process with the repo on its path; killed and reaped however the block ends."""
+    proc = subprocess.Popen([sys.executable, *args], cwd=REPO_ROOT, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def _sigkill(proc) -> None:
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+
 def test_sigkill_mid_run_then_resume_ends_like_an_uninterrupted_run(cache_dir, tmp_path):
     from training.train import main
 
@@ -169,17 +189,9 @@ def test_sigkill_mid_run_then_resume_ends_like_an_uninterrupted_run(cache_dir, t
     flags = ["--data", "sample", "--n", str(N_IMAGES), "--cache-dir", str(cache_dir), "--epochs", str(epochs),
              "--batch-size", "8", "--seed", "5", "--threads", "1", "--no-progress"]
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "training.train", *flags, "--out", str(out)], cwd=REPO_ROOT,
-                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with _child(["-m", "training.train", *flags, "--out", str(out)]) as proc:
         _wait_for((out / CHECKPOINT).exists, timeout=300, what="the first epoch's checkpoint", proc=proc)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+        _sigkill(proc)
     done = load_train_state(out / CHECKPOINT).epoch  # the last checkpoint is complete and readable
     assert 1 <= done < epochs and not (out / "metrics.json").exists()
 
@@ -219,18 +231,11 @@ def test_killed_checkpoint_writes_never_leave_a_torn_file(tmp_path):
     path = tmp_path / "state.safetensors"
     rng = torch.Generator().manual_seed(0)
     for attempt in range(3):
-        proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(path)], cwd=REPO_ROOT, env=_env(),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
+        with _child(["-c", _WRITER, str(path)]) as proc:
             assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
             _wait_for(path.exists, timeout=60, what="a checkpoint", proc=proc)
             threading.Event().wait(float(torch.rand(1, generator=rng)) * 0.2)  # a random moment mid-loop
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            _sigkill(proc)
         state = load_train_state(path)
         k = state.info["k"]
         assert state.epoch == k >= 1
