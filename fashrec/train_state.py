@@ -3,6 +3,7 @@
 Everything a run needs to continue exactly where it stopped is stored together:
 
 - the model weights (``model/<name>``),
+- optionally a weight average (``averaged/<name>``: the state of a ``torch.optim.swa_utils.AveragedModel``),
 - the optimizer state, flattened: every tensor of ``optimizer.state_dict()["state"]`` becomes
   ``optimizer/<param index>/<key>``; everything else (``param_groups``, non-tensor entries) goes to JSON,
 - the torch CPU RNG state (``rng/torch``),
@@ -36,10 +37,16 @@ class TrainState:
     optimizer_state: dict
     rng_state: torch.Tensor | None
     info: dict = field(default_factory=dict)
+    averaged_state: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def restore(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None, *,
-                rng: bool = True) -> None:
-        """Load weights (strictly), optimizer state and (``rng=True``) the global torch RNG state."""
+                rng: bool = True, averaged: torch.nn.Module | None = None) -> None:
+        """Load weights (strictly), optimizer state, the weight average (``averaged``, strictly: a
+        checkpoint without one is refused) and (``rng=True``) the global torch RNG state."""
+        if averaged is not None:
+            if not self.averaged_state:
+                raise ValueError("checkpoint holds no weight average to resume (it was written without one)")
+            averaged.load_state_dict(self.averaged_state, strict=True)
         missing = sorted(set(model.state_dict()) - set(self.model_state))
         unexpected = sorted(set(self.model_state) - set(model.state_dict()))
         if missing or unexpected:
@@ -61,11 +68,14 @@ class TrainState:
 
 
 def save_train_state(path: str | os.PathLike, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                     epoch: int, info: dict | None = None) -> None:
-    """Write the checkpoint atomically to ``path`` (one ``.safetensors`` file)."""
+                     epoch: int, info: dict | None = None, averaged: torch.nn.Module | None = None) -> None:
+    """Write the checkpoint atomically to ``path`` (one ``.safetensors`` file); ``averaged`` is an optional
+    weight average (e.g. an ``AveragedModel``) saved beside the weights."""
     from fashrec.atomic import save_safetensors_atomic
 
     tensors: dict[str, torch.Tensor] = {f"model/{k}": v for k, v in model.state_dict().items()}
+    if averaged is not None:
+        tensors.update({f"averaged/{k}": v for k, v in averaged.state_dict().items()})
     opt = optimizer.state_dict()
     scalars: dict[str, dict] = {}
     for index, entry in opt["state"].items():
@@ -110,6 +120,7 @@ def load_train_state(path: str | os.PathLike) -> TrainState:
         raise ValueError(f"{path}: unsupported checkpoint format {structure.get('format')!r} "
                          f"version {structure.get('version')!r} (expected {FORMAT!r} {VERSION})")
     model_state = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
+    averaged_state = {k[len("averaged/"):]: v for k, v in tensors.items() if k.startswith("averaged/")}
     opt = structure["optimizer"]
     state: dict[int, dict] = {int(i): {} for i in opt["state_indices"]}
     for key, value in tensors.items():
@@ -126,4 +137,5 @@ def load_train_state(path: str | os.PathLike) -> TrainState:
         groups.append(group)
     return TrainState(epoch=int(structure["epoch"]), model_state=model_state,
                       optimizer_state={"state": state, "param_groups": groups},
-                      rng_state=tensors.get("rng/torch"), info=structure.get("info", {}))
+                      rng_state=tensors.get("rng/torch"), info=structure.get("info", {}),
+                      averaged_state=averaged_state)

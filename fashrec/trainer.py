@@ -100,14 +100,19 @@ def load_split_tensors(path: str | os.PathLike, *, n: int | None = None) -> tupl
 def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.01, batch_size: int = 16,
           epochs: int = 30, seed: int = 0, beta: float = 1.0, out_dir: str | os.PathLike | None = None,
           resume: bool = False, progress: bool = True, threads: int | None = 1, channels_last: bool = True,
-          dataset: str | None = None, dataset_terms: str | None = None, extra_args: Mapping | None = None) -> dict:
+          ema_decay: float | None = None, dataset: str | None = None, dataset_terms: str | None = None,
+          extra_args: Mapping | None = None) -> dict:
     """Train ``model`` in place with Adam and return the metrics dict (also written to ``out_dir``).
 
     ``beta`` weighs the VAE's KL term (ignored by the AE). ``threads`` sets ``torch.set_num_threads``
     (None leaves it; 1 is the default because two threads on a shared, busy machine mostly wait for each
     other — see docs/training.md). ``channels_last`` runs the convolutions on NHWC tensors (faster with
     oneDNN on CPU; the result differs from NCHW only by float rounding, so it is part of what a resumed
-    run must match). ``dataset`` / ``dataset_terms`` describe the data on the model card;
+    run must match). ``ema_decay`` (e.g. 0.99) keeps an exponential moving average of the weights after
+    every step (``torch.optim.swa_utils``) and makes it the result: the written model, the per-epoch
+    ``test_*`` history (the raw weights' test MSE is kept as ``test_raw_mse``) and the final metrics.
+    At lr 0.01 / batch 16 it rides over Adam's loss spikes (docs/training.md); ``None`` (default) keeps
+    the paper's last iterate. ``dataset`` / ``dataset_terms`` describe the data on the model card;
     ``extra_args`` are recorded beside the hyperparameters (e.g. the data source and split seed).
     Without ``out_dir`` nothing is written and nothing can be resumed.
     """
@@ -116,6 +121,8 @@ def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.0
     for name, value, low in (("lr", lr, 0.0), ("batch_size", batch_size, 0), ("epochs", epochs, 0)):
         if not value > low:
             raise ValueError(f"train: {name} must be > {low}, got {value}")
+    if ema_decay is not None and not 0.0 <= float(ema_decay) < 1.0:
+        raise ValueError(f"train: ema_decay must be in [0, 1) (e.g. 0.99), got {ema_decay}")
     if threads:
         torch.set_num_threads(int(threads))
     torch.set_flush_denormal(True)  # tiny gradients near sigmoid saturation otherwise crawl on x86
@@ -128,11 +135,13 @@ def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.0
         "train_images": int(train_x.shape[0]), "test_images": int(test_x.shape[0]),
         "train_fingerprint": _fingerprint(train_x), "test_fingerprint": _fingerprint(test_x),
         "channels_last": bool(channels_last),
+        **({"ema_decay": float(ema_decay)} if ema_decay is not None else {}),
     }
     settings["model_config"].pop("fashrec_version", None)
     layout = torch.channels_last if channels_last else torch.contiguous_format
     model.to(memory_format=layout)  # before the optimizer exists, so Adam's moments share the layout
     optimizer = _adam(model, lr)
+    averaged = _averaged_model(model, ema_decay) if ema_decay is not None else None
     history: dict[str, list[float]] = {}
     start_epoch, train_seconds, cpu_seconds = 0, 0.0, 0.0
 
@@ -143,7 +152,7 @@ def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.0
             if not resume:
                 raise ValueError(f"{out}: holds a training checkpoint ({CHECKPOINT}); pass --resume to continue "
                                       "it, or choose another --out")
-            start_epoch, history, train_seconds, cpu_seconds = _resume(ckpt, model, optimizer, settings)
+            start_epoch, history, train_seconds, cpu_seconds = _resume(ckpt, model, optimizer, settings, averaged)
             if start_epoch > epochs:
                 raise ValueError(f"{ckpt}: already trained {start_epoch} epochs, more than the {epochs} asked for")
     # Rows stored as (N, H, W, C) for channels_last: a gathered batch is then contiguous, and viewing it
@@ -159,8 +168,10 @@ def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.0
         for epoch in range(start_epoch, epochs):
             started, cpu_started = time.perf_counter(), time.process_time()
             train_stats = _train_epoch(model, optimizer, rows, batch_size=batch_size, beta=beta,
-                                       epoch_seed=_epoch_seed(seed, epoch), nhwc=channels_last)
-            test_stats = evaluate_split(model, test_in, beta=beta)
+                                       epoch_seed=_epoch_seed(seed, epoch), nhwc=channels_last, averaged=averaged)
+            test_stats = evaluate_split(model if averaged is None else averaged.module, test_in, beta=beta)
+            if averaged is not None:
+                test_stats["raw_mse"] = evaluate_split(model, test_in, beta=beta)["mse"]
             train_seconds += time.perf_counter() - started
             cpu_seconds += time.process_time() - cpu_started
             for key, value in train_stats.items():
@@ -173,7 +184,7 @@ def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.0
             if out is not None:
                 from fashrec.train_state import save_train_state
 
-                save_train_state(out / CHECKPOINT, model=model, optimizer=optimizer, epoch=epoch + 1,
+                save_train_state(out / CHECKPOINT, model=model, optimizer=optimizer, epoch=epoch + 1, averaged=averaged,
                                  info={"settings": settings, "history": history, "train_seconds": train_seconds,
                                        "cpu_seconds": cpu_seconds})
             bar.set_postfix(train=f"{train_stats['loss']:.5f}", test=f"{test_stats['loss']:.5f}", refresh=False)
@@ -184,6 +195,10 @@ def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.0
             hook.remove()
         model.to(memory_format=torch.contiguous_format)
 
+    if averaged is not None:  # the average is the result
+        with torch.no_grad():
+            for target, source in zip(model.parameters(), averaged.module.parameters()):
+                target.copy_(source)
     metrics = final_metrics(model, train_x, test_x, beta=beta)
     metrics.update({
         "epochs": int(epochs), "train_images": int(n), "test_images": int(test_x.shape[0]),
@@ -198,6 +213,7 @@ def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.0
             "epochs": int(epochs), "seed": int(seed), "loss": _loss_name(model, beta),
             "train_images": int(n), "test_images": int(test_x.shape[0]),
             **({"beta": float(beta)} if "beta" in _loss_name(model, beta) else {}),
+            **({"ema_decay": float(ema_decay)} if ema_decay is not None else {}),
             **dict(extra_args or {}),
         }
         write_outputs(out, model, metrics, test_x, training_args=args, dataset=dataset, dataset_terms=dataset_terms)
@@ -207,7 +223,7 @@ def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.0
 # ----- one epoch, evaluation ---------------------------------------------------------------------------
 
 def _train_epoch(model, optimizer, rows: torch.Tensor, *, batch_size: int, beta: float, epoch_seed: int,
-                 nhwc: bool) -> dict[str, float]:
+                 nhwc: bool, averaged=None) -> dict[str, float]:
     """One pass over ``rows`` in a fresh seeded order; returns the image-weighted mean of each loss term.
 
     The loop is kept lean for small models, where per-step overhead matters: each batch is one gather
@@ -228,6 +244,8 @@ def _train_epoch(model, optimizer, rows: torch.Tensor, *, batch_size: int, beta:
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         optimizer.step()
+        if averaged is not None:
+            averaged.update_parameters(model)
         weight = batch.shape[0]
         for key, value in terms.items():
             total = sums.get(key)
@@ -372,18 +390,26 @@ def _adam(model, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
 
 
-def _resume(ckpt: Path, model, optimizer, settings: dict) -> tuple[int, dict, float, float]:
+def _averaged_model(model, decay: float):
+    """An exponential moving average of ``model``'s weights (``torch.optim.swa_utils``): after each step
+    ``avg = decay * avg + (1 - decay) * weights``, starting from the weights after the first step."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(float(decay)))
+
+
+def _resume(ckpt: Path, model, optimizer, settings: dict, averaged=None) -> tuple[int, dict, float, float]:
     from fashrec.train_state import load_train_state
 
     state = load_train_state(ckpt)
     saved = state.info.get("settings", {})
-    different = sorted(k for k in settings if saved.get(k) != settings[k])
+    different = sorted(k for k in set(settings) | set(saved) if saved.get(k) != settings.get(k))
     if different:
-        detail = "; ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {settings[k]!r}" for k in different
+        detail = "; ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {settings.get(k)!r}" for k in different
                            if "fingerprint" not in k)
         raise ValueError(f"{ckpt}: cannot resume, the run differs from the checkpoint in {different}"
                          + (f" ({detail})" if detail else " (different images)"))
-    state.restore(model, optimizer)
+    state.restore(model, optimizer, averaged=averaged)
     info = state.info
     return state.epoch, info.get("history", {}), float(info.get("train_seconds", 0.0)), float(info.get("cpu_seconds", 0.0))
 

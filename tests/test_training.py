@@ -119,6 +119,53 @@ def test_resume_refuses_a_different_run_and_an_existing_checkpoint(data, tmp_pat
               progress=False)
 
 
+def test_ema_is_the_moving_average_of_the_iterates_and_becomes_the_model(data, monkeypatch):
+    """``ema_decay`` writes avg = d * avg + (1 - d) * weights after every step (from the first step's
+    weights) as the model; checked against the iterates recorded step by step, averaged in float64."""
+    import fashrec.trainer as trainer
+
+    decay, iterates = 0.7, []
+    plain_adam = trainer._adam
+
+    def recording_adam(model, lr):
+        optimizer = plain_adam(model, lr)
+        optimizer.register_step_post_hook(
+            lambda opt, args, kwargs: iterates.append([p.detach().double().clone() for p in model.parameters()]))
+        return optimizer
+
+    monkeypatch.setattr(trainer, "_adam", recording_adam)
+    model, metrics = _train(data, epochs=2, ema_decay=decay)
+    assert len(iterates) == 2 * math.ceil(data[0].shape[0] / 8)
+    expected = iterates[0]
+    for weights in iterates[1:]:
+        expected = [decay * e + (1 - decay) * w for e, w in zip(expected, weights)]
+    for param, want, last in zip(model.parameters(), expected, iterates[-1]):
+        assert torch.allclose(param.double(), want, rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(param.double(), last, rtol=1e-5, atol=1e-6)  # not the last iterate
+    # Metrics and history describe the average; the raw weights' test MSE is kept beside it.
+    assert metrics["test_mse"] == pytest.approx(_mse(model, data[1]), rel=1e-5)
+    assert metrics["history"]["test_mse"][-1] == pytest.approx(metrics["test_mse"], rel=1e-5)
+    assert len(metrics["history"]["test_raw_mse"]) == 2
+    assert metrics["history"]["test_raw_mse"][-1] != metrics["history"]["test_mse"][-1]
+
+
+def test_ema_resumes_exactly_and_is_part_of_the_run(data, tmp_path):
+    straight, m_straight = _train(data, tmp_path / "straight", epochs=3, ema_decay=0.9)
+    _train(data, tmp_path / "split", epochs=1, ema_decay=0.9)
+    assert load_train_state(tmp_path / "split" / CHECKPOINT).averaged_state  # the average is checkpointed
+    with pytest.raises(ValueError, match="ema_decay"):  # resuming with another (or no) average is refused
+        _train(data, tmp_path / "split", epochs=3, resume=True)
+    resumed, m_resumed = _train(data, tmp_path / "split", epochs=3, ema_decay=0.9, resume=True)
+    assert weights_hash(resumed) == weights_hash(straight)
+    assert m_resumed["history"] == m_straight["history"]
+    args = json.loads((tmp_path / "straight" / "training_args.json").read_text())
+    assert args["ema_decay"] == 0.9
+    assert "| ema_decay | `0.9` |" in (tmp_path / "straight" / "README.md").read_text()
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError, match="ema_decay must be in"):
+            _train(data, epochs=1, ema_decay=bad)
+
+
 def test_train_state_round_trip_is_exact(tmp_path):
     model = make_model("vae", seed=1)
     opt = torch.optim.Adam(model.parameters(), lr=0.01)

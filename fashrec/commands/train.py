@@ -57,6 +57,10 @@ def add_arguments(parser) -> None:
     opt.add_argument("--epochs", type=int, default=30, help="passes over the training split (default %(default)s)")
     opt.add_argument("--beta", type=float, default=1.0, help="weight of the VAE's KL term (default %(default)s)")
     opt.add_argument("--seed", type=int, default=42, help="seed of the init, shuffling and VAE noise (default %(default)s)")
+    opt.add_argument("--ema", type=float, default=None, metavar="DECAY",
+                     help="keep an exponential moving average of the weights (e.g. 0.99) and write it as the model: "
+                          "it rides over Adam's loss spikes at lr 0.01 (docs/training.md). Default: off, the "
+                          "paper's last iterate")
     opt.add_argument("--threads", type=int, default=1,
                      help="torch CPU threads (default %(default)s: on a shared machine a second thread mostly waits; "
                           "the thread count changes float rounding, so keep it when resuming)")
@@ -124,7 +128,7 @@ def _train(model, train_x, test_x, args, test_size):
 
     return train(model, train_x, test_x, lr=args.lr, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
                  beta=args.beta, out_dir=args.out, resume=args.resume, progress=not args.no_progress,
-                 threads=args.threads, channels_last=args.memory_format == "channels_last",
+                 threads=args.threads, channels_last=args.memory_format == "channels_last", ema_decay=args.ema,
                  dataset=dataset_name(args.data, args.n), dataset_terms=data_terms(),
                  extra_args={"data": str(args.data), "n": args.n, "split_seed": args.split_seed,
                              "test_size": test_size, "threads": args.threads, "memory_format": args.memory_format})
