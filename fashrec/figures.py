@@ -43,20 +43,22 @@ def _save(fig, path: str | os.PathLike) -> None:
 
 def save_loss_curve(path: str | os.PathLike, history: dict[str, Sequence[float]], *,
                     title: str = "Reconstruction loss", ylabel: str = "MSE per pixel value") -> None:
-    """Plot ``history["train"]`` and ``history["test"]`` (one value per epoch, epochs counted from 1)."""
+    """Plot each series of ``history`` (one value per epoch, epochs counted from 1), in order, labelled
+    "<name> loss": usually ``train`` and ``test``."""
     fig = _figure(*LOSS_CURVE_INCHES)
     ax = fig.add_subplot(1, 1, 1)
-    for name, style in (("train", "-o"), ("test", "-s")):
-        values = list(history.get(name, []))
+    styles = ("-o", "-s", "--^", ":v")
+    for i, (name, values) in enumerate(history.items()):
+        values = list(values)
         if values:
-            ax.plot(range(1, len(values) + 1), values, style, markersize=3, label=f"{name} loss")
+            ax.plot(range(1, len(values) + 1), values, styles[i % len(styles)], markersize=3, label=f"{name} loss")
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    if any(v > 0 for name in ("train", "test") for v in history.get(name, [])):
+    if any(v > 0 for values in history.values() for v in values):
         ax.set_yscale("log")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()

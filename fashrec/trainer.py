@@ -317,7 +317,11 @@ def write_outputs(out_dir: str | os.PathLike, model, metrics: Mapping, test_x: t
     write_json_atomic(dict(metrics), out / "metrics.json")
     write_json_atomic({**training_args, "dataset": dataset, "dataset_terms": dataset_terms}, out / "training_args.json")
     history = metrics.get("history", {})
-    save_loss_curve(out / "loss_curve.png", {"train": history.get("train_loss", []), "test": history.get("test_loss", [])},
+    curves = {"train": history.get("train_loss", []), "test": history.get("test_loss", [])}
+    if "test_raw_mse" in history:  # --ema: the test curve is the average's; show the raw weights' beside it
+        curves = {"train": curves["train"], "EMA weights test": curves["test"],
+                  "raw weights test": history["test_raw_mse"]}
+    save_loss_curve(out / "loss_curve.png", curves,
                     ylabel="MSE per pixel value" if "train_kl" not in history else "MSE + beta * KL per value")
     picks = torch.randperm(test_x.shape[0], generator=torch.Generator().manual_seed(0))[:N_RECONSTRUCTIONS]
     originals = test_x[picks.sort().values]
