@@ -100,8 +100,8 @@ def load_split_tensors(path: str | os.PathLike, *, n: int | None = None) -> tupl
 def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.01, batch_size: int = 16,
           epochs: int = 30, seed: int = 0, beta: float = 1.0, out_dir: str | os.PathLike | None = None,
           resume: bool = False, progress: bool = True, threads: int | None = 1, channels_last: bool = True,
-          ema_decay: float | None = None, dataset: str | None = None, dataset_terms: str | None = None,
-          extra_args: Mapping | None = None) -> dict:
+          ema_decay: float | None = None, device: str | torch.device = "cpu", dataset: str | None = None,
+          dataset_terms: str | None = None, extra_args: Mapping | None = None) -> dict:
     """Train ``model`` in place with Adam and return the metrics dict (also written to ``out_dir``).
 
     ``beta`` weighs the VAE's KL term (ignored by the AE). ``threads`` sets ``torch.set_num_threads``
@@ -112,7 +112,9 @@ def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.0
     every step (``torch.optim.swa_utils``) and makes it the result: the written model, the per-epoch
     ``test_*`` history (the raw weights' test MSE is kept as ``test_raw_mse``) and the final metrics.
     At lr 0.01 / batch 16 it rides over Adam's loss spikes (docs/training.md); ``None`` (default) keeps
-    the paper's last iterate. ``dataset`` / ``dataset_terms`` describe the data on the model card;
+    the paper's last iterate. ``device`` (e.g. ``"cuda"``) holds the model, the optimizer and the training
+    split during training; the model is back on the CPU when this returns (a run resumes on the device it
+    started on: float rounding differs between devices). ``dataset`` / ``dataset_terms`` describe the data on the model card;
     ``extra_args`` are recorded beside the hyperparameters (e.g. the data source and split seed).
     Without ``out_dir`` nothing is written and nothing can be resumed.
     """
@@ -123,6 +125,7 @@ def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.0
             raise ValueError(f"train: {name} must be > {low}, got {value}")
     if ema_decay is not None and not 0.0 <= float(ema_decay) < 1.0:
         raise ValueError(f"train: ema_decay must be in [0, 1) (e.g. 0.99), got {ema_decay}")
+    device = resolve_device(device)
     if threads:
         torch.set_num_threads(int(threads))
     torch.set_flush_denormal(True)  # tiny gradients near sigmoid saturation otherwise crawl on x86
@@ -136,10 +139,11 @@ def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.0
         "train_fingerprint": _fingerprint(train_x), "test_fingerprint": _fingerprint(test_x),
         "channels_last": bool(channels_last),
         **({"ema_decay": float(ema_decay)} if ema_decay is not None else {}),
+        **({"device": device.type} if device.type != "cpu" else {}),
     }
     settings["model_config"].pop("fashrec_version", None)
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    model.to(memory_format=layout)  # before the optimizer exists, so Adam's moments share the layout
+    model.to(device=device, memory_format=layout)  # before the optimizer exists: Adam's moments follow
     optimizer = _adam(model, lr)
     averaged = _averaged_model(model, ema_decay) if ema_decay is not None else None
     history: dict[str, list[float]] = {}
@@ -157,13 +161,17 @@ def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.0
                 raise ValueError(f"{ckpt}: already trained {start_epoch} epochs, more than the {epochs} asked for")
     # Rows stored as (N, H, W, C) for channels_last: a gathered batch is then contiguous, and viewing it
     # as (B, C, H, W) costs nothing. The test split is converted once.
-    rows = train_x.permute(0, 2, 3, 1).contiguous() if channels_last else train_x.contiguous()
-    test_in = test_x.contiguous(memory_format=layout)
+    rows = (train_x.permute(0, 2, 3, 1) if channels_last else train_x).to(device).contiguous()
+    test_in = test_x.to(device).contiguous(memory_format=layout)
     hooks = _grad_layout_hooks(model) if channels_last else []
     model.train()
 
     bar = _bar(progress, total=epochs, initial=start_epoch)
     n = train_x.shape[0]
+    # Same seed, same result on a GPU too: cuDNN's deterministic kernels, no autotuning (restored after).
+    cudnn_flags = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    if device.type == "cuda":
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     try:
         for epoch in range(start_epoch, epochs):
             started, cpu_started = time.perf_counter(), time.process_time()
@@ -191,9 +199,10 @@ def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.0
             bar.update(1)
     finally:
         bar.close()
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn_flags
         for hook in hooks:
             hook.remove()
-        model.to(memory_format=torch.contiguous_format)
+        model.to(device="cpu", memory_format=torch.contiguous_format)
 
     if averaged is not None:  # the average is the result
         with torch.no_grad():
@@ -233,7 +242,7 @@ def _train_epoch(model, optimizer, rows: torch.Tensor, *, batch_size: int, beta:
     """
     torch.manual_seed(epoch_seed + 1)  # the VAE's sampling noise
     n = rows.shape[0]
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed)).to(rows.device)
     model.train()
     sums: dict[str, torch.Tensor] = {}
     for start in range(0, n, batch_size):
@@ -392,6 +401,19 @@ def _adam(model, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
+
+
+def resolve_device(device) -> torch.device:
+    """``device`` as a ``torch.device``, refusing one this machine does not have (before any work)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"train: unknown device {device!r} ({exc})") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"train: device {device!r} asked for, but torch sees no CUDA GPU here; use 'cpu'")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"train: device {device!r} is not supported; use 'cpu' or 'cuda'")
+    return dev
 
 
 def _averaged_model(model, decay: float):

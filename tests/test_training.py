@@ -166,6 +166,24 @@ def test_ema_resumes_exactly_and_is_part_of_the_run(data, tmp_path):
             _train(data, epochs=1, ema_decay=bad)
 
 
+def test_device_is_checked_first_and_the_model_comes_back_on_the_cpu(data, tmp_path, monkeypatch, capsys):
+    model, metrics = _train(data, epochs=1, device="cpu")
+    reference, _ = _train(data, epochs=1)
+    assert weights_hash(model) == weights_hash(reference)
+    assert all(p.device.type == "cpu" for p in model.parameters())
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device, message in (("cuda", "no CUDA GPU"), ("tpu", "unknown device"), ("meta", "not supported")):
+        with pytest.raises(ValueError, match=message):
+            _train(data, epochs=1, device=device)
+    # The command refuses before decoding any image (nothing is written either).
+    from fashrec.cli import main
+
+    code = main(["train", "--data", str(tmp_path / "no-such-folder"), "--device", "cuda", "--out", str(tmp_path / "o")])
+    assert code == 1
+    assert "no CUDA GPU" in capsys.readouterr().err  # not the missing data folder: the device came first
+    assert not (tmp_path / "o").exists()
+
+
 def test_train_state_round_trip_is_exact(tmp_path):
     model = make_model("vae", seed=1)
     opt = torch.optim.Adam(model.parameters(), lr=0.01)

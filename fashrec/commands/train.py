@@ -61,6 +61,8 @@ def add_arguments(parser) -> None:
                      help="keep an exponential moving average of the weights (e.g. 0.99) and write it as the model: "
                           "it rides over Adam's loss spikes at lr 0.01 (docs/training.md). Default: off, the "
                           "paper's last iterate")
+    opt.add_argument("--device", default="cpu",
+                     help="where to train: cpu or cuda (default %(default)s); the model is written from the CPU")
     opt.add_argument("--threads", type=int, default=1,
                      help="torch CPU threads (default %(default)s: on a shared machine a second thread mostly waits; "
                           "the thread count changes float rounding, so keep it when resuming)")
@@ -88,7 +90,9 @@ def run(args) -> int:
     import sys
 
     from fashrec.preprocess import PreprocessConfig
-    from fashrec.trainer import load_tensors, make_model, push_to_hub
+    from fashrec.trainer import load_tensors, make_model, push_to_hub, resolve_device
+
+    resolve_device(args.device)  # an unusable device fails now, not after the images are decoded
 
     if args.push_to_hub:  # fail before training, not after, when there is no token
         from fashrec.hub_push import HubPushError, resolve_token
@@ -128,10 +132,11 @@ def _train(model, train_x, test_x, args, test_size):
 
     return train(model, train_x, test_x, lr=args.lr, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
                  beta=args.beta, out_dir=args.out, resume=args.resume, progress=not args.no_progress,
-                 threads=args.threads, channels_last=args.memory_format == "channels_last", ema_decay=args.ema,
+                 threads=args.threads, channels_last=args.memory_format == "channels_last", ema_decay=args.ema, device=args.device,
                  dataset=dataset_name(args.data, args.n), dataset_terms=data_terms(),
                  extra_args={"data": str(args.data), "n": args.n, "split_seed": args.split_seed,
-                             "test_size": test_size, "threads": args.threads, "memory_format": args.memory_format})
+                             "test_size": test_size, "threads": args.threads, "memory_format": args.memory_format,
+                             "device": args.device})
 
 
 def dataset_name(source: str, n: int | None) -> str:
