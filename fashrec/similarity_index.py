@@ -71,6 +71,7 @@ _L1_BLOCK_SIZES = (32, 8, 4)
 _L1_MIN_BLOCKS = 8
 _L1_PIVOTS = 128
 _L1_NEAR_PIVOTS = 4
+_L1_THREADED_ELEMENTS = 1 << 26  # catalogues of more values than this search cityblock with all threads
 
 
 class SimilarityIndex:
@@ -603,7 +604,9 @@ class SimilarityIndex:
         n, d = x.shape
         rel = _l1_rel_tol(d)
         out = []
-        with _torch_threads(1):  # small products: one thread avoids waiting on a busy second core
+        # Small catalogues: one thread avoids waiting on a busy second core; large ones have passes over
+        # all items (tens of MB) that the caller's threads share well.
+        with _torch_threads(1 if n * d < _L1_THREADED_ELEMENTS else torch.get_num_threads()):
             for r in range(q[name].shape[0]):
                 query = q[name][r]
                 qt = torch.from_numpy(query[None])
