@@ -71,6 +71,7 @@ _L1_BLOCK_SIZES = (32, 8, 4)
 _L1_MIN_BLOCKS = 8
 _L1_PIVOTS = 128
 _L1_NEAR_PIVOTS = 4
+_L1_FIRST_FACTOR, _L1_FIRST_MIN = 4, 32  # float32 distances of max(4k, 32) best-bounded items give t
 _L1_THREADED_ELEMENTS = 1 << 26  # catalogues of more values than this search cityblock with all threads
 
 
@@ -143,7 +144,7 @@ class SimilarityIndex:
         self._torch_vectors: dict[str, Any] = {}  # torch views for cityblock, made on first use
         self._projections: dict[tuple[str, str], tuple] = {}  # pruning projections, made on first use
         self._l1_bounds: dict[str, tuple] = {}  # cityblock block sums and pivots, made on first use
-        self._l1_pivot_sq: dict[str, np.ndarray] = {}  # squared norms of the pivots (choosing near ones)
+        self._l1_pivot_sums: dict[str, np.ndarray] = {}  # pivots' coarsest block sums (choosing near ones)
         self._prune_record: dict[tuple[str, str], tuple[int, int]] = {}  # (queries pruned, queries not)
 
         # The ``model`` entry of ``index.json`` (class, config, weights_hash) for a loaded index, else None.
@@ -627,13 +628,17 @@ class SimilarityIndex:
                 else:
                     lb = _block_bound(levels[0], query, q_l1, l1norm, None)
                     first_level = 0
+                masked = allowed is not None or (excluded is not None and len(excluded[r]) > 0)
                 if allowed is not None:
                     lb[~allowed] = np.inf
                 if excluded is not None and len(excluded[r]):
                     lb[excluded[r]] = np.inf
-                cand = np.flatnonzero(lb < np.inf)
-                lb = lb[cand]
-                m = min(max(4 * k, 32), cand.size)
+                if masked:
+                    cand = np.flatnonzero(lb < np.inf)
+                    lb = lb[cand]
+                else:  # every item is a candidate (the bounds are finite): no scan for them
+                    cand = np.arange(n)
+                m = min(max(_L1_FIRST_FACTOR * k, _L1_FIRST_MIN), cand.size)
                 t = np.inf
                 # float32 distances computed so far (each item at most once)
                 known = np.zeros(n, dtype=bool)
@@ -671,20 +676,23 @@ class SimilarityIndex:
     def _l1_near_pivots(self, name: str, pivots, query: np.ndarray, qt) -> tuple[np.ndarray, np.ndarray]:
         """The pivots to bound with, and their float32 cityblock distances to the query.
 
-        Any pivots keep the bound valid; near ones make it tight. The 2 x 4 pivots nearest in euclidean
-        distance (one float32 matrix-vector product with cached norms: a guide, not a bound) get their
-        cityblock distance, and the 4 nearest of them by that distance are used; far cheaper than the
-        cityblock distance to all 128 pivots.
+        Any pivots keep the bound valid; near ones make it tight. The 2 x 4 pivots nearest by the
+        cityblock distance of their coarsest block sums (D / 32 values each: a guide, not a bound; 64
+        values per pivot cost less to read than the matrix-vector product over all D that guided before)
+        get their cityblock distance, and the 4 nearest of them by that distance are used; far cheaper
+        than the cityblock distance to all 128 pivots.
         """
         import torch
 
-        pivot_sq = self._l1_pivot_sq.get(name)
-        if pivot_sq is None:
-            pv = pivots.numpy()
-            pivot_sq = self._l1_pivot_sq[name] = np.einsum("ij,ij->i", pv, pv)
-        n_pivots = pivot_sq.shape[0]
+        guide_sums = self._l1_pivot_sums.get(name)
+        starts = self._l1_bounds[name][0][0][0]  # the coarsest block-sum level's block starts
+        if guide_sums is None:
+            guide_sums = self._l1_pivot_sums[name] = np.add.reduceat(
+                pivots.numpy().astype(np.float64), starts, axis=1).astype(np.float32)
+        n_pivots = guide_sums.shape[0]
         if n_pivots > 2 * _L1_NEAR_PIVOTS:
-            guide = pivot_sq - 2.0 * (pivots.numpy() @ query)
+            q_sums = np.add.reduceat(query, starts).astype(np.float32)
+            guide = np.abs(guide_sums - q_sums).sum(axis=1)
             chosen = np.sort(np.argpartition(guide, 2 * _L1_NEAR_PIVOTS - 1)[: 2 * _L1_NEAR_PIVOTS])
         else:
             chosen = np.arange(n_pivots)
