@@ -72,7 +72,7 @@ _L1_MIN_BLOCKS = 8
 _L1_PIVOTS = 128
 _L1_NEAR_PIVOTS = 4
 _L1_FIRST_FACTOR, _L1_FIRST_MIN = 4, 32  # float32 distances of max(4k, 32) best-bounded items give t
-_L1_THREADED_ELEMENTS = 1 << 26  # catalogues of more values than this search cityblock with all threads
+_L1_THREADED_ELEMENTS = 1 << 24  # catalogues of more values than this (16.7M) search cityblock with all threads
 
 
 class SimilarityIndex:
