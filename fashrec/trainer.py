@@ -114,8 +114,9 @@ def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.0
     At lr 0.01 / batch 16 it rides over Adam's loss spikes (docs/training.md); ``None`` (default) keeps
     the paper's last iterate. ``device`` (e.g. ``"cuda"``) holds the model, the optimizer and the training
     split during training; the model is back on the CPU when this returns (a run resumes on the device it
-    started on: float rounding differs between devices). ``dataset`` / ``dataset_terms`` describe the data on the model card;
-    ``extra_args`` are recorded beside the hyperparameters (e.g. the data source and split seed).
+    started on: float rounding differs between devices). ``dataset`` / ``dataset_terms`` describe the
+    data on the model card; ``extra_args`` are recorded beside the hyperparameters (e.g. the data source
+    and split seed).
     Without ``out_dir`` nothing is written and nothing can be resumed.
     """
     _check_images("train_x", train_x, model)
