@@ -615,7 +615,7 @@ class SimilarityIndex:
                 if pivots is not None:
                     # |p - q| summed by torch in float32 (any summation order: covered by rel), about twice
                     # as fast as cdist(p=1) for one query
-                    near, dq = self._l1_near_pivots(name, pivots, query, qt)
+                    near, dq = self._l1_near_pivots(name, pivots, levels[0][0], query, qt)
                     tab, dqn = table[near], dq[:, None]
                     # float32 arithmetic: its rounding is covered by the 4 * 2**-24 added to the slack
                     gap = tab - dqn
@@ -673,7 +673,7 @@ class SimilarityIndex:
                 out.append((final[order], dist[order]))
         return out
 
-    def _l1_near_pivots(self, name: str, pivots, query: np.ndarray, qt) -> tuple[np.ndarray, np.ndarray]:
+    def _l1_near_pivots(self, name: str, pivots, starts: np.ndarray, query: np.ndarray, qt) -> tuple[np.ndarray, np.ndarray]:
         """The pivots to bound with, and their float32 cityblock distances to the query.
 
         Any pivots keep the bound valid; near ones make it tight. The 2 x 4 pivots nearest by the
@@ -684,8 +684,7 @@ class SimilarityIndex:
         """
         import torch
 
-        guide_sums = self._l1_pivot_sums.get(name)
-        starts = self._l1_bounds[name][0][0][0]  # the coarsest block-sum level's block starts
+        guide_sums = self._l1_pivot_sums.get(name)  # ``starts``: the coarsest block-sum level's blocks
         if guide_sums is None:
             guide_sums = self._l1_pivot_sums[name] = np.add.reduceat(
                 pivots.numpy().astype(np.float64), starts, axis=1).astype(np.float32)
