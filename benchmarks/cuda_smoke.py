@@ -76,9 +76,7 @@ def main() -> int:
     a, ma, _ = run("gpu-straight", 4, dev)
     b, mb, _ = run("gpu-again", 4, dev)
     run("gpu-split", 2, dev)
-    model_r = make_model("ae", seed=42)
-    mr = train(model_r, train_x, test_x, lr=0.01, batch_size=16, epochs=4, seed=42, device=dev,
-               out_dir=out / "gpu-split", resume=True, progress=False)
+    model_r, mr, _ = run("gpu-split", 4, dev, resume=True)
     same_seed = weights_hash(a) == weights_hash(b)
     resumed = weights_hash(a) == weights_hash(model_r) and ma["history"] == mr["history"]
     print(f"GPU same seed, same weights: {same_seed}; resumed after 2 of 4 epochs equals uninterrupted: {resumed} "
