@@ -19,7 +19,9 @@ REQUIRED = {
     "model": ("config.json", "model.safetensors", "README.md"),
     "dataset": ("README.md", "data/"),
 }
-# Never uploaded: training state, partial writes, caches and editor litter.
+# Never uploaded: training state, partial writes, caches and editor litter. The pickle-based formats
+# (*.pt, *.pth, *.bin, *.pkl, *.pickle, *.ckpt) are only matched here, to keep them OFF the Hub: nothing in
+# fashrec reads them; weights travel as model.safetensors alone.
 IGNORE_PATTERNS = [
     "*.tmp", "**/*.tmp", "*.part", "*.lock", "*.pt", "*.pth", "*.bin", "*.pkl", "*.pickle", "*.ckpt",
     "checkpoint/*", "checkpoints/*", "**/checkpoint/*", "**/checkpoints/*", "optimizer*", "trainer_state*",
