@@ -1,6 +1,6 @@
 """The training loop of fashrec's autoencoders: Adam on the model's own ``loss``, resumable, reproducible.
 
-    model = fashrec.ConvAE()                                   # seed the init: torch.manual_seed(seed) first
+    model = fashrec.trainer.make_model("ae", seed=0)           # seeded He-normal init (fashrec.weight_init)
     metrics = fashrec.train(model, x_train, x_test, lr=0.01, batch_size=16, epochs=30, seed=0, out_dir="runs/ae")
 
 ``x_train`` / ``x_test`` are preprocessed tensors ``(N, 3, S, S)`` in [0, 1] (``fashrec.dataset_tensor``):
@@ -34,6 +34,8 @@ from typing import Any, Mapping
 
 import torch
 
+from fashrec.weight_init import DEFAULT_INIT, INITS, init_weights
+
 CHECKPOINT = Path("checkpoint") / "train_state.safetensors"
 PUSHED_FILES = ("config.json", "model.safetensors", "README.md", "metrics.json", "training_args.json",
                 "loss_curve.png", "reconstructions.png", "eval.json")
@@ -42,16 +44,22 @@ EVAL_BATCH = 500
 
 
 def make_model(kind: str = "ae", *, seed: int = 0, channels=(16, 8), latent_dim: int | None = None,
-               preprocess: Mapping | None = None):
-    """A freshly initialised ``ConvAE`` (``kind="ae"``) or ``ConvVAE`` (``"vae"``); the init is seeded."""
+               preprocess: Mapping | None = None, init: str = DEFAULT_INIT):
+    """A freshly initialised ``ConvAE`` (``kind="ae"``) or ``ConvVAE`` (``"vae"``); the init is seeded.
+
+    ``init`` is how the weights are drawn (``fashrec.weight_init``): ``"he"`` (default) or ``"torch"``.
+    """
     from fashrec.conv_ae import ConvAE
     from fashrec.conv_vae import ConvVAE
 
     classes = {"ae": ConvAE, "vae": ConvVAE}
     if kind not in classes:
         raise ValueError(f"unknown model kind {kind!r}; choose from {sorted(classes)}")
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; choose one of {list(INITS)}")
     torch.manual_seed(seed)
-    return classes[kind](channels=list(channels), latent_dim=latent_dim, preprocess=preprocess)
+    model = classes[kind](channels=list(channels), latent_dim=latent_dim, preprocess=preprocess)
+    return init_weights(model, init)
 
 
 def load_tensors(source, *, n: int | None = None, seed: int = 42, test_size: float | int = 0.2,

@@ -184,6 +184,58 @@ def test_device_is_checked_first_and_the_model_comes_back_on_the_cpu(data, tmp_p
     assert not (tmp_path / "o").exists()
 
 
+def test_he_init_draws_he_normal_weights_and_zero_biases():
+    model = make_model("ae", seed=3, channels=(64, 32), latent_dim=16, init="he")
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear))]
+    assert len(layers) == 6  # 2 convs, 2 transposed convs, the bottleneck's 2 linear layers
+    for layer in layers:
+        fan_in = torch.nn.init._calculate_correct_fan(layer.weight, "fan_in")
+        weight = layer.weight.detach()
+        assert float(weight.std()) == pytest.approx(math.sqrt(2.0 / fan_in), rel=0.1)  # >= 1,728 draws each
+        assert float(weight.mean()) == pytest.approx(0.0, abs=0.1 * math.sqrt(2.0 / fan_in))
+        assert torch.count_nonzero(layer.bias) == 0
+
+
+def test_init_is_seeded_and_torch_keeps_pytorchs_defaults():
+    from fashrec.conv_ae import ConvAE
+    from fashrec.weight_init import init_weights
+
+    def state(model):
+        return {k: v.clone() for k, v in model.state_dict().items()}
+
+    he_a, he_b = state(make_model("ae", seed=5)), state(make_model("ae", seed=5, init="he"))  # he is the default
+    assert all(torch.equal(he_a[k], he_b[k]) for k in he_a)
+    assert not torch.equal(he_a["encoder.0.weight"], state(make_model("ae", seed=6))["encoder.0.weight"])
+    torch.manual_seed(5)
+    plain = state(ConvAE())
+    assert all(torch.equal(plain[k], v) for k, v in state(make_model("ae", seed=5, init="torch")).items())
+    assert not torch.equal(plain["encoder.0.weight"], he_a["encoder.0.weight"])
+    with pytest.raises(ValueError, match="unknown init 'xavier'"):
+        make_model("ae", init="xavier")
+    with pytest.raises(ValueError, match="unknown init 'xavier'"):
+        init_weights(ConvAE(), "xavier")
+
+
+def test_sweep_records_the_init_and_refuses_to_mix_inits(data, tmp_path):
+    from fashrec.trainer import save_split_tensors
+    from training.sweep import main as sweep
+
+    tensors = tmp_path / "split.safetensors"
+    save_split_tensors(tensors, *data)
+    flags = ["--data", str(tensors), "--out", str(tmp_path / "runs"), "--epochs", "1", "--only", "ae-lr0.01-bs256"]
+    assert sweep([*flags, "--table", str(tmp_path / "sweep.md")]) == 0
+    args = json.loads((tmp_path / "runs" / "ae-lr0.01-bs256" / "training_args.json").read_text())
+    assert args["init"] == "he" and args["batch_size"] == 256
+    table = (tmp_path / "sweep.md").read_text()
+    assert "He-normal weights and zero biases (`--init he`)" in table
+    row = next(line for line in table.splitlines() if line.startswith("| `ae-lr0.01-bs256`"))
+    metrics = json.loads((tmp_path / "runs" / "ae-lr0.01-bs256" / "metrics.json").read_text())
+    assert f"| {metrics['test_mse']:.4f} |" in row and "| 0.0030 |" in row  # ours beside the paper's
+    with pytest.raises(SystemExit, match="trained with --init he, not torch"):
+        sweep([*flags, "--init", "torch", "--table", str(tmp_path / "other.md")])
+    assert not (tmp_path / "other.md").exists()
+
+
 def test_train_state_round_trip_is_exact(tmp_path):
     model = make_model("vae", seed=1)
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
@@ -331,11 +383,14 @@ def test_cli_model_flags_reach_the_config_and_push(cache_dir, tmp_path, hub_serv
     repo_id = hub_server.repo_id("tiny-vae")
     assert main(["--data", "sample", "--n", str(N_IMAGES), "--cache-dir", str(cache_dir), "--model", "vae",
                  "--channels", "8,4", "--latent-dim", "16", "--pad-value", "1", "--beta", "0.5", "--epochs", "1",
+                 "--init", "torch",
                  "--threads", "1", "--no-progress", "--out", str(out), "--push-to-hub", repo_id]) == 0
     model = from_pretrained(out)
     assert type(model).__name__ == "ConvVAE" and model.embedding_dim == 16 and model.channels == [8, 4]
     assert model.preprocess_config.pad_value == 1.0
-    assert json.loads((out / "training_args.json").read_text())["beta"] == 0.5
+    args = json.loads((out / "training_args.json").read_text())
+    assert args["beta"] == 0.5 and args["init"] == "torch"
+    assert "| init | `torch` |" in (out / "README.md").read_text()  # the card says how the weights were drawn
     files = hub_server.files(repo_id)
     assert files["config.json"] == (out / "config.json").read_bytes()
     assert "non-commercial" in files["README.md"].decode()  # the CLI records the H&M terms on the card

@@ -20,6 +20,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fashrec, when run as a script
+
+from fashrec.weight_init import DEFAULT_INIT, INITS  # noqa: E402
+
+INIT_WORDS = {"he": "He-normal weights and zero biases (`--init he`)",
+              "torch": "PyTorch's default layer init (`--init torch`)"}
+
 
 @dataclass(frozen=True)
 class Run:
@@ -47,21 +54,33 @@ VAE_GRID = [Run(f"vae-beta{b:g}", "vae", 0.01, 16, beta=b) for b in (0.0, 0.01, 
 GRID = AE_GRID + VAE_GRID
 
 
-def run_one(run: Run, *, data: str, out: str, epochs: int, seed: int, threads: int, cache_dir: str | None) -> dict:
+def run_one(run: Run, *, data: str, out: str, epochs: int, seed: int, threads: int, cache_dir: str | None,
+            init: str) -> dict:
     """Train (or resume, or read back) one grid point; returns its metrics or ``{"error": ...}``."""
     folder = Path(out) / run.name
     if (folder / "metrics.json").exists():
-        return json.loads((folder / "metrics.json").read_text())
+        return finished(folder, init)
     from fashrec.trainer import load_tensors, make_model, train
 
     train_x, test_x = load_tensors(data, cache_dir=cache_dir, progress=False)
-    model = make_model(run.model, seed=seed)
+    model = make_model(run.model, seed=seed, init=init)
     try:
         return train(model, train_x, test_x, lr=run.lr, batch_size=run.batch_size, epochs=epochs, seed=seed,
                      beta=run.beta, out_dir=folder, resume=True, progress=False, threads=threads,
-                     extra_args={"data": str(data), "sweep": run.name})
+                     extra_args={"init": init, "data": str(data), "sweep": run.name})
     except FloatingPointError as exc:  # diverged: recorded in the table, not fatal for the sweep
         return {"error": str(exc)}
+
+
+def finished(folder: Path, init: str) -> dict:
+    """The metrics of a finished run, after checking it was trained with ``init`` (runs written before
+    ``--init`` existed used PyTorch's defaults: "torch")."""
+    args_file = folder / "training_args.json"
+    used = json.loads(args_file.read_text()).get("init", "torch") if args_file.exists() else "torch"
+    if used != init:
+        raise SystemExit(f"error: {folder} was trained with --init {used}, not {init}: "
+                         f"choose another --out for --init {init}")
+    return json.loads((folder / "metrics.json").read_text())
 
 
 def _fmt(value) -> str:
@@ -72,7 +91,7 @@ def _fmt(value) -> str:
     return f"{value:.4f}"
 
 
-def table(results: dict[str, dict], *, command: str, epochs: int, seed: int, threads: int) -> str:
+def table(results: dict[str, dict], *, command: str, epochs: int, seed: int, threads: int, init: str) -> str:
     import torch
 
     lines = [
@@ -82,7 +101,7 @@ def table(results: dict[str, dict], *, command: str, epochs: int, seed: int, thr
         f"{platform.machine()}, {threads} thread(s) per run).",
         "",
         f"Every run: the Table 3.3 model (`ConvAE()`, or `ConvVAE()` of the same shape), Adam, {epochs} epochs, "
-        f"seed {seed}, the 80/20 split of `fashrec.load_hm` (4,000 train / 1,000 test photos of the staged 5,000). "
+        f"seed {seed}, {INIT_WORDS[init]}, the 80/20 split of `fashrec.load_hm` (4,000 train / 1,000 test photos of the staged 5,000). "
         "MSE is per value on [0, 1] images, of the final model over each whole split in eval mode (the VAE "
         "decodes its mean). The VAE loss is MSE + beta * KL / (values per image). "
         "Paper figures: section 4.1 (it reports none for the VAE).",
@@ -120,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", default="docs/sweep.md", help="markdown file to write (default %(default)s)")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--init", choices=list(INITS), default=DEFAULT_INIT,
+                        help="weight init of every run (fashrec.weight_init; default %(default)s)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default %(default)s)")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (default %(default)s)")
     parser.add_argument("--only", default=None, help="comma-separated run names (default: all; see --list)")
@@ -140,12 +161,12 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, dict] = {}
     for run in GRID:  # whatever is already finished, for the table
-        metrics = Path(args.out) / run.name / "metrics.json"
-        if metrics.exists():
-            results[run.name] = json.loads(metrics.read_text())
+        folder = Path(args.out) / run.name
+        if (folder / "metrics.json").exists():
+            results[run.name] = finished(folder, args.init)
     todo = [r for r in wanted if r.name not in results] if not args.table_only else []
     kwargs = dict(data=args.data, out=args.out, epochs=args.epochs, seed=args.seed, threads=args.threads,
-                  cache_dir=args.cache_dir)
+                  cache_dir=args.cache_dir, init=args.init)
     if todo:
         from fashrec.trainer import load_tensors
 
@@ -165,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
             _progress(run, results)
 
     command = "python -m training.sweep " + " ".join(a for a in (argv if argv is not None else sys.argv[1:]))
-    text = table(results, command=command.strip(), epochs=args.epochs, seed=args.seed, threads=args.threads)
+    text = table(results, command=command.strip(), epochs=args.epochs, seed=args.seed, threads=args.threads,
+                 init=args.init)
     from fashrec.atomic import write_text_atomic
 
     write_text_atomic(text, args.table)
