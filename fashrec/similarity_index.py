@@ -43,7 +43,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -66,6 +66,8 @@ _PRUNE_MIN_ITEMS = 2048
 _PRUNE_MIN_DIM = 128
 _PRUNE_MAX_QUERIES = 8
 _PRUNE_RANK = 64
+_PRUNE_WIDE_RANK = 256  # directions kept for large catalogues of long vectors (see _projection)
+_PRUNE_WIDE_MIN_ITEMS = 32768
 # Cityblock pruning (see _l1_pruned_search): block sizes of the block-sum levels, and pivots.
 _L1_BLOCK_SIZES = (32, 8, 4)
 _L1_MIN_BLOCKS = 8
@@ -417,17 +419,21 @@ class SimilarityIndex:
         squared euclidean distance of the unit vectors). Exact distances of the items with the smallest
         bounds give a threshold t >= the k-th exact distance; only items whose bound is <= t can be in
         the top k, and only those are computed exactly. P spans the top principal directions of (a
-        sample of) the catalogue, so on embeddings with structure few items survive; when too many do
-        (e.g. isotropic noise), the query goes through the full scan instead. Returns per-query results,
-        or None for a query that must take the full scan.
+        sample of) the catalogue, so on embeddings with structure few items survive. Large catalogues of
+        long vectors also keep a wider projection (see :meth:`_projection`): when the first directions
+        prune too little, the rest are added (the bound only tightens: more rows of P, larger
+        ``||P v||``) and t is refined from the new best-bounded items. When too many items still
+        survive (e.g. isotropic noise), the query goes through the full scan instead. Returns per-query
+        results, or None for a query that must take the full scan.
         """
-        projected = self._projection(name, metric)
-        if projected is None:
+        proj = self._projection(name, metric)
+        if proj is None:
             return [None] * q[name].shape[0]
-        basis, px, px_sq, px_norm, zero_rows = projected
         x = self._vectors[name]
-        n, r_dim = px.shape
-        px_max = float(px_norm.max()) if n else 0.0
+        n = x.shape[0]
+        stages = [(proj.basis, proj.px, proj.px_sq, proj.px_max)]
+        if proj.tail is not None:
+            stages.append(proj.tail)
         out = []
         for r in range(q[name].shape[0]):
             q32 = q[name][r]
@@ -438,54 +444,66 @@ class SimilarityIndex:
                     out.append(None)
                     continue
                 query = query / q_norm
-            pq = (basis @ query).astype(np.float32)
-            pq64 = pq.astype(np.float64)
-            pq_sq = float(pq64 @ pq64)
-            pq_norm = float(np.sqrt(pq_sq))
-            # s = |Px|^2 - 2 Px.Pq, so |P(x - q)|^2 = s + |Pq|^2. The lower bound on the distance is
-            # sqrt(max(s + |Pq|^2 - tol, 0)) * (1 - 1e-6) - eps, with tol and eps taken at the largest
-            # |Px| (a looser, still valid bound): increasing in s, so the m smallest s are the m smallest
-            # bounds and "bound <= L" is "s <= a threshold" (below), without a per-item sqrt.
-            s = (px @ pq).astype(np.float64)
-            s *= -2.0
-            s += px_sq
-            tol = 4.0 * (r_dim + 4) * _U32 * px_max * pq_norm
-            eps = 4.0 * _U32 * (px_max + pq_norm) + 1e-12
-            if metric == "cosine":
-                s[zero_rows] = -np.inf  # distance 1.0 by definition: always a candidate
-            n_ok = n
-            if allowed is not None or (excluded is not None and len(excluded[r])):
-                if allowed is not None:
-                    s[~allowed] = np.inf
-                if excluded is not None and len(excluded[r]):
-                    s[excluded[r]] = np.inf
-                n_ok = int((s < np.inf).sum())
-            m = min(max(4 * k, 32), n_ok)
-            first = np.argpartition(s, m - 1)[:m] if m < n else np.arange(n)
-            if n_ok < n:
-                first = first[s[first] < np.inf]
-            # t >= the k-th smallest distance: the k-th smallest float32 upper bound among those m items
-            approx, abs_tol = self._approx_rows(name, first, q32, metric)
-            kth = float(np.partition(approx, k - 1)[k - 1]) + abs_tol
-            if metric == "euclidean":
-                t = float(np.sqrt(max(kth, 0.0))) * (1.0 + 8 * _U64)
-                limit = t + 1e-12 * t
+            s = None
+            r_dim, pq_sq, kth = 0, 0.0, np.inf
+            known = np.zeros(n, dtype=bool)  # float32 estimates computed so far (each item at most once)
+            estimate = np.empty(n)
+            for basis, px, px_sq, px_max in stages:
+                # s = |Px|^2 - 2 Px.Pq, so |P(x - q)|^2 = s + |Pq|^2 (each stage adds its rows' share).
+                # The lower bound on the distance is sqrt(max(s + |Pq|^2 - tol, 0)) * (1 - 1e-6) - eps,
+                # with tol and eps taken at the largest |Px| over all rows used so far (a looser, still
+                # valid bound): increasing in s, so the m smallest s are the m smallest bounds and
+                # "bound <= L" is "s <= a threshold" (below), without a per-item sqrt.
+                pq = (basis @ query).astype(np.float32)
+                pq64 = pq.astype(np.float64)
+                pq_sq += float(pq64 @ pq64)
+                part = (px @ pq).astype(np.float64)
+                part *= -2.0
+                part += px_sq
+                if s is None:
+                    s = part
+                    if metric == "cosine":
+                        s[proj.zero_rows] = -np.inf  # distance 1.0 by definition: always a candidate
+                    n_ok = n
+                    if allowed is not None or (excluded is not None and len(excluded[r])):
+                        if allowed is not None:
+                            s[~allowed] = np.inf
+                        if excluded is not None and len(excluded[r]):
+                            s[excluded[r]] = np.inf
+                        n_ok = int((s < np.inf).sum())
+                else:
+                    s += part  # +-inf stay (the masked and the zero rows)
+                r_dim += basis.shape[0]
+                pq_norm = float(np.sqrt(pq_sq))
+                tol = 4.0 * (r_dim + 4) * _U32 * px_max * pq_norm
+                eps = 4.0 * _U32 * (px_max + pq_norm) + 1e-12
+                m = min(max(4 * k, 32), n_ok)
+                first = np.argpartition(s, m - 1)[:m] if m < n else np.arange(n)
+                if n_ok < n:
+                    first = first[s[first] < np.inf]
+                # t >= the k-th smallest distance: the k-th smallest float32 upper bound among those m items
+                fresh = first[~known[first]]
+                if fresh.size:
+                    estimate[fresh], abs_tol = self._approx_rows(name, fresh, q32, metric)
+                    known[fresh] = True
+                kth = min(kth, float(np.partition(estimate[first], k - 1)[k - 1]) + abs_tol)
+                if metric == "euclidean":
+                    t = float(np.sqrt(max(kth, 0.0))) * (1.0 + 8 * _U64)
+                    limit = t + 1e-12 * t
+                else:
+                    t = min(max(kth + 8 * _U64, 0.0), 2.0)
+                    limit = float(np.sqrt(2.0 * (t + 1e-12 * t)))  # 0.5 * max(lb, 0)^2 <= t
+                reach = (limit + eps) / (1.0 - 1e-6)
+                s_max = reach * reach - pq_sq + tol
+                s_max += 1e-9 * (reach * reach + pq_sq + tol + px_max * px_max + 2.0 * px_max * pq_norm) + 1e-300
+                cand = np.flatnonzero(s <= s_max)
+                if cand.size <= max(n // 8, 4 * m):
+                    break
             else:
-                t = min(max(kth + 8 * _U64, 0.0), 2.0)
-                limit = float(np.sqrt(2.0 * (t + 1e-12 * t)))  # 0.5 * max(lb, 0)^2 <= t
-            reach = (limit + eps) / (1.0 - 1e-6)
-            s_max = reach * reach - pq_sq + tol
-            s_max += 1e-9 * (reach * reach + pq_sq + tol + px_max * px_max + 2.0 * px_max * pq_norm) + 1e-300
-            cand = np.flatnonzero(s <= s_max)
-            if cand.size > max(n // 8, 4 * m):
                 out.append(None)  # the bound prunes too little here: a full scan is cheaper
                 continue
-            # float32 bounds on the candidates (those of the first m are known), then float64 for those
-            # that can still be in the top k
-            known = np.zeros(n, dtype=bool)
-            known[first] = True
-            estimate = np.empty(n)
-            estimate[first] = approx
+            # float32 bounds on the candidates (some are known), then float64 for those that can still
+            # be in the top k
             fresh = cand[~known[cand]]
             if fresh.size:
                 estimate[fresh] = self._approx_rows(name, fresh, q32, metric)[0]
@@ -523,11 +541,16 @@ class SimilarityIndex:
         dots += 1.0
         return dots, gamma32 + gamma64
 
-    def _projection(self, name: str, metric: str):
-        """(P (r, D) float64, P x (N, r) float32, |Px|^2, |Px|, zero rows) for a focus, built on first use.
+    def _projection(self, name: str, metric: str) -> "_Projection | None":
+        """The pruning projection of a focus (unit rows for cosine), built on first use; None when the
+        catalogue has no variance to project on.
 
-        P comes from a randomised SVD of a row sample (unit rows for cosine): any orthonormal P keeps
-        the search exact; a good one makes it fast.
+        P comes from a randomised SVD of a row sample: any orthonormal P keeps the search exact; a good
+        one makes it fast. Its first ``_PRUNE_RANK`` rows (the top directions) bound every query. A
+        catalogue of at least ``_PRUNE_WIDE_MIN_ITEMS`` items of at least ``4 * _PRUNE_WIDE_RANK``
+        dimensions gets ``_PRUNE_WIDE_RANK`` rows in all: the rest (``tail``) is read only for a query
+        the first rows do not prune, where it is far cheaper than the full scan (a quarter of the
+        catalogue's size at most, against all of it).
         """
         key = (name, "cosine" if metric == "cosine" else "euclidean")
         if key in self._projections:
@@ -535,13 +558,14 @@ class SimilarityIndex:
         x = self._vectors[name]
         n, d = x.shape
         rng = np.random.default_rng(0)
-        rows = np.sort(rng.choice(n, size=min(n, 2048), replace=False))
+        wide = n >= _PRUNE_WIDE_MIN_ITEMS and d >= 4 * _PRUNE_WIDE_RANK
+        rows = np.sort(rng.choice(n, size=min(n, 4096 if wide else 2048), replace=False))
         sample = x[rows].astype(np.float64)
         if key[1] == "cosine":
             sample *= self._inv_norm[name][rows][:, None]
         sample -= sample.mean(axis=0)
         sample = sample.astype(np.float32)  # the basis only steers speed: float32 products will do
-        rank = min(_PRUNE_RANK, d, len(rows))
+        rank = min(_PRUNE_WIDE_RANK if wide else _PRUNE_RANK, d, len(rows))
         # randomised range finder (Halko et al.) with one power iteration; only small eigh calls
         y = sample @ rng.standard_normal((d, rank + 8), dtype=np.float32)
         y = _orthonormal_columns(sample @ (sample.T @ _orthonormal_columns(y).astype(np.float32)))
@@ -552,12 +576,14 @@ class SimilarityIndex:
         eigval, eigvec = np.linalg.eigh(b @ b.T)
         keep = np.argsort(eigval)[::-1][:rank]
         keep = keep[eigval[keep] > 1e-12 * max(eigval.max(), 1e-300)]
-        basis = (eigvec[:, keep] / np.sqrt(eigval[keep])).T @ b
-        basis = _orthonormal_columns(basis.T).T
+        basis = (eigvec[:, keep] / np.sqrt(eigval[keep])).T @ b  # rows by decreasing singular value
+        # Orthonormal rows, in that order (QR = Gram-Schmidt: the first j rows span the top j directions)
+        basis = np.linalg.qr(basis.T)[0].T if basis.shape[0] else basis
         if basis.shape[0] == 0:
             self._projections[key] = None
             return None
-        # The bound needs ||P v|| <= ||v||: divide by the largest singular value of P should it exceed 1.
+        # The bound needs ||P v|| <= ||v||: divide by the largest singular value of P should it exceed 1
+        # (then every subset of its rows satisfies it too).
         sigma_max = float(np.sqrt(np.linalg.eigvalsh(basis @ basis.T).max()))
         basis = np.ascontiguousarray(basis / max(1.0, sigma_max * (1 + 1e-12)))
         rank = basis.shape[0]
@@ -569,10 +595,21 @@ class SimilarityIndex:
             if scale is not None:
                 chunk *= scale[start : start + step, None]
             px[start : start + step] = chunk @ basis.T
-        px64 = px.astype(np.float64)
-        px_sq = np.einsum("ij,ij->i", px64, px64)
+        head = min(_PRUNE_RANK, rank)
         zero_rows = np.flatnonzero(self._norm[name] == 0) if key[1] == "cosine" else np.zeros(0, np.int64)
-        cached = self._projections[key] = (basis, px, px_sq, np.sqrt(px_sq), zero_rows)
+        parts = []
+        for cols in (slice(0, head), slice(head, rank)):
+            part = np.ascontiguousarray(px[:, cols])
+            part64 = part.astype(np.float64)
+            parts.append((np.ascontiguousarray(basis[cols]), part, np.einsum("ij,ij->i", part64, part64)))
+        del px
+        (head_basis, head_px, head_sq), (tail_basis, tail_px, tail_sq) = parts
+        tail = None
+        if tail_basis.shape[0]:
+            full_max = float(np.sqrt((head_sq + tail_sq).max())) if n else 0.0
+            tail = (tail_basis, tail_px, tail_sq, full_max)
+        head_max = float(np.sqrt(head_sq.max())) if n else 0.0
+        cached = self._projections[key] = _Projection(head_basis, head_px, head_sq, head_max, zero_rows, tail)
         return cached
 
     # ------------------------------------------------------------------ cityblock pruning (few queries)
@@ -982,6 +1019,17 @@ class SimilarityIndex:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+class _Projection(NamedTuple):
+    """A focus's pruning projection: its first rows, and the optional wider rest (see _projection)."""
+
+    basis: np.ndarray  # (r, D) float64, orthonormal rows: the top directions
+    px: np.ndarray  # (N, r) float32: every item projected
+    px_sq: np.ndarray  # (N,) float64: |Px|^2
+    px_max: float  # max |Px|
+    zero_rows: np.ndarray  # items of norm 0 (cosine: distance 1 by definition)
+    tail: tuple | None  # (basis (r2, D), px (N, r2), px_sq, max |Px| over all r + r2 rows), or None
 
 
 def _orthonormal_columns(a: np.ndarray) -> np.ndarray:

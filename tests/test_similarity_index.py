@@ -486,6 +486,47 @@ def test_pruned_path_is_exact(wide_clustered, metric):
     np.testing.assert_allclose(zero_d, ref_d, rtol=1e-12)
 
 
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_wide_projection_prunes_where_the_first_directions_cannot(metric, monkeypatch):
+    """Many clusters: the first 4 directions see too little of them to prune, all 64 do (sizes scaled
+    down from the real 64 / 256 directions and 32,768 items, same code)."""
+    rng = np.random.default_rng(8)
+    centres = rng.standard_normal((300, 256)).astype(np.float32)
+    x = (centres[rng.integers(0, 300, 6000)] + 0.2 * rng.standard_normal((6000, 256))).astype(np.float32)
+    x[50:60] = x[7]  # exact ties
+    q = (centres[:5] + 0.2 * rng.standard_normal((5, 256))).astype(np.float32)
+    q[4] = x[7]
+    labels = rng.integers(0, 2, len(x))
+    ids = make_ids(len(x))
+    monkeypatch.setattr(si, "_PRUNE_RANK", 4)
+    monkeypatch.setattr(si, "_PRUNE_WIDE_RANK", 64)
+    monkeypatch.setattr(si, "_PRUNE_WIDE_MIN_ITEMS", 10**9)
+    narrow = SimilarityIndex(x, ids)
+    # (query 4 is a catalogue item with 10 copies: its 10th distance is 0, which any bound prunes with)
+    assert narrow._pruned_search({"overall": q}, 10, metric, "overall", 1.0, None, None)[:4] == [None] * 4
+    monkeypatch.setattr(si, "_PRUNE_WIDE_MIN_ITEMS", 2048)
+    index = SimilarityIndex(x, ids, metadata={"label": labels})
+    projection = index._projection("overall", metric)
+    assert projection.basis.shape == (4, 256) and projection.tail[0].shape == (60, 256)
+    basis = np.vstack([projection.basis, projection.tail[0]])
+    np.testing.assert_allclose(basis @ basis.T, np.eye(64), atol=1e-9)
+    pruned = index._pruned_search({"overall": q}, 10, metric, "overall", 1.0, None, None)
+    assert all(r is not None for r in pruned), "the wide projection must prune these queries"
+    for kwargs, allowed, exclude in [
+        ({}, None, None),
+        ({"where": {"label": 1}}, labels == 1, None),
+        ({"exclude": [ids[7], ids[55]]}, None, [[7, 55]] * len(q)),
+    ]:
+        got_ids, got_d = [], []
+        for row in q:
+            i, d = index.search(row, k=10, metric=metric, **kwargs)
+            got_ids += i
+            got_d.append(d[0])
+        ref_pos, ref_d = reference(q, x, metric, 10, allowed=allowed, exclude=exclude)
+        assert got_ids == [[ids[p] for p in r] for r in ref_pos]
+        np.testing.assert_allclose(np.array(got_d), ref_d, rtol=1e-12, atol=1e-12)
+
+
 def test_pruning_falls_back_on_isotropic_noise():
     rng = np.random.default_rng(6)
     x = rng.standard_normal((2100, 128)).astype(np.float32)
