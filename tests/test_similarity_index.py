@@ -459,6 +459,21 @@ def wide_clustered():
     return x.astype(np.float32), q.astype(np.float32), labels
 
 
+def _one_by_one_matches_reference(index, x, q, metric, k, cases):
+    """Each query alone (the pruning paths take few queries), for each (search kwargs, allowed mask,
+    excluded positions) case: ids and distances equal the brute-force reference."""
+    ids = index.ids
+    for kwargs, allowed, exclude in cases:
+        got_ids, got_d = [], []
+        for row in q:
+            i, d = index.search(row, k=k, metric=metric, **kwargs)
+            got_ids += i
+            got_d.append(d[0])
+        ref_pos, ref_d = reference(q, x, metric, k, allowed=allowed, exclude=exclude)
+        assert got_ids == [[ids[p] for p in r] for r in ref_pos]
+        np.testing.assert_allclose(np.array(got_d), ref_d, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("metric", METRICS)
 def test_pruned_path_is_exact(wide_clustered, metric):
     x, q, labels = wide_clustered
@@ -467,19 +482,11 @@ def test_pruned_path_is_exact(wide_clustered, metric):
     search = index._l1_pruned_search if metric == "cityblock" else index._pruned_search
     pruned = search({"overall": q}, 40, metric, "overall", 1.0, None, None)
     assert all(r is not None for r in pruned), "clustered data must take the pruning path"
-    for kwargs, allowed, exclude in [
+    _one_by_one_matches_reference(index, x, q, metric, 40, [
         ({}, None, None),
         ({"where": {"label": [0, 2]}}, np.isin(labels, [0, 2]), None),
         ({"exclude": [ids[0], ids[101]]}, None, [[0, 101]] * len(q)),
-    ]:
-        got_ids, got_d = [], []
-        for row in q:  # one query at a time: the pruning path
-            i, d = index.search(row, k=40, metric=metric, **kwargs)
-            got_ids += i
-            got_d.append(d[0])
-        ref_pos, ref_d = reference(q, x, metric, 40, allowed=allowed, exclude=exclude)
-        assert got_ids == [[ids[p] for p in r] for r in ref_pos]
-        np.testing.assert_allclose(np.array(got_d), ref_d, rtol=1e-12, atol=1e-12)
+    ])
     zero_ids, zero_d = index.search(np.zeros(160, np.float32), k=5, metric=metric)
     ref_pos, ref_d = reference(np.zeros((1, 160)), x, metric, 5)
     assert zero_ids == [[ids[p] for p in ref_pos[0]]]
@@ -512,19 +519,11 @@ def test_wide_projection_prunes_where_the_first_directions_cannot(metric, monkey
     np.testing.assert_allclose(basis @ basis.T, np.eye(64), atol=1e-9)
     pruned = index._pruned_search({"overall": q}, 10, metric, "overall", 1.0, None, None)
     assert all(r is not None for r in pruned), "the wide projection must prune these queries"
-    for kwargs, allowed, exclude in [
+    _one_by_one_matches_reference(index, x, q, metric, 10, [
         ({}, None, None),
         ({"where": {"label": 1}}, labels == 1, None),
         ({"exclude": [ids[7], ids[55]]}, None, [[7, 55]] * len(q)),
-    ]:
-        got_ids, got_d = [], []
-        for row in q:
-            i, d = index.search(row, k=10, metric=metric, **kwargs)
-            got_ids += i
-            got_d.append(d[0])
-        ref_pos, ref_d = reference(q, x, metric, 10, allowed=allowed, exclude=exclude)
-        assert got_ids == [[ids[p] for p in r] for r in ref_pos]
-        np.testing.assert_allclose(np.array(got_d), ref_d, rtol=1e-12, atol=1e-12)
+    ])
 
 
 def test_pruning_falls_back_on_isotropic_noise():
