@@ -430,7 +430,7 @@ class SimilarityIndex:
         if proj is None:
             return [None] * q[name].shape[0]
         x = self._vectors[name]
-        n = x.shape[0]
+        n, dim = x.shape
         stages = [(proj.basis, proj.px, proj.px_sq, proj.px_max)]
         if proj.tail is not None:
             stages.append(proj.tail)
@@ -444,6 +444,8 @@ class SimilarityIndex:
                     out.append(None)
                     continue
                 query = query / q_norm
+                q_norm = 1.0
+            query32 = query.astype(np.float32)  # projected in float32: the error is in q_err below
             s = None
             r_dim, pq_sq, kth = 0, 0.0, np.inf
             known = np.zeros(n, dtype=bool)  # float32 estimates computed so far (each item at most once)
@@ -454,7 +456,7 @@ class SimilarityIndex:
                 # with tol and eps taken at the largest |Px| over all rows used so far (a looser, still
                 # valid bound): increasing in s, so the m smallest s are the m smallest bounds and
                 # "bound <= L" is "s <= a threshold" (below), without a per-item sqrt.
-                pq = (basis @ query).astype(np.float32)
+                pq = basis @ query32
                 pq64 = pq.astype(np.float64)
                 pq_sq += float(pq64 @ pq64)
                 part = (px @ pq).astype(np.float64)
@@ -476,7 +478,10 @@ class SimilarityIndex:
                 r_dim += basis.shape[0]
                 pq_norm = float(np.sqrt(pq_sq))
                 tol = 4.0 * (r_dim + 4) * _U32 * px_max * pq_norm
-                eps = 4.0 * _U32 * (px_max + pq_norm) + 1e-12
+                # |pq - P q| from the float32 basis, query and product (each row of P has norm <= 1):
+                # sqrt(r) * (D + 2) * 2**-24 * |q|, doubled for safety
+                q_err = 2.0 * np.sqrt(r_dim) * (dim + 2) * _U32 * q_norm
+                eps = 4.0 * _U32 * (px_max + pq_norm) + q_err + 1e-12
                 m = min(max(4 * k, 32), n_ok)
                 first = np.argpartition(s, m - 1)[:m] if m < n else np.arange(n)
                 if n_ok < n:
@@ -601,7 +606,9 @@ class SimilarityIndex:
         for cols in (slice(0, head), slice(head, rank)):
             part = np.ascontiguousarray(px[:, cols])
             part64 = part.astype(np.float64)
-            parts.append((np.ascontiguousarray(basis[cols]), part, np.einsum("ij,ij->i", part64, part64)))
+            # the rows of P as float32 for the query's projection (its error is bounded where it is used)
+            parts.append((np.ascontiguousarray(basis[cols], dtype=np.float32), part,
+                          np.einsum("ij,ij->i", part64, part64)))
         del px
         (head_basis, head_px, head_sq), (tail_basis, tail_px, tail_sq) = parts
         tail = None
@@ -1024,7 +1031,7 @@ class SimilarityIndex:
 class _Projection(NamedTuple):
     """A focus's pruning projection: its first rows, and the optional wider rest (see _projection)."""
 
-    basis: np.ndarray  # (r, D) float64, orthonormal rows: the top directions
+    basis: np.ndarray  # (r, D) float32 (rounded from orthonormal float64 rows): the top directions
     px: np.ndarray  # (N, r) float32: every item projected
     px_sq: np.ndarray  # (N,) float64: |Px|^2
     px_max: float  # max |Px|
