@@ -7,11 +7,12 @@
   biases in ``+-1 / sqrt(fan_in)``), which fashrec used before.
 
 Why He: with it the paper's seed configuration (lr 0.01, batch 16, 30 epochs, Adam, seed 42, the same
-photo order) ends at test MSE 0.00045 instead of 0.00098, below the paper's 0.0005, and seed 0 ends at
-0.00041 (docs/training.md, "Initialisation"). PyTorch's default weights are about 2.4 times smaller
+photo order) ends at test MSE 0.00045 instead of 0.00098, below the paper's 0.0005; seed 0 ends at
+0.00044 instead of 0.00065 (seed 1, whose last epochs hit Adam's loss spikes, at 0.00069 with either;
+docs/training.md, "Initialisation"). PyTorch's default weights are about 2.4 times smaller
 (std ``sqrt(1 / (3 fan_in))`` against ``sqrt(2 / fan_in)``); zeroing only the biases and keeping those
-weights ends at 0.00063, so the scale of the weights is what matters here. The paper does not say how
-it initialised its layers.
+weights ends at 0.00063 (with ``--ema 0.99``; He with it: 0.00042), so the scale of the weights is what
+matters here. The paper does not say how it initialised its layers.
 """
 from __future__ import annotations
 
