@@ -17,40 +17,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fashrec.conv_blocks import Unflatten, check_channels, conv_stack, deconv_stack
+from fashrec.conv_blocks import LatentGeometry, Unflatten, conv_stack, deconv_stack
 from fashrec.hub_model import HubModel
 from fashrec.preprocess import PreprocessConfig
 
 
-class ConvAE(HubModel):
+class ConvAE(LatentGeometry, HubModel):
     """Convolutional autoencoder. ``embed(x)`` returns ``(N, embedding_dim)``: 2,048 for the paper's model."""
 
     def __init__(self, *, channels: Sequence[int] = (16, 8), latent_dim: int | None = None,
                  preprocess: dict | PreprocessConfig | None = None):
         super().__init__(preprocess=preprocess)
-        size = self.preprocess_config.image_size
-        self.channels = check_channels(channels, size)
-        self.latent_dim = None if latent_dim is None else int(latent_dim)
-        side = size // 2 ** len(self.channels)
-        self.feature_shape = (self.channels[-1], side, side)
+        self._set_geometry(channels, latent_dim, self.preprocess_config.image_size)
         # The paper's latent is the sigmoid conv map. A linear bottleneck's code stays linear (like a VAE's mu):
         # a sigmoid on it saturates within ~20 Adam steps, every image gets the same code and the decoder
         # learns the mean image (measured: P@10 at chance, docs/embeddings.md).
         self.encoder = conv_stack(self.channels, last_activation=nn.Sigmoid() if latent_dim is None else nn.ReLU())
         self.decoder = deconv_stack(self.channels)
         if self.latent_dim is not None:
-            if self.latent_dim < 1:
-                raise ValueError(f"latent_dim must be positive, got {latent_dim}")
-            flat = self.channels[-1] * side * side
-            self.to_code = nn.Sequential(nn.Flatten(), nn.Linear(flat, self.latent_dim))
-            self.from_code = nn.Sequential(nn.Linear(self.latent_dim, flat), nn.ReLU(), Unflatten(self.feature_shape))
-
-    @property
-    def embedding_dim(self) -> int:
-        if self.latent_dim is not None:
-            return self.latent_dim
-        c, h, w = self.feature_shape
-        return c * h * w
+            self.to_code = nn.Sequential(nn.Flatten(), nn.Linear(self.flat_dim, self.latent_dim))
+            self.from_code = nn.Sequential(nn.Linear(self.latent_dim, self.flat_dim), nn.ReLU(),
+                                           Unflatten(self.feature_shape))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Latent code: ``(N, C, h, w)`` for the paper's model, ``(N, latent_dim)`` with a bottleneck."""

@@ -51,3 +51,26 @@ class Unflatten(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return z.reshape(z.shape[0], *self.shape)
+
+
+class LatentGeometry:
+    """What ConvAE and ConvVAE share about their code: the checked widths (``channels``), the optional
+    linear code size (``latent_dim``), the conv code's shape (``feature_shape``) and ``embedding_dim``."""
+
+    def _set_geometry(self, channels: Sequence[int], latent_dim: int | None, image_size: int) -> None:
+        self.channels = check_channels(channels, image_size)
+        if latent_dim is not None and int(latent_dim) < 1:
+            raise ValueError(f"latent_dim must be positive, got {latent_dim}")
+        self.latent_dim = None if latent_dim is None else int(latent_dim)
+        side = image_size // 2 ** len(self.channels)
+        self.feature_shape = (self.channels[-1], side, side)
+
+    @property
+    def flat_dim(self) -> int:
+        """Values in the conv code (8 x 16 x 16 = 2,048 for the paper's model)."""
+        c, h, w = self.feature_shape
+        return c * h * w
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.latent_dim if self.latent_dim is not None else self.flat_dim

@@ -18,22 +18,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fashrec.conv_blocks import Unflatten, check_channels, conv_stack, deconv_stack
+from fashrec.conv_blocks import LatentGeometry, Unflatten, conv_stack, deconv_stack
 from fashrec.hub_model import HubModel
 from fashrec.preprocess import PreprocessConfig
 
 
-class ConvVAE(HubModel):
+class ConvVAE(LatentGeometry, HubModel):
     """Convolutional VAE. ``embed(x)`` returns mu flattened: ``(N, 2048)`` for the default shape."""
 
     def __init__(self, *, channels: Sequence[int] = (16, 8), latent_dim: int | None = None,
                  preprocess: dict | PreprocessConfig | None = None):
         super().__init__(preprocess=preprocess)
-        size = self.preprocess_config.image_size
-        self.channels = check_channels(channels, size)
-        self.latent_dim = None if latent_dim is None else int(latent_dim)
-        side = size // 2 ** len(self.channels)
-        self.feature_shape = (self.channels[-1], side, side)
+        self._set_geometry(channels, latent_dim, self.preprocess_config.image_size)
         body = self.channels[:-1]
         self.encoder = conv_stack(body, last_activation=nn.ReLU()) if body else nn.Identity()
         cin = body[-1] if body else 3
@@ -41,22 +37,13 @@ class ConvVAE(HubModel):
             self.mu = nn.Conv2d(cin, self.channels[-1], kernel_size=3, stride=2, padding=1)
             self.logvar = nn.Conv2d(cin, self.channels[-1], kernel_size=3, stride=2, padding=1)
         else:
-            if self.latent_dim < 1:
-                raise ValueError(f"latent_dim must be positive, got {latent_dim}")
-            flat = self.channels[-1] * side * side
+            flat = self.flat_dim
             self.features = nn.Sequential(
                 nn.Conv2d(cin, self.channels[-1], kernel_size=3, stride=2, padding=1), nn.ReLU(), nn.Flatten())
             self.mu = nn.Linear(flat, self.latent_dim)
             self.logvar = nn.Linear(flat, self.latent_dim)
             self.from_code = nn.Sequential(nn.Linear(self.latent_dim, flat), nn.ReLU(), Unflatten(self.feature_shape))
         self.decoder = deconv_stack(self.channels)
-
-    @property
-    def embedding_dim(self) -> int:
-        if self.latent_dim is not None:
-            return self.latent_dim
-        c, h, w = self.feature_shape
-        return c * h * w
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mu, logvar)`` of q(z | x)."""
