@@ -932,7 +932,7 @@ class SimilarityIndex:
         import torch
 
         from fashrec import __version__
-        from fashrec.atomic import save_safetensors_atomic, write_json_atomic
+        from fashrec.atomic import replace_dir, save_safetensors_atomic, write_json_atomic
 
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -959,7 +959,7 @@ class SimilarityIndex:
             if self._metadata is not None:
                 _write_metadata(self._metadata, staging / METADATA_FILE)
             write_json_atomic(record, staging / INDEX_FILE)
-            _replace_dir(staging, target)
+            replace_dir(staging, target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -1100,9 +1100,8 @@ def _block_bound(level, query: np.ndarray, q_l1: float, l1norm: np.ndarray, rows
         raw = torch.cdist(torch.from_numpy(q_sums[None]), sums_t, p=1).numpy()[0].astype(np.float64)
         if rows is not None:
             raw = raw[rows]
-    else:  # |S(x) - S(q)| on a gathered copy, in place: as cdist(p=1) in float32, faster for a subset
-        raw = torch.from_numpy(sums_t.numpy()[rows]).sub_(torch.from_numpy(q_sums[None])).abs_().sum(1)
-        raw = raw.numpy().astype(np.float64)
+    else:  # |S(x) - S(q)| on a gathered copy: as cdist(p=1) in float32, faster for a subset
+        raw = _l1_float32(sums_t.numpy(), rows, torch.from_numpy(q_sums[None]))
     slack = (8.0 * _U32 + 8.0 * (query.shape[0] + 4) * _U64) * (norms + q_l1)
     return raw * (1.0 - 2.0 * _l1_rel_tol(len(starts))) - slack
 
@@ -1115,25 +1114,6 @@ def _mask(scores: np.ndarray, allowed, excluded, start: int, stop: int) -> None:
         for r in range(start, stop):
             if len(excluded[r]):
                 scores[r - start, excluded[r]] = np.inf
-
-
-def _upper_kth_distance(x32: np.ndarray, q32: np.ndarray, metric: str, x_inv_norm: np.ndarray, k: int) -> float:
-    """An upper bound on the k-th smallest float64 distance from rows ``x32`` to ``q32``, in float32.
-
-    Sums of squares have only positive terms, so float32 is within a relative ``(D + 4) * 2**-24`` of
-    the exact value; cosine is within ``(D + 4) * 2**-24`` absolutely. Both are doubled for safety.
-    """
-    gamma = 2.0 * (x32.shape[1] + 4) * _U32
-    if metric == "euclidean":
-        diff = x32 - q32
-        sq = np.einsum("ij,ij->i", diff, diff).astype(np.float64)
-        kth = np.partition(sq, k - 1)[k - 1]
-        return float(np.sqrt(kth * (1.0 + gamma)) * (1.0 + 4 * _U64))
-    q_norm = float(np.sqrt(np.dot(q32.astype(np.float64), q32.astype(np.float64))))
-    cos = 1.0 - (x32 @ q32).astype(np.float64) * x_inv_norm / q_norm  # q_norm > 0: checked by the caller
-    cos[x_inv_norm == 0] = 1.0
-    kth = np.partition(np.clip(cos, 0.0, 2.0), k - 1)[k - 1]
-    return float(min(kth + gamma + 8 * _U64, 2.0))
 
 
 def _exact_distances(x32: np.ndarray, q32: np.ndarray, metric: str, x_norm: np.ndarray) -> np.ndarray:
@@ -1280,9 +1260,3 @@ def _read_metadata(path: Path) -> dict[str, np.ndarray]:
     except (OSError, ValueError) as err:
         raise ValueError(f"cannot read {path}: {err}") from None
     return {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
-
-
-def _replace_dir(staging: Path, target: Path) -> None:
-    from fashrec.atomic import replace_dir
-
-    replace_dir(staging, target)
