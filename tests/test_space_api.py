@@ -49,9 +49,10 @@ def recon_model(library):
     """The model the app reconstructs with: FASHREC_RECON_MODEL, else the served model if it has a
     decoder, else the shipped paper-ae (the paper's autoencoder)."""
     import fashrec
+    from space.recommender import has_decoder
 
     model = library[0]
-    ref = os.environ.get("FASHREC_RECON_MODEL") or (None if can_reconstruct(model) else "paper-ae")
+    ref = os.environ.get("FASHREC_RECON_MODEL") or (None if has_decoder(model) else "paper-ae")
     return model if ref is None else fashrec.from_pretrained(fashrec.pretrained.resolve(ref)).eval()
 
 
@@ -81,18 +82,6 @@ def parse_gallery(gallery) -> tuple[list[str], np.ndarray]:
         ids.append(match["id"])
         dist.append(float(match["d"]))
     return ids, np.array(dist)
-
-
-def can_reconstruct(model) -> bool:
-    import torch
-
-    size = model.preprocess_config.image_size
-    try:
-        with torch.no_grad():
-            model.reconstruct(torch.zeros(1, 3, size, size))
-    except NotImplementedError:
-        return False
-    return True
 
 
 def item_with_group(index, minimum: int = 12):
@@ -213,10 +202,11 @@ def test_reconstruct_returns_input_reconstruction_and_mse(client, library, recon
     from gradio_client import handle_file
 
     from fashrec.preprocess import preprocess
+    from space.recommender import has_decoder
 
     model, index, photos = library
     if default_space():
-        assert type(model).__name__ == "MultiTaskCNN" and not can_reconstruct(model)
+        assert type(model).__name__ == "MultiTaskCNN" and not has_decoder(model)
         assert type(recon_model).__name__ == "ConvAE"
     photo = photos[index.ids[3]]
     pre_file, recon_file, mse = client.predict(image=handle_file(photo), api_name="/reconstruct")
@@ -370,10 +360,10 @@ def test_reconstructions_come_from_the_reconstruction_model(library, two_focus):
     import torch
 
     from fashrec.preprocess import preprocess
-    from space.recommender import Recommender
+    from space.recommender import Recommender, has_decoder
 
     model, index, photos = library
-    if can_reconstruct(model):
+    if has_decoder(model):
         pytest.skip("the served model has a decoder")
     _, autoencoder, _, paths = two_focus
     images = [photos[i] for i in index.ids]
