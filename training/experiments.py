@@ -29,6 +29,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fashrec.multitask_training import as_float_images  # noqa: E402
+from fashrec.retrieval_metrics import average_precision_at_k, count_relevant, precision_at_k  # noqa: E402
+
 COLUMNS = ("product_type_name", "colour_group_name", "graphical_appearance_name")
 SHORT = {"product_type_name": "type", "colour_group_name": "colour", "graphical_appearance_name": "pattern"}
 AUX = ("product_group_name", "perceived_colour_master_name")
@@ -94,27 +97,20 @@ def retrieval_scores(emb: torch.Tensor, labels: dict, n_train: int, *, k: int = 
     else:
         raise ValueError(metric)
     sim[torch.arange(len(q_idx)), q_idx] = -math.inf
-    nn_idx = sim.topk(k, dim=1).indices
+    nn_idx = sim.topk(k, dim=1).indices.cpu().numpy()
+    queries = q_idx.cpu().numpy()
     out = {}
-    for c in COLUMNS:
-        y = labels[c]
-        rel = (y[nn_idx] == y[q_idx][:, None]).float()
-        counts = torch.bincount(y.clamp(min=0), minlength=int(y.max()) + 1)
-        r = counts[y[q_idx].clamp(min=0)] - 1
-        prec_i = rel.cumsum(1) / torch.arange(1, k + 1, device=emb.device)
-        denom = r.clamp(max=k).float()
-        ap = torch.where(denom > 0, (prec_i * rel).sum(1) / denom.clamp(min=1), torch.zeros_like(denom))
-        out[SHORT[c]] = {"p@10": round(float(rel.mean(1).mean()), 4), "map@10": round(float(ap.mean()), 4)}
+    for c in COLUMNS:  # fashrec.retrieval_metrics: the definitions fashrec evaluate uses
+        y = labels[c].cpu().numpy()
+        query, hits = y[queries], y[nn_idx]
+        ap = average_precision_at_k(query, hits, k, n_relevant=count_relevant(query, y))
+        out[SHORT[c]] = {"p@10": round(precision_at_k(query, hits, k).mean, 4), "map@10": round(ap.mean, 4)}
     return out
-
-
-def as_float(x: torch.Tensor) -> torch.Tensor:
-    return x.float() / 255.0
 
 
 @torch.no_grad()
 def embed_all(fn, x: torch.Tensor, bs: int = 500) -> torch.Tensor:
-    return torch.cat([fn(as_float(x[i:i + bs])) for i in range(0, x.shape[0], bs)])
+    return torch.cat([fn(as_float_images(x[i:i + bs])) for i in range(0, x.shape[0], bs)])
 
 
 # ----- autoencoders ---------------------------------------------------------------------------------
@@ -132,7 +128,7 @@ def fit_autoencoder(model, x_train, *, epochs, batch_size, lr, beta=0.0, kl_warm
         perm = torch.randperm(n, device=device, generator=gen)
         b = beta * min(1.0, (epoch + 1) / kl_warmup) if kl_warmup else beta
         for s in range(steps):
-            x = as_float(x_train[perm[s * batch_size:(s + 1) * batch_size]])
+            x = as_float_images(x_train[perm[s * batch_size:(s + 1) * batch_size]])
             if flip or max_shift:
                 x = augment_batch(x, pad_value=pad_value, max_shift=max_shift, flip=flip, generator=gen)
             loss = model.loss(x, beta=b)["loss"]
@@ -145,8 +141,10 @@ def fit_autoencoder(model, x_train, *, epochs, batch_size, lr, beta=0.0, kl_warm
 
 @torch.no_grad()
 def test_mse(model, x_test) -> float:
-    errs = [F.mse_loss(model.reconstruct(as_float(x_test[i:i + 500])), as_float(x_test[i:i + 500]), reduction="sum")
-            for i in range(0, x_test.shape[0], 500)]
+    errs = []
+    for i in range(0, x_test.shape[0], 500):
+        x = as_float_images(x_test[i:i + 500])
+        errs.append(F.mse_loss(model.reconstruct(x), x, reduction="sum"))
     return float(sum(errs) / x_test[:, :].numel())
 
 
@@ -250,7 +248,7 @@ def run_variant(name: str, spec: dict, data_path: str, device, cache: dict) -> l
         extra = {"mse": round(test_mse(model, x[n_train:]), 5), "beta": spec.get("beta")}
         if kind == "vae":
             with torch.no_grad():
-                mu, logvar = zip(*(model.encode(as_float(x[n_train + i:n_train + i + 500]))
+                mu, logvar = zip(*(model.encode(as_float_images(x[n_train + i:n_train + i + 500]))
                                    for i in range(0, x.shape[0] - n_train, 500)))
                 mu, logvar = torch.cat(mu).flatten(1), torch.cat(logvar).flatten(1)
                 kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
@@ -270,7 +268,8 @@ def run_variant(name: str, spec: dict, data_path: str, device, cache: dict) -> l
         with torch.no_grad():
             acc = {}
             for c in COLUMNS:
-                pred = torch.cat([model(as_float(x[i:i + 500]))[c].argmax(1) for i in range(n_train, x.shape[0], 500)])
+                pred = torch.cat([model(as_float_images(x[i:i + 500]))[c].argmax(1)
+                                  for i in range(n_train, x.shape[0], 500)])
                 acc[SHORT[c]] = round(float((pred == labels[c][n_train:]).float().mean()), 4)
         params = sum(p.numel() for p in model.parameters())
         for hw in (0.0, 0.5, 1.0, 2.0):

@@ -80,14 +80,13 @@ def main(argv=None) -> int:
 
 def write_card(model, out: Path, result: dict, recipe: str) -> None:
     from fashrec.atomic import write_json_atomic, write_text_atomic
+    from fashrec.trainer import retrieval_rows
 
     rows = [r for r in result["retrieval"] if r["embedding"] == "model" and r["metric"] == "cosine"]
     metrics = {f"{r.get('focus', 'overall')}/{r['label']}/{key}": r[src] for r in rows
                for key, src in (("precision@10", "precision_at_k"), ("map@10", "map_at_k"))}
     write_json_atomic({"split": result["split"], "k": result["k"], "n_queries": result["n_queries"],
                        "metric": "cosine", "scores": metrics}, out / "metrics.json")
-    overall = [{"label": r["label"], "precision@10": r["precision_at_k"], "map@10": r["map_at_k"]}
-               for r in rows if r.get("focus", "overall") == "overall"]
     table = "\n".join(f"| {r.get('focus', 'overall')} | {r['label']} | {r['precision_at_k']:.3f} | {r['map_at_k']:.3f} |"
                       for r in rows)
     extra = (
@@ -107,7 +106,8 @@ def write_card(model, out: Path, result: dict, recipe: str) -> None:
     try:
         from hub_card.cards import render_model_card
 
-        text = render_model_card(model_class=type(model).__name__, config=model.config_dict(), retrieval=overall,
+        text = render_model_card(model_class=type(model).__name__, config=model.config_dict(),
+                                 retrieval=retrieval_rows(result),
                                  dataset="H&M Personalized Fashion Recommendations (5,000-image subset)",
                                  dataset_terms="research use only (see the dataset's SOURCE.md)",
                                  extra_sections=extra)
