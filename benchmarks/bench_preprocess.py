@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fashrec.preprocess import RESAMPLE, preprocess_batch
+from fashrec.data.preprocess import RESAMPLE, preprocess_batch
 
 DEFAULT_HM = Path(__file__).resolve().parents[2] / "shared" / "data" / "hm"
 

@@ -36,11 +36,11 @@ def main() -> int:
     import numpy as np
     import torch
 
-    from fashrec.hub_model import weights_hash
-    from fashrec.preprocess import preprocess_batch
-    from fashrec.sample import sample_path
+    from fashrec.models.hub_model import weights_hash
+    from fashrec.data.preprocess import preprocess_batch
+    from fashrec.data.sample import sample_path
     from fashrec.similarity_index import SimilarityIndex
-    from fashrec.trainer import make_model, train
+    from fashrec.training.trainer import make_model, train
 
     dev = args.device
     if dev == "cuda" and not torch.cuda.is_available():

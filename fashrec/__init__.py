@@ -1,43 +1,56 @@
 """fashrec: visual "similar products" recommendation for fashion catalogues.
 
     import fashrec
-    model = fashrec.from_pretrained("path/or/org-repo")      # ConvAE, ConvVAE, ... (class from config.json)
+    model = fashrec.from_pretrained("default")               # a shipped name, a folder, or a Hub repo id
     x = fashrec.preprocess_batch(["a.jpg", "b.jpg"], model.preprocess_config)
     vectors = model.embed(x)                                  # (N, model.embedding_dim)
     index = fashrec.SimilarityIndex(vectors, ids=["a", "b"])
     index.search(vectors[:1], k=1, metric="cosine")
+
+The package follows the data, one layer a subpackage:
+
+    data/     images -> tensors (preprocess, the H&M loader, the tensor cache, the sample)
+    models/   tensors -> embeddings (the Hub base class, ConvAE, ConvVAE, MultiTaskCNN, shipped checkpoints)
+    index/    embeddings -> neighbours (SimilarityIndex, its exact engines, FAISS)
+    eval/     neighbours -> scores (retrieval metrics, the scoreboard, neighbour grids)
+    training/ the resumable training loops        hub/   publishing        jobs/   end-to-end catalogue jobs
 
 Names are imported lazily so that ``import fashrec`` (and ``fashrec --help``) stay fast.
 """
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 
 __version__ = "0.1.0"
 
-# The function ``fashrec.preprocess`` shares its name with the module ``fashrec/preprocess.py``. Importing
-# it eagerly here binds the package attribute to the function once and for all; a lazy import would let a
-# later ``import fashrec.preprocess`` elsewhere leave the attribute pointing at the module.
-from fashrec.preprocess import ImageError, PreprocessConfig, preprocess, preprocess_batch  # noqa: E402
+# The function ``fashrec.preprocess`` shares its name with the module ``fashrec/data/preprocess.py`` (and
+# with the deprecated path ``fashrec.preprocess``). Importing it eagerly binds the package attribute to the
+# function; ``_Package`` below keeps an import of the old module path from rebinding it to the module.
+from fashrec.data.preprocess import ImageError, PreprocessConfig, preprocess, preprocess_batch  # noqa: E402
+from fashrec import _moved  # noqa: E402
+
+_moved.install()
 
 _EXPORTS = {
-    "HubModel": "fashrec.hub_model",
-    "from_pretrained": "fashrec.hub_model",
-    "ConvAE": "fashrec.conv_ae",
-    "ConvVAE": "fashrec.conv_vae",
-    "MultiTaskCNN": "fashrec.multitask_cnn",
-    "load_hm": "fashrec.hm_dataset",
-    "LABEL_COLUMNS": "fashrec.hm_dataset",
-    "dataset_tensor": "fashrec.tensor_cache",
-    "SAMPLE_DIR": "fashrec.sample",
+    "HubModel": "fashrec.models.hub_model",
+    "from_pretrained": "fashrec.models.hub_model",
+    "ConvAE": "fashrec.models.conv_ae",
+    "ConvVAE": "fashrec.models.conv_vae",
+    "MultiTaskCNN": "fashrec.models.multitask_cnn",
+    "load_hm": "fashrec.data.hm_dataset",
+    "LABEL_COLUMNS": "fashrec.data.hm_dataset",
+    "load_report": "fashrec.data.hm_dataset",
+    "dataset_tensor": "fashrec.data.tensor_cache",
+    "SAMPLE_DIR": "fashrec.data.sample",
+    "sample_path": "fashrec.data.sample",
     "SimilarityIndex": "fashrec.similarity_index",
-    "precision_at_k": "fashrec.retrieval_metrics",
-    "average_precision_at_k": "fashrec.retrieval_metrics",
-    "evaluate": "fashrec.evaluation",
-    "train": "fashrec.trainer",
-    "push_folder": "fashrec.hub_push",
-    "load_report": "fashrec.hm_dataset",
-    "sample_path": "fashrec.sample",
+    "precision_at_k": "fashrec.eval.retrieval_metrics",
+    "average_precision_at_k": "fashrec.eval.retrieval_metrics",
+    "evaluate": "fashrec.eval.evaluation",
+    "train": "fashrec.training.trainer",
+    "push_folder": "fashrec.hub.push",
 }
 
 __all__ = sorted([*_EXPORTS, "ImageError", "PreprocessConfig", "preprocess", "preprocess_batch"]) + ["__version__"]
@@ -45,7 +58,7 @@ __all__ = sorted([*_EXPORTS, "ImageError", "PreprocessConfig", "preprocess", "pr
 
 def __getattr__(name: str):
     if name == "pretrained":  # a submodule, not a name inside one
-        return importlib.import_module("fashrec.pretrained")
+        return importlib.import_module("fashrec.models.pretrained")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'fashrec' has no attribute {name!r}")
@@ -56,3 +69,16 @@ def __getattr__(name: str):
 
 def __dir__():
     return __all__
+
+
+class _Package(types.ModuleType):
+    """``fashrec`` itself: the public function ``preprocess`` is never replaced by the module that an import
+    of the old path ``fashrec.preprocess`` would bind to the package."""
+
+    def __setattr__(self, name, value):
+        if name == "preprocess" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -68,7 +68,7 @@ def load_recommender() -> Recommender:
 
 def build_demo(rec: Recommender):
     """The Gradio Blocks app over ``rec``: a Recommend tab, a Reconstruction tab and three API endpoints."""
-    from fashrec.preprocess import ImageError
+    from fashrec.data.preprocess import ImageError
 
     # Catalogue photos are served straight from their folders (never copied per request into Gradio's cache).
     gr.set_static_paths(rec.image_folders())

@@ -11,7 +11,7 @@ model, and the three verbs.
 ``SimilarityIndex.search`` / ``search_ids``. Recommendations and reconstructions may come from two models:
 the best embedding model (``MultiTaskCNN``) has no decoder, so reconstructions then come from the paper's
 autoencoder (the shipped ``paper-ae``), the baseline. The catalogue photos come from the index's own
-``catalogue.json`` (``fashrec.embed_job.catalogue_images``), so they always match the embeddings.
+``catalogue.json`` (``fashrec.jobs.embed_job.catalogue_images``), so they always match the embeddings.
 
 Bad input raises ``ValueError`` (``fashrec.ImageError`` for images) with a message meant for the user.
 """
@@ -94,7 +94,7 @@ class Recommender:
         ``"none"`` = no reconstructions.
         """
         import fashrec
-        from fashrec.embed_job import catalogue_images, read_catalogue
+        from fashrec.jobs.embed_job import catalogue_images, read_catalogue
         from fashrec.similarity_index import SimilarityIndex
 
         index_dir = Path(index)
@@ -395,7 +395,7 @@ def model_reference(index_dir: str | os.PathLike, model: str | None = None) -> s
     if model:
         return model
     from fashrec import pretrained
-    from fashrec.embed_job import read_catalogue
+    from fashrec.jobs.embed_job import read_catalogue
 
     built_with = read_catalogue(index_dir).get("model") if Path(index_dir).is_dir() else None
     if isinstance(built_with, str) and (built_with in pretrained.names() or Path(built_with).is_dir()):
@@ -412,7 +412,7 @@ def _preprocess(image: Any, config):
     """``fashrec.preprocess`` as a batch of one. Gradio hands uploads over as ``{"path", "orig_name"}``
     (the event skips Gradio's own decoding, so every bad file reaches ``preprocess`` and its clear
     message); errors then name the file the user sent, not the server's temporary copy."""
-    from fashrec.preprocess import ImageError, preprocess
+    from fashrec.data.preprocess import ImageError, preprocess
 
     if image is None:
         raise ImageError("no image: upload a photo or pick a catalogue item")

@@ -9,8 +9,8 @@ from PIL import Image
 
 import fashrec
 from fashrec.cli import main
-from fashrec.embed_job import embed_catalogue, open_catalogue, read_catalogue
-from fashrec.neighbour_grid import grid_size
+from fashrec.jobs.embed_job import embed_catalogue, open_catalogue, read_catalogue
+from fashrec.eval.neighbour_grid import grid_size
 from fashrec.similarity_index import SimilarityIndex
 
 N = 40  # photos of the embedded sample used here: three shards of 16, 16 and 8
@@ -68,7 +68,7 @@ def test_where_filters_and_image_queries_use_the_recorded_model(index_dir, capsy
                          "--where", f"colour_group_name={colour}")
     assert all(n["colour"] == colour for n in got["neighbours"])
     # a catalogue photo as --image finds itself first (distance ~0), with the model recorded in the index
-    photo = fashrec.embed_job.catalogue_images(index_dir, [index.ids[3]])[0]
+    photo = fashrec.jobs.embed_job.catalogue_images(index_dir, [index.ids[3]])[0]
     got = recommend_json(capsys, "--index", str(index_dir), "--image", photo, "--k", "3", "--metric", "euclidean")
     assert got["neighbours"][0]["id"] == index.ids[3] and got["neighbours"][0]["distance"] < 1e-3
 
@@ -134,7 +134,7 @@ def test_unfinished_job_of_another_model_is_refused(untrained_ae_dir, tmp_path):
 def test_a_plain_folder_of_images_is_a_catalogue(untrained_ae_dir, tmp_path, capsys):
     photos = tmp_path / "photos"
     photos.mkdir()
-    src = sorted((fashrec.sample.SAMPLE_DIR / "images").rglob("*.jpg"))[:6]
+    src = sorted((fashrec.SAMPLE_DIR / "images").rglob("*.jpg"))[:6]
     for i, p in enumerate(src):
         shutil.copy(p, photos / f"shop-{i}.jpg")
     out = tmp_path / "idx"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from fashrec.evaluation import EMBEDDINGS, LABELS, METRICS, _random_scores, evaluate_tensors, markdown
-from fashrec.retrieval_metrics import average_precision_at_k
+from fashrec.eval.evaluation import EMBEDDINGS, LABELS, METRICS, _random_scores, evaluate_tensors, markdown
+from fashrec.eval.retrieval_metrics import average_precision_at_k
 from tests.conftest import REPO_ROOT
 
 

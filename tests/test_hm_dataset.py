@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from fashrec.cli import main as cli
-from fashrec.hm_dataset import LABEL_COLUMNS, HMDataWarning, load_hm, load_report
-from fashrec.sample import SAMPLE_DIR
+from fashrec.data.hm_dataset import LABEL_COLUMNS, HMDataWarning, load_hm, load_report
+from fashrec.data.sample import SAMPLE_DIR
 
 
 def _ids(ds) -> list[str]:

@@ -9,8 +9,9 @@ import torch
 from huggingface_hub import HfApi, ModelCard
 
 import fashrec
+from fashrec.models.hub_model import weights_hash
 from fashrec.cli import main
-from fashrec.hub_push import HubPushError, check_folder, files_to_push, push_folder
+from fashrec.hub.push import HubPushError, check_folder, files_to_push, push_folder
 from hub_card import render_model_card
 
 
@@ -54,7 +55,7 @@ def test_push_to_hub_then_from_pretrained_gives_identical_outputs(hub_server):
     x = _batch()
     assert torch.equal(loaded.embed(x), model.embed(x))
     assert torch.equal(loaded.reconstruct(x), model.reconstruct(x))
-    assert fashrec.hub_model.weights_hash(loaded) == fashrec.hub_model.weights_hash(model)
+    assert weights_hash(loaded) == weights_hash(model)
 
     files = hub_server.files(repo_id)
     assert {"config.json", "model.safetensors", "README.md"} <= set(files)

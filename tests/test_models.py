@@ -6,6 +6,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import fashrec
+from fashrec.models.hub_model import weights_hash
 from fashrec import ConvAE, ConvVAE, HubModel
 
 MODELS = [ConvAE, ConvVAE]
@@ -105,7 +106,7 @@ def test_save_load_round_trip_offline(cls, tmp_path, monkeypatch):
     assert torch.equal(loaded.embed(x), m.embed(x))
     assert torch.equal(loaded.reconstruct(x), m.reconstruct(x))
     assert type(cls.from_pretrained(tmp_path)) is cls
-    assert fashrec.hub_model.weights_hash(loaded) == fashrec.hub_model.weights_hash(m)
+    assert weights_hash(loaded) == weights_hash(m)
 
 
 def test_class_dispatch_refuses_wrong_class(tmp_path):
@@ -190,21 +191,21 @@ def test_embed_images_uses_the_models_preprocessing(tmp_path):
 def test_preprocess_stays_the_function_after_submodule_imports():
     import importlib
 
-    importlib.import_module("fashrec.tensor_cache")
-    importlib.import_module("fashrec.preprocess")
+    importlib.import_module("fashrec.data.tensor_cache")
+    importlib.import_module("fashrec.data.preprocess")
     assert callable(fashrec.preprocess) and fashrec.preprocess.__name__ == "preprocess"
 
 
 def test_weights_hash_handles_0d_buffers_and_sees_every_change():
     m = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))  # num_batches_tracked is 0-d
-    h = fashrec.hub_model.weights_hash(m)
+    h = weights_hash(m)
     m[1].num_batches_tracked += 1
-    assert fashrec.hub_model.weights_hash(m) != h
+    assert weights_hash(m) != h
     m[1].num_batches_tracked -= 1
-    assert fashrec.hub_model.weights_hash(m) == h
+    assert weights_hash(m) == h
     with torch.no_grad():
         m[0].weight[0, 0, 0, 0] += 1e-6
-    assert fashrec.hub_model.weights_hash(m) != h
+    assert weights_hash(m) != h
 
 
 def test_compact_convae_code_is_linear_and_trains_away_from_the_mean_image():

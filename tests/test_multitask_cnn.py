@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 import fashrec
-from fashrec.multitask_cnn import MultiTaskCNN
-from fashrec.multitask_training import augment_batch, train_multitask
+from fashrec.models.multitask_cnn import MultiTaskCNN
+from fashrec.training.multitask_training import augment_batch, train_multitask
 
 CLASSES = {
     "product_type_name": ["Dress", "Trousers", "T-shirt"],

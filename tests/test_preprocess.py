@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image, ImageFile
 
-from fashrec.preprocess import (
+from fashrec.data.preprocess import (
     MAX_PIXELS,
     ImageError,
     PreprocessConfig,

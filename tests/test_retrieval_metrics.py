@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from fashrec.retrieval_metrics import average_precision_at_k, count_relevant, precision_at_k
+from fashrec.eval.retrieval_metrics import average_precision_at_k, count_relevant, precision_at_k
 
 
 def test_hand_computed_example():

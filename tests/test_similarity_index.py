@@ -325,7 +325,7 @@ def test_focus_errors(focused):
 
 
 def tiny_model(seed):
-    from fashrec.conv_ae import ConvAE
+    from fashrec.models.conv_ae import ConvAE
 
     torch.manual_seed(seed)
     return ConvAE(channels=(4, 2))
@@ -378,7 +378,7 @@ def test_load_errors_name_the_file(tmp_path):
 
 
 def test_model_hash_is_checked_on_load(tmp_path):
-    from fashrec.hub_model import weights_hash
+    from fashrec.models.hub_model import weights_hash
 
     model, other = tiny_model(0), tiny_model(1)
     index = SimilarityIndex(np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32), list("abcde"))

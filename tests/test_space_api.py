@@ -31,7 +31,7 @@ def library():
     import torch
 
     import fashrec
-    from fashrec.embed_job import catalogue_images
+    from fashrec.jobs.embed_job import catalogue_images
     from fashrec.similarity_index import SimilarityIndex
 
     torch.set_num_threads(2)
@@ -171,7 +171,7 @@ def test_recommend_item_defaults_answer(client, library):
 def test_recommend_image_embeds_the_upload_with_the_model(client, library):
     from gradio_client import handle_file
 
-    from fashrec.preprocess import preprocess
+    from fashrec.data.preprocess import preprocess
 
     model, index, photos = library
     article_id = index.ids[len(index) // 2]
@@ -201,7 +201,7 @@ def test_reconstruct_returns_input_reconstruction_and_mse(client, library, recon
     import torch
     from gradio_client import handle_file
 
-    from fashrec.preprocess import preprocess
+    from fashrec.data.preprocess import preprocess
     from space.recommender import has_decoder
 
     model, index, photos = library
@@ -298,8 +298,8 @@ def two_focus():
     import datasets
     import torch
 
-    from fashrec.conv_ae import ConvAE
-    from fashrec.embed_job import catalogue_metadata, open_catalogue
+    from fashrec.models.conv_ae import ConvAE
+    from fashrec.jobs.embed_job import catalogue_metadata, open_catalogue
     from fashrec.similarity_index import SimilarityIndex
     from space.recommender import Recommender
 
@@ -322,7 +322,7 @@ def two_focus():
 
 
 def test_focus_and_weights_rank_like_the_index(two_focus):
-    from fashrec.preprocess import preprocess
+    from fashrec.data.preprocess import preprocess
 
     rec, model, index, paths = two_focus
     x = preprocess(paths[7], model.preprocess_config)[None]
@@ -359,7 +359,7 @@ def test_reconstructions_come_from_the_reconstruction_model(library, two_focus):
     are that model's (its own preprocessing too) while recommendations stay the embedding model's."""
     import torch
 
-    from fashrec.preprocess import preprocess
+    from fashrec.data.preprocess import preprocess
     from space.recommender import Recommender, has_decoder
 
     model, index, photos = library

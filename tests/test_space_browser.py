@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 @pytest.fixture(scope="module")
 def library():
     import fashrec
-    from fashrec.embed_job import catalogue_images
+    from fashrec.jobs.embed_job import catalogue_images
     from fashrec.similarity_index import SimilarityIndex
 
     from space.recommender import model_reference
@@ -139,7 +139,7 @@ def wait_for_status(page, text: str) -> None:
 
 
 def test_recommend_tab_upload_metric_focus_and_click(page, library, shots):
-    from fashrec.preprocess import preprocess
+    from fashrec.data.preprocess import preprocess
 
     model, index, photos = library
     # The page opens on the first catalogue product and its neighbours; it names the model of each tab.
@@ -242,7 +242,7 @@ def test_reconstruction_tab(page, library, recon_model, shots):
     model recommends): the preprocessed input, its reconstruction and the MSE."""
     import torch
 
-    from fashrec.preprocess import preprocess
+    from fashrec.data.preprocess import preprocess
 
     _, index, photos = library
     page.get_by_role("tab", name="Reconstruction").click()

@@ -9,9 +9,9 @@ import datasets
 import pytest
 import torch
 
-import fashrec.tensor_cache as tc
-from fashrec.hm_dataset import load_hm
-from fashrec.preprocess import ImageError, PreprocessConfig, preprocess
+import fashrec.data.tensor_cache as tc
+from fashrec.data.hm_dataset import load_hm
+from fashrec.data.preprocess import ImageError, PreprocessConfig, preprocess
 
 
 @pytest.fixture

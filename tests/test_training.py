@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from fashrec.figures import LOSS_CURVE_SIZE, reconstructions_size
-from fashrec.hub_model import from_pretrained, weights_hash
-from fashrec.train_state import load_train_state, save_train_state
-from fashrec.trainer import CHECKPOINT, N_RECONSTRUCTIONS, load_tensors, make_model, train, write_card
+from fashrec.training.figures import LOSS_CURVE_SIZE, reconstructions_size
+from fashrec.models.hub_model import from_pretrained, weights_hash
+from fashrec.training.train_state import load_train_state, save_train_state
+from fashrec.training.trainer import CHECKPOINT, N_RECONSTRUCTIONS, load_tensors, make_model, train, write_card
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 N_IMAGES = 40
@@ -122,7 +122,7 @@ def test_resume_refuses_a_different_run_and_an_existing_checkpoint(data, tmp_pat
 def test_ema_is_the_moving_average_of_the_iterates_and_becomes_the_model(data, monkeypatch):
     """``ema_decay`` writes avg = d * avg + (1 - d) * weights after every step (from the first step's
     weights) as the model; checked against the iterates recorded step by step, averaged in float64."""
-    import fashrec.trainer as trainer
+    import fashrec.training.trainer as trainer
 
     decay, iterates = 0.7, []
     plain_adam = trainer._adam
@@ -197,8 +197,8 @@ def test_he_init_draws_he_normal_weights_and_zero_biases():
 
 
 def test_init_is_seeded_and_torch_keeps_pytorchs_defaults():
-    from fashrec.conv_ae import ConvAE
-    from fashrec.weight_init import init_weights
+    from fashrec.models.conv_ae import ConvAE
+    from fashrec.models.weight_init import init_weights
 
     def state(model):
         return {k: v.clone() for k, v in model.state_dict().items()}
@@ -217,7 +217,7 @@ def test_init_is_seeded_and_torch_keeps_pytorchs_defaults():
 
 
 def test_sweep_records_the_init_and_refuses_to_mix_inits(data, tmp_path):
-    from fashrec.trainer import save_split_tensors
+    from fashrec.training.trainer import save_split_tensors
     from training.sweep import main as sweep
 
     tensors = tmp_path / "split.safetensors"
@@ -325,7 +325,7 @@ def test_sigkill_mid_run_then_resume_ends_like_an_uninterrupted_run(cache_dir, t
 
 _WRITER = """
 import sys, torch
-from fashrec.train_state import save_train_state
+from fashrec.training.train_state import save_train_state
 model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.Linear(64, 64))
 opt = torch.optim.Adam(model.parameters())
 model(torch.ones(1, 64)).sum().backward(); opt.step()
@@ -401,7 +401,7 @@ def test_cli_model_flags_reach_the_config_and_push(cache_dir, tmp_path, hub_serv
 
 
 def test_push_to_hub_uploads_the_folder_in_one_commit(data, tmp_path, hub_server, monkeypatch):
-    from fashrec.trainer import push_to_hub
+    from fashrec.training.trainer import push_to_hub
 
     monkeypatch.setenv("HF_TOKEN", hub_server.token)
     out = tmp_path / "run"

@@ -42,7 +42,7 @@ def _load() -> str:
 
 
 def run_ours(train_x, test_x, *, epochs: int, threads: int, channels_last: bool, out_dir: Path | None) -> dict:
-    from fashrec.trainer import make_model, train
+    from fashrec.training.trainer import make_model, train
 
     model = make_model("ae", seed=42)
     with tempfile.TemporaryDirectory() as tmp:
@@ -59,7 +59,7 @@ def run_tensor_loader(train_x, test_x, *, epochs: int, full_epochs: int, threads
     import torch.nn.functional as F
     from torch.utils.data import DataLoader, TensorDataset
 
-    from fashrec.conv_ae import ConvAE
+    from fashrec.models.conv_ae import ConvAE
 
     torch.set_num_threads(threads)
     torch.manual_seed(42)
@@ -100,7 +100,7 @@ def step_ab(train_x, *, threads: int, blocks: int, steps_per_block: int = 50, co
     import torch
     import torch.nn.functional as F
 
-    from fashrec.trainer import _adam, _grad_layout_hooks, make_model
+    from fashrec.training.trainer import _adam, _grad_layout_hooks, make_model
 
     torch.set_num_threads(threads)
     torch.set_flush_denormal(True)
@@ -157,7 +157,7 @@ class _JpegDataset:
         return len(self.paths)
 
     def __getitem__(self, i):
-        from fashrec.preprocess import preprocess
+        from fashrec.data.preprocess import preprocess
 
         return preprocess(self.paths[i])
 
@@ -168,7 +168,7 @@ def run_jpeg_loader(train_paths, test_paths, *, epochs: int, full_epochs: int, f
     import torch.nn.functional as F
     from torch.utils.data import DataLoader
 
-    from fashrec.conv_ae import ConvAE
+    from fashrec.models.conv_ae import ConvAE
 
     torch.set_num_threads(threads)
     torch.manual_seed(42)
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from fashrec.trainer import load_tensors
+    from fashrec.training.trainer import load_tensors
 
     started = time.perf_counter()
     train_x, test_x = load_tensors(args.data, progress=False)

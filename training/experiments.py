@@ -29,8 +29,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fashrec.multitask_training import as_float_images  # noqa: E402
-from fashrec.retrieval_metrics import average_precision_at_k, count_relevant, precision_at_k  # noqa: E402
+from fashrec.training.multitask_training import as_float_images  # noqa: E402
+from fashrec.eval.retrieval_metrics import average_precision_at_k, count_relevant, precision_at_k  # noqa: E402
 
 COLUMNS = ("product_type_name", "colour_group_name", "graphical_appearance_name")
 SHORT = {"product_type_name": "type", "colour_group_name": "colour", "graphical_appearance_name": "pattern"}
@@ -44,7 +44,7 @@ def build_data(hm_dir: str, out: str) -> None:
     from safetensors.torch import save_file
 
     import fashrec
-    from fashrec.preprocess import PreprocessConfig
+    from fashrec.data.preprocess import PreprocessConfig
 
     dd = fashrec.load_hm(hm_dir, seed=42, test_size=0.2, progress=False)
     xs, labels = [], {c: [] for c in (*COLUMNS, *AUX)}
@@ -116,7 +116,7 @@ def embed_all(fn, x: torch.Tensor, bs: int = 500) -> torch.Tensor:
 # ----- autoencoders ---------------------------------------------------------------------------------
 def fit_autoencoder(model, x_train, *, epochs, batch_size, lr, beta=0.0, kl_warmup=0, flip=False, max_shift=0,
                     pad_value=0.0, seed=0, device="cpu"):
-    from fashrec.multitask_training import augment_batch
+    from fashrec.training.multitask_training import augment_batch
 
     torch.manual_seed(seed)
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -215,7 +215,7 @@ def run_variant(name: str, spec: dict, data_path: str, device, cache: dict) -> l
         emb = embed_all(lambda b: b.reshape(b.shape[0], -1), x)
         rows.append(row(emb, euclidean=retrieval_scores(emb, labels, n_train, metric="euclidean")))
     elif kind == "histogram":
-        from fashrec.multitask_cnn import MultiTaskCNN
+        from fashrec.models.multitask_cnn import MultiTaskCNN
 
         m = MultiTaskCNN(classes={c: names[c] for c in COLUMNS}, colour_histogram_bins=spec["bins"],
                          preprocess={"pad_value": pad_value}).to(device)
@@ -231,8 +231,8 @@ def run_variant(name: str, spec: dict, data_path: str, device, cache: dict) -> l
         mse = float(F.mse_loss(recon, flat[n_train:]))
         rows.append(row(z, mse=round(mse, 5), euclidean=retrieval_scores(z, labels, n_train, metric="euclidean")))
     elif kind in ("ae", "vae"):
-        from fashrec.conv_ae import ConvAE
-        from fashrec.conv_vae import ConvVAE
+        from fashrec.models.conv_ae import ConvAE
+        from fashrec.models.conv_vae import ConvVAE
 
         cls = ConvAE if kind == "ae" else ConvVAE
         model = cls(channels=spec["channels"], latent_dim=spec["latent_dim"], preprocess={"pad_value": pad_value})
@@ -256,8 +256,8 @@ def run_variant(name: str, spec: dict, data_path: str, device, cache: dict) -> l
                 extra["active_units"] = int((mu.var(0) > 0.01).sum())
         rows.append(row(emb, euclidean=retrieval_scores(emb, labels, n_train, metric="euclidean"), **extra))
     elif kind == "cnn":
-        from fashrec.multitask_cnn import MultiTaskCNN
-        from fashrec.multitask_training import train_multitask
+        from fashrec.models.multitask_cnn import MultiTaskCNN
+        from fashrec.training.multitask_training import train_multitask
 
         cols = (*COLUMNS, *AUX) if spec["aux"] else COLUMNS
         model = MultiTaskCNN(classes={c: names[c] for c in cols}, widths=spec["widths"], head_dim=spec["head_dim"],

@@ -52,7 +52,7 @@ def main(argv=None) -> int:
 
     import fashrec
     from fashrec.atomic import write_json_atomic, write_text_atomic
-    from fashrec.multitask_cnn import MultiTaskCNN
+    from fashrec.models.multitask_cnn import MultiTaskCNN
 
     config, state = load_trained(args.weights)
     focus_columns = config.get("focus_columns") or {"shape": "product_type_name", "colour": "colour_group_name",
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
         result = fashrec.evaluate(args.data, model=str(out), split="test", k=10, metrics=("cosine",),
                                   model_name=out.name)
         write_json_atomic(result, out / "eval.json")
-        print(fashrec.evaluation.markdown(result))
+        print(fashrec.eval.evaluation.markdown(result))
     if (out / "eval.json").is_file():
         write_card(model, out, json.loads((out / "eval.json").read_text()), args.recipe)
     return 0
@@ -80,7 +80,7 @@ def main(argv=None) -> int:
 
 def write_card(model, out: Path, result: dict, recipe: str) -> None:
     from fashrec.atomic import write_json_atomic, write_text_atomic
-    from fashrec.trainer import retrieval_rows
+    from fashrec.training.trainer import retrieval_rows
 
     rows = [r for r in result["retrieval"] if r["embedding"] == "model" and r["metric"] == "cosine"]
     metrics = {f"{r.get('focus', 'overall')}/{r['label']}/{key}": r[src] for r in rows

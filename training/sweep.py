@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # fashrec, when run as a script
 
-from fashrec.weight_init import DEFAULT_INIT, INITS  # noqa: E402
+from fashrec.models.weight_init import DEFAULT_INIT, INITS  # noqa: E402
 
 INIT_WORDS = {"he": "He-normal weights and zero biases (`--init he`)",
               "torch": "PyTorch's default layer init (`--init torch`)"}
@@ -60,7 +60,7 @@ def run_one(run: Run, *, data: str, out: str, epochs: int, seed: int, threads: i
     folder = Path(out) / run.name
     if (folder / "metrics.json").exists():
         return finished(folder, init)
-    from fashrec.trainer import load_tensors, make_model, train
+    from fashrec.training.trainer import load_tensors, make_model, train
 
     train_x, test_x = load_tensors(data, cache_dir=cache_dir, progress=False)
     model = make_model(run.model, seed=seed, init=init)
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     kwargs = dict(data=args.data, out=args.out, epochs=args.epochs, seed=args.seed, threads=args.threads,
                   cache_dir=args.cache_dir, init=args.init)
     if todo:
-        from fashrec.trainer import load_tensors
+        from fashrec.training.trainer import load_tensors
 
         load_tensors(args.data, cache_dir=args.cache_dir)  # decode once, before any worker needs the cache
     if args.jobs > 1 and len(todo) > 1:

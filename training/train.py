@@ -1,7 +1,7 @@
 """Train the paper's autoencoder (or its VAE): ``python -m training.train --data ../shared/data/hm --out runs/paper-ae``.
 
 A thin shell: the flags are those of ``fashrec train`` (``fashrec/commands/train.py``), the loop is
-``fashrec.trainer.train``. ``python -m training.train --help`` explains every flag.
+``fashrec.training.trainer.train``. ``python -m training.train --help`` explains every flag.
 """
 from __future__ import annotations
 

@@ -49,9 +49,9 @@ def main(argv=None) -> int:
 
     import fashrec
     from fashrec.atomic import write_json_atomic
-    from fashrec.multitask_cnn import MultiTaskCNN
-    from fashrec.multitask_training import train_multitask
-    from fashrec.preprocess import PreprocessConfig
+    from fashrec.models.multitask_cnn import MultiTaskCNN
+    from fashrec.training.multitask_training import train_multitask
+    from fashrec.data.preprocess import PreprocessConfig
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     dd = fashrec.load_hm(args.data, seed=args.split_seed, test_size=0.2)
@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     if args.evaluate:
         result = fashrec.evaluate(dd, model=model, split="test", k=10, metrics=("cosine",))
         write_json_atomic(result, out / "eval.json")
-        print(fashrec.evaluation.markdown(result))
+        print(fashrec.eval.evaluation.markdown(result))
     return 0
 
 

@@ -52,9 +52,9 @@ def model_reference(model_arg: str | None) -> str:
 def run(args) -> int:
     import sys
 
-    from fashrec.embed_job import embed_catalogue
-    from fashrec.hub_model import from_pretrained
-    from fashrec.pretrained import resolve
+    from fashrec.jobs.embed_job import embed_catalogue
+    from fashrec.models.hub_model import from_pretrained
+    from fashrec.models.pretrained import resolve
 
     ref = model_reference(args.model)
     model = from_pretrained(resolve(ref), map_location=args.device)

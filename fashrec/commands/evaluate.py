@@ -56,9 +56,9 @@ def _list(value: str | None, what: str) -> list[str] | None:
 def run(args) -> int:
     import json
 
-    from fashrec.evaluation import evaluate, markdown
-    from fashrec.hub_model import from_pretrained
-    from fashrec.pretrained import DEFAULT, resolve
+    from fashrec.eval.evaluation import evaluate, markdown
+    from fashrec.models.hub_model import from_pretrained
+    from fashrec.models.pretrained import DEFAULT, resolve
 
     if args.k < 1:
         raise ValueError(f"--k must be a positive integer, got {args.k}")

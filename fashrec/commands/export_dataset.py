@@ -91,7 +91,7 @@ def _export(args, out):
     from tqdm.auto import tqdm
 
     from fashrec.atomic import atomic_path, write_text_atomic
-    from fashrec.hm_dataset import LABEL_COLUMNS, image_bytes, load_hm, load_report
+    from fashrec.data.hm_dataset import LABEL_COLUMNS, image_bytes, load_hm, load_report
 
     dd = load_hm(args.data, n=args.n, seed=args.seed, test_size=args.test_size)
     exported = {}
@@ -156,7 +156,7 @@ def _export(args, out):
         source=SOURCE,
         terms=TERMS,
         command=command,
-        skipped=("Rows left out while loading (see `fashrec.hm_dataset.load_report`):\n\n" + "\n".join(skipped_lines))
+        skipped=("Rows left out while loading (see `fashrec.data.hm_dataset.load_report`):\n\n" + "\n".join(skipped_lines))
         if skipped_lines else "No row of the source was left out.",
     )
     write_text_atomic(card, out / "README.md")

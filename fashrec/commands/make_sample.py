@@ -64,7 +64,7 @@ def run(args) -> int:
     import pandas as pd
 
     from fashrec.atomic import write_text_atomic
-    from fashrec.hm_dataset import LABEL_COLUMNS, image_bytes, load_hm
+    from fashrec.data.hm_dataset import LABEL_COLUMNS, image_bytes, load_hm
 
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):

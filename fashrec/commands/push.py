@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fashrec.hub_push import HubPushError, check_folder, push_folder
+    from fashrec.hub.push import HubPushError, check_folder, push_folder
 
     files = check_folder(args.folder, args.repo_type)  # fail before touching the network
     print(f"pushing {len(files)} files from {args.folder} to {args.repo_type} repo {args.repo_id} ...")

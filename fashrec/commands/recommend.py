@@ -62,7 +62,7 @@ def recommend(*, index_dir, item: str | None = None, image=None, k: int = 10, me
     """The search behind the command, as data: ``{"query": {...}, "neighbours": [{rank, id, distance, ...}]}``."""
     from pathlib import Path
 
-    from fashrec.embed_job import read_catalogue
+    from fashrec.jobs.embed_job import read_catalogue
     from fashrec.similarity_index import SimilarityIndex
 
     index_dir = Path(index_dir)
@@ -82,7 +82,7 @@ def recommend(*, index_dir, item: str | None = None, image=None, k: int = 10, me
         ids, dist = index.search_ids([item], k=k, metric=metric, where=where or None, focus=focus)
         query = {"id": item, **_describe(meta, index.position(item))}
     else:
-        from fashrec.preprocess import preprocess
+        from fashrec.data.preprocess import preprocess
 
         x = preprocess(image, model.preprocess_config)[None]
         query_vector = model.embed(x, focus=focus).cpu().numpy()
@@ -123,8 +123,8 @@ def _recorded_model(index_dir, record: dict) -> str:
 
 
 def _load_model(ref: str):
-    from fashrec.hub_model import from_pretrained
-    from fashrec.pretrained import resolve
+    from fashrec.models.hub_model import from_pretrained
+    from fashrec.models.pretrained import resolve
 
     return from_pretrained(resolve(ref))
 
@@ -155,8 +155,8 @@ def _table(result: dict) -> str:
 def _draw_grid(args, result: dict) -> None:
     import sys
 
-    from fashrec.embed_job import catalogue_images
-    from fashrec.neighbour_grid import neighbour_grid, save_grid
+    from fashrec.jobs.embed_job import catalogue_images
+    from fashrec.eval.neighbour_grid import neighbour_grid, save_grid
 
     ids = [n["id"] for n in result["neighbours"]]
     if args.item is not None:

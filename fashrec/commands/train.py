@@ -17,12 +17,12 @@ write a folder ready for fashrec.from_pretrained and the Hub:
 --data is anything fashrec.load_hm reads: an H&M folder (metadata.csv + images/), a saved or exported
 dataset, a Hub dataset id or 'sample'. It is split 80/20 with --split-seed (the split every fashrec tool
 uses); images are decoded once and cached (fashrec.dataset_tensor). A split-tensor file written by
-fashrec.trainer.save_split_tensors (DATA.safetensors) also works, for machines without the photos.
+fashrec.training.trainer.save_split_tensors (DATA.safetensors) also works, for machines without the photos.
 
 Loss: per-value MSE for the AE; MSE + beta * KL / (values per image) for the VAE.
 Same --seed, same data, same flags: same result. If the run is interrupted (even killed), run the same
 command with --resume: it continues from the last finished epoch and ends where the uninterrupted run
-would have. After fashrec evaluate --out OUT/eval.json, python -c "import fashrec.trainer as t;
+would have. After fashrec evaluate --out OUT/eval.json, python -c "import fashrec.training.trainer as t;
 t.write_card('OUT')" puts the retrieval scores on the card.
 
 --push-to-hub REPO_ID uploads the folder (not the checkpoint/ resume state) in one commit at the end;
@@ -37,7 +37,7 @@ examples:
 
 
 def add_arguments(parser) -> None:
-    from fashrec.weight_init import DEFAULT_INIT, INITS
+    from fashrec.models.weight_init import DEFAULT_INIT, INITS
 
     data = parser.add_argument_group("data")
     data.add_argument("--data", required=True, help="H&M source: folder, saved dataset, Hub dataset id or 'sample'")
@@ -54,7 +54,7 @@ def add_arguments(parser) -> None:
     model.add_argument("--init", choices=list(INITS), default=DEFAULT_INIT,
                        help="how the weights are drawn before training: 'he' (He-normal weights, zero biases; "
                             "default; the seed config ends at test MSE 0.00045) or 'torch' (PyTorch's layer "
-                            "defaults, which fashrec used before: 0.00098). See fashrec/weight_init.py")
+                            "defaults, which fashrec used before: 0.00098). See fashrec/models/weight_init.py")
     model.add_argument("--pad-value", type=float, default=0.0,
                        help="padding colour in [0, 1] around the fitted photo (default 0 = black, the paper's)")
     opt = parser.add_argument_group("training")
@@ -95,13 +95,13 @@ def parse_channels(text: str) -> list[int]:
 def run(args) -> int:
     import sys
 
-    from fashrec.preprocess import PreprocessConfig
-    from fashrec.trainer import load_tensors, make_model, push_to_hub, resolve_device
+    from fashrec.data.preprocess import PreprocessConfig
+    from fashrec.training.trainer import load_tensors, make_model, push_to_hub, resolve_device
 
     resolve_device(args.device)  # an unusable device fails now, not after the images are decoded
 
     if args.push_to_hub:  # fail before training, not after, when there is no token
-        from fashrec.hub_push import HubPushError, resolve_token
+        from fashrec.hub.push import HubPushError, resolve_token
 
         try:
             resolve_token()
@@ -122,7 +122,7 @@ def run(args) -> int:
     print(f"train_mse {metrics['train_mse']:.6f}  test_mse {metrics['test_mse']:.6f}  "
           f"({metrics['epochs']} epochs, {metrics['train_seconds']:.1f} s of training) -> {args.out}")
     if args.push_to_hub:
-        from fashrec.hub_push import HubPushError
+        from fashrec.hub.push import HubPushError
 
         try:
             url = push_to_hub(args.out, args.push_to_hub, private=args.private)
@@ -134,7 +134,7 @@ def run(args) -> int:
 
 
 def _train(model, train_x, test_x, args, test_size):
-    from fashrec.trainer import train
+    from fashrec.training.trainer import train
 
     return train(model, train_x, test_x, lr=args.lr, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
                  beta=args.beta, out_dir=args.out, resume=args.resume, progress=not args.no_progress,

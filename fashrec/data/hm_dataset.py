@@ -12,7 +12,7 @@ Sources (``source``):
   ``data/test-*.parquet``, what ``fashrec export-dataset`` writes) or a plain folder of images
   (``article_id`` = file stem, no labels);
 - a Hub dataset id (``datasets.load_dataset(repo_id)``);
-- ``"sample"``: the embedded sample (``fashrec.sample.SAMPLE_DIR``).
+- ``"sample"``: the embedded sample (``fashrec.data.sample.SAMPLE_DIR``).
 
 Every result has the same columns: ``image`` (``Image()``; folder sources store paths, so nothing is
 decoded at load time), ``article_id`` (10-character string), ``product_code``, ``prod_name``,
@@ -100,7 +100,7 @@ class _Report:
                 parts.append(f"{SKIP_REASONS[reason]}: {len(ids)} ({head})")
         if parts:
             warnings.warn(
-                f"load_hm({self.source}): skipped " + "; ".join(parts) + ". Full list: fashrec.hm_dataset.load_report(ds).",
+                f"load_hm({self.source}): skipped " + "; ".join(parts) + ". Full list: fashrec.data.hm_dataset.load_report(ds).",
                 HMDataWarning,
                 stacklevel=3,
             )
@@ -214,7 +214,7 @@ def load_hm(
 
 def _read_source(source) -> tuple[list[_Table], _Report]:
     if isinstance(source, str) and source == "sample":
-        from fashrec.sample import sample_path
+        from fashrec.data.sample import sample_path
 
         source = sample_path()
     path = Path(source).expanduser()

@@ -1,6 +1,6 @@
 """Embed a whole catalogue into a saved ``SimilarityIndex``: batched, shard by shard, resumable.
 
-    fashrec.embed_job.embed_catalogue(model=model, model_ref="paper-ae", data="../shared/data/hm", out="runs/hm-index")
+    fashrec.jobs.embed_job.embed_catalogue(model=model, model_ref="paper-ae", data="../shared/data/hm", out="runs/hm-index")
 
 A catalogue of any size is cut into shards of ``shard_size`` images (1,024 by default). Each finished
 shard is written atomically to ``<out>.partial/shards/00000.safetensors`` (one float32 tensor per focus,
@@ -30,8 +30,8 @@ from typing import Any, Callable
 SHARD_SIZE = 1024
 CATALOGUE_FILE = "catalogue.json"
 MANIFEST_FILE = "manifest.json"
-SAMPLE_ROOT = "@sample"  # stands for fashrec.sample.SAMPLE_DIR, so an index of the sample travels with the package
-_FORMAT = "fashrec.embed_job"
+SAMPLE_ROOT = "@sample"  # stands for fashrec.data.sample.SAMPLE_DIR, so an index of the sample travels with the package
+_FORMAT = "fashrec.jobs.embed_job"
 
 
 def open_catalogue(data: str | os.PathLike, *, n: int | None = None, seed: int = 42):
@@ -40,7 +40,7 @@ def open_catalogue(data: str | os.PathLike, *, n: int | None = None, seed: int =
     ``data`` is anything ``fashrec.load_hm`` reads: an H&M folder, a saved or exported dataset, a Hub id,
     ``"sample"``, or a plain folder of images (ids are the file stems, no labels).
     """
-    from fashrec.hm_dataset import load_hm
+    from fashrec.data.hm_dataset import load_hm
 
     ds = load_hm(data, n=n, seed=seed, split=False, progress=False)
     if len(ds) == 0:
@@ -78,7 +78,7 @@ def embed_catalogue(*, model, data: str | os.PathLike, out: str | os.PathLike, m
     from tqdm.auto import tqdm
 
     from fashrec.atomic import write_json_atomic
-    from fashrec.hub_model import weights_hash
+    from fashrec.models.hub_model import weights_hash
     from fashrec.similarity_index import SimilarityIndex
 
     out = Path(out)
@@ -170,7 +170,7 @@ def catalogue_images(index_dir: str | os.PathLike, item_ids: list[str]) -> list:
     ids = record.get("ids")
     if root is not None and files is not None and ids is not None:
         if root == SAMPLE_ROOT:
-            from fashrec.sample import SAMPLE_DIR
+            from fashrec.data.sample import SAMPLE_DIR
 
             root = SAMPLE_DIR
         where = dict(zip(ids, files))
@@ -206,7 +206,7 @@ def _cell_source(cell: dict):
 
 
 def _preprocess_cells(cells: list[dict], ids: list[str], model):
-    from fashrec.preprocess import ImageError, preprocess_batch
+    from fashrec.data.preprocess import ImageError, preprocess_batch
 
     try:
         return preprocess_batch([_cell_source(c) for c in cells], model.preprocess_config)
@@ -267,7 +267,7 @@ def _shard_ok(path: Path, ids: list[str], focuses: dict[str, int]) -> bool:
 
 def _catalogue_record(data, model_ref, cells, manifest: dict) -> dict:
     """What ``catalogue.json`` holds: the source, the model, and each photo's file relative to a root."""
-    from fashrec.sample import SAMPLE_DIR
+    from fashrec.data.sample import SAMPLE_DIR
 
     ids = list(cells["article_id"])
     paths = [c.get("path") if c.get("bytes") is None else None for c in cells["image"]]

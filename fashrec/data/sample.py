@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SAMPLE_DIR = Path(__file__).resolve().parent / "data" / "hm_sample"
+SAMPLE_DIR = Path(__file__).resolve().parent / "hm_sample"
 
 
 def sample_path() -> Path:

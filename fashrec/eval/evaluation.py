@@ -1,7 +1,7 @@
 """The scoreboard: how good are a model's recommendations, next to the baselines it must beat?
 
     result = fashrec.evaluate("../shared/data/hm", model="paper-ae", split="test", k=10)
-    print(fashrec.evaluation.markdown(result))
+    print(fashrec.eval.evaluation.markdown(result))
 
 The paper judged its recommendations by eye (Yang, section 4.2) and asked for "a more objective scoring
 measurement" (section 5). H&M's labels give one: a neighbour is *relevant* when it shares the query's
@@ -68,13 +68,13 @@ def evaluate(data, *, model=None, split: str = "test", k: int = 10, metrics: Seq
     """
     import datasets
 
-    from fashrec.tensor_cache import dataset_tensor
+    from fashrec.data.tensor_cache import dataset_tensor
 
     model, model_name = _load_model(model, model_name)
     if isinstance(data, datasets.DatasetDict):
         dd = data
     else:
-        from fashrec.hm_dataset import load_hm
+        from fashrec.data.hm_dataset import load_hm
 
         dd = load_hm(data, n=n, seed=seed, test_size=test_size, progress=progress)
     missing = {"train", "test"} - set(dd)
@@ -244,8 +244,8 @@ def markdown(result: Mapping[str, Any]) -> str:
 
 def _load_model(model, model_name):
     if model is None or isinstance(model, (str, os.PathLike)):
-        from fashrec.hub_model import from_pretrained
-        from fashrec.pretrained import resolve
+        from fashrec.models.hub_model import from_pretrained
+        from fashrec.models.pretrained import resolve
 
         ref = resolve(None if model is None else str(model))
         return from_pretrained(ref), model_name or (str(model) if model is not None else ref)
@@ -299,7 +299,7 @@ def _neighbours(index, matrix: np.ndarray, query_rows: np.ndarray, k: int, metri
 
 def _scores(labels: np.ndarray, query_rows: np.ndarray, positions: np.ndarray, k: int) -> tuple[float, float]:
     """Mean P@k and mAP@k over the queries that have this label (queries without one are skipped)."""
-    from fashrec.retrieval_metrics import average_precision_at_k, count_relevant, precision_at_k
+    from fashrec.eval.retrieval_metrics import average_precision_at_k, count_relevant, precision_at_k
 
     query_labels = labels[query_rows]
     has = query_labels != _MISSING
@@ -318,7 +318,7 @@ def _random_scores(labels: np.ndarray, query_rows: np.ndarray, k: int) -> tuple[
     relevant with probability p = R/M and two distinct ranks both with q = R(R-1) / (M(M-1)), so
     E[P@k] = p and E[AP@k] = (1/min(k,R)) * sum_{i<=k} (1/i) * (p + (i-1) q).
     """
-    from fashrec.retrieval_metrics import count_relevant
+    from fashrec.eval.retrieval_metrics import count_relevant
 
     query_labels = labels[query_rows]
     has = query_labels != _MISSING

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fashrec.conv_blocks import LatentGeometry, Unflatten, conv_stack, deconv_stack
-from fashrec.hub_model import HubModel
-from fashrec.preprocess import PreprocessConfig
+from fashrec.models.conv_blocks import LatentGeometry, Unflatten, conv_stack, deconv_stack
+from fashrec.models.hub_model import HubModel
+from fashrec.data.preprocess import PreprocessConfig
 
 
 class ConvVAE(LatentGeometry, HubModel):

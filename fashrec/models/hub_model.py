@@ -4,7 +4,7 @@ Built on ``huggingface_hub.PyTorchModelHubMixin`` (as segmentation_models_pytorc
 changes that make checkpoints safe to share:
 
 - ``config.json`` stores ``model_class``, so ``fashrec.from_pretrained(repo)`` returns the right class,
-  and ``preprocess`` (a :class:`~fashrec.preprocess.PreprocessConfig`), so the weights travel with the
+  and ``preprocess`` (a :class:`~fashrec.data.preprocess.PreprocessConfig`), so the weights travel with the
   input format they expect (as timm keeps input size with the weights).
 - Loading is strict: a config key the class cannot take, a missing or unexpected weight, or a shape
   mismatch raises an error that names them. Nothing is silently dropped.
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 
-from fashrec.preprocess import PreprocessConfig
+from fashrec.data.preprocess import PreprocessConfig
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -97,7 +97,7 @@ class HubModel(
     def embed_images(self, images: Iterable[Any], *, batch_size: int = 256, normalize: bool = False,
                      focus: str = "overall", progress: bool = False) -> torch.Tensor:
         """Preprocess raw images (paths, PIL images, bytes, arrays) with this model's own config, then embed."""
-        from fashrec.preprocess import preprocess_batch
+        from fashrec.data.preprocess import preprocess_batch
 
         images = list(images)
         device = next(self.parameters()).device
@@ -260,14 +260,13 @@ def _import_all_models() -> None:
     import importlib
     import pkgutil
 
-    import fashrec
+    import fashrec.models
 
-    for info in pkgutil.iter_modules(fashrec.__path__):
-        if info.name not in {"cli", "commands"}:
-            try:
-                importlib.import_module(f"fashrec.{info.name}")  # registers any HubModel subclasses it defines
-            except ImportError:
-                continue
+    for info in pkgutil.iter_modules(fashrec.models.__path__):
+        try:
+            importlib.import_module(f"fashrec.models.{info.name}")  # registers any HubModel subclasses it defines
+        except ImportError:
+            continue
 
 
 def _constructor_kwargs(target: type[HubModel], config: dict, source: str) -> dict:

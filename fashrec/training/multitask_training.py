@@ -1,4 +1,4 @@
-"""Training for :class:`~fashrec.multitask_cnn.MultiTaskCNN`: labels in, steerable embeddings out.
+"""Training for :class:`~fashrec.models.multitask_cnn.MultiTaskCNN`: labels in, steerable embeddings out.
 
 The whole training set lives on the device as one tensor (5,000 images of 3x64x64 are 250 MB in float32,
 61 MB in uint8), so each step is a gather plus an augmentation done on the device: no DataLoader.

@@ -83,7 +83,7 @@ def _paste_photo(canvas: Image.Image, draw: ImageDraw.ImageDraw, image: Any, at:
     tw, th = tile
     photo = None
     if image is not None:
-        from fashrec.preprocess import ImageError, to_rgb
+        from fashrec.data.preprocess import ImageError, to_rgb
 
         try:
             photo = to_rgb(image)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from fashrec.preprocess import ImageError, PreprocessConfig, preprocess
+from fashrec.data.preprocess import ImageError, PreprocessConfig, preprocess
 
 CACHE_FORMAT = 1  # bump when the file layout changes
 

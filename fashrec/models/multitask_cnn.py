@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fashrec.hub_model import HubModel
-from fashrec.preprocess import PreprocessConfig
+from fashrec.models.hub_model import HubModel
+from fashrec.data.preprocess import PreprocessConfig
 
 REPRESENTATIONS = ("probabilities", "embedding")
 _MEMO_BATCHES = 64  # embed() remembers this many recent batches' blocks (see focus_embeddings)

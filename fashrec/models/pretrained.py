@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
+CHECKPOINT_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
 DEFAULT = "multitask-cnn"  # label-trained steerable CNN (docs/embeddings.md); the paper's AE stays as "paper-ae"
 
 

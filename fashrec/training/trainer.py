@@ -1,6 +1,6 @@
 """The training loop of fashrec's autoencoders: Adam on the model's own ``loss``, resumable, reproducible.
 
-    model = fashrec.trainer.make_model("ae", seed=0)           # seeded He-normal init (fashrec.weight_init)
+    model = fashrec.training.trainer.make_model("ae", seed=0)           # seeded He-normal init (fashrec.weight_init)
     metrics = fashrec.train(model, x_train, x_test, lr=0.01, batch_size=16, epochs=30, seed=0, out_dir="runs/ae")
 
 ``x_train`` / ``x_test`` are preprocessed tensors ``(N, 3, S, S)`` in [0, 1] (``fashrec.dataset_tensor``):
@@ -34,7 +34,7 @@ from typing import Any, Mapping
 
 import torch
 
-from fashrec.weight_init import DEFAULT_INIT, init_weights
+from fashrec.models.weight_init import DEFAULT_INIT, init_weights
 
 CHECKPOINT = Path("checkpoint") / "train_state.safetensors"
 PUSHED_FILES = ("config.json", "model.safetensors", "README.md", "metrics.json", "training_args.json",
@@ -49,8 +49,8 @@ def make_model(kind: str = "ae", *, seed: int = 0, channels=(16, 8), latent_dim:
 
     ``init`` is how the weights are drawn (``fashrec.weight_init``): ``"he"`` (default) or ``"torch"``.
     """
-    from fashrec.conv_ae import ConvAE
-    from fashrec.conv_vae import ConvVAE
+    from fashrec.models.conv_ae import ConvAE
+    from fashrec.models.conv_vae import ConvVAE
 
     classes = {"ae": ConvAE, "vae": ConvVAE}
     if kind not in classes:
@@ -70,8 +70,8 @@ def load_tensors(source, *, n: int | None = None, seed: int = 42, test_size: flo
     """
     if str(source).endswith(".safetensors") and Path(source).is_file():
         return load_split_tensors(source, n=n)
-    from fashrec.hm_dataset import load_hm
-    from fashrec.tensor_cache import dataset_tensor
+    from fashrec.data.hm_dataset import load_hm
+    from fashrec.data.tensor_cache import dataset_tensor
 
     dd = load_hm(source, n=n, seed=seed, test_size=test_size, progress=progress)
     return tuple(dataset_tensor(dd[split], preprocess, cache_dir=cache_dir, progress=progress)
@@ -197,7 +197,7 @@ def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.0
                 raise FloatingPointError(f"train: the loss became {train_stats['loss']} in epoch {epoch + 1}; "
                                          f"lower the learning rate (now {lr})")
             if out is not None:
-                from fashrec.train_state import save_train_state
+                from fashrec.training.train_state import save_train_state
 
                 save_train_state(out / CHECKPOINT, model=model, optimizer=optimizer, epoch=epoch + 1, averaged=averaged,
                                  info={"settings": settings, "history": history, "train_seconds": train_seconds,
@@ -325,7 +325,7 @@ def write_outputs(out_dir: str | os.PathLike, model, metrics: Mapping, test_x: t
                   training_args: Mapping, dataset: str | None = None, dataset_terms: str | None = None) -> None:
     """Write the finished model folder: weights, config, metrics, pictures, card (each file atomically)."""
     from fashrec.atomic import write_json_atomic
-    from fashrec.figures import save_loss_curve, save_reconstructions
+    from fashrec.training.figures import save_loss_curve, save_reconstructions
 
     out = Path(out_dir)
     model.eval()
@@ -393,7 +393,7 @@ def push_to_hub(out_dir: str | os.PathLike, repo_id: str, *, token: str | None =
 
     The resume checkpoint and temporary files stay behind (``fashrec.hub_push`` ignores them).
     """
-    from fashrec.hub_push import push_folder
+    from fashrec.hub.push import push_folder
 
     write_card(out_dir, repo_id=repo_id)
     return push_folder(out_dir, repo_id, token=token, private=private,
@@ -432,7 +432,7 @@ def _averaged_model(model, decay: float):
 
 
 def _resume(ckpt: Path, model, optimizer, settings: dict, averaged=None) -> tuple[int, dict, float, float]:
-    from fashrec.train_state import load_train_state
+    from fashrec.training.train_state import load_train_state
 
     state = load_train_state(ckpt)
     saved = state.info.get("settings", {})

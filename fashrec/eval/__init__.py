@@ -1,0 +1,1 @@
+"""Measuring recommendations: retrieval metrics, the scoreboard, and the neighbour-grid picture."""

@@ -1,0 +1,1 @@
+"""Catalogue jobs that run the layers end to end: photos -> model -> embeddings -> index folder."""

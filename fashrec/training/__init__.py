@@ -1,0 +1,1 @@
+"""Training: the resumable loops, the resume checkpoint and the training pictures."""
