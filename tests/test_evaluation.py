@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from fashrec.eval.evaluation import EMBEDDINGS, LABELS, METRICS, _random_scores, evaluate_tensors, markdown
+from fashrec.eval.evaluation import EMBEDDINGS, LABELS, METRICS, evaluate_tensors, markdown
+from fashrec.eval.scores import DESIGN, random_scores
 from fashrec.eval.retrieval_metrics import average_precision_at_k
 from tests.conftest import REPO_ROOT
 
@@ -100,7 +101,8 @@ def test_random_baseline_is_the_exact_class_prior():
     labels = np.array(rng.choice(["a", "b", "c", "d"], p=[0.5, 0.3, 0.15, 0.05], size=60), dtype=object)
     queries = np.arange(40, 60)
     k = 5
-    p, ap = _random_scores(labels, queries, k)
+    scores = random_scores(labels, queries, k, "product_type_name")
+    p, ap = scores["precision_at_k"], scores["map_at_k"]
     counts = {v: (labels == v).sum() for v in set(labels)}
     prior = np.mean([(counts[labels[q]] - 1) / (len(labels) - 1) for q in queries])
     assert p == pytest.approx(prior)
@@ -156,10 +158,12 @@ def test_cli_json_is_one_object_on_stdout_with_every_row(untrained_ae_dir, tmp_p
     assert (result["k"], result["split"], result["n_queries"], result["embedding_dim"]) == (5, "test", 24, 2048)
     assert result["model"] == str(untrained_ae_dir)
     keys = {(r["embedding"], r["metric"], r["label"]) for r in result["retrieval"]}
-    assert keys == {(e, m, c) for e in EMBEDDINGS for m in METRICS for c in LABELS}
+    assert keys == {(e, m, c) for e in EMBEDDINGS for m in METRICS for c in (*LABELS, DESIGN)}
     for r in result["retrieval"]:
-        assert set(r) == {"embedding", "metric", "label", "precision_at_k", "map_at_k"}
-        assert 0.0 <= r["map_at_k"] <= 1.0 and 0.0 <= r["precision_at_k"] <= 1.0
+        design = {"design_hit_at_k", "n_scored"} if r["label"] == DESIGN else set()
+        assert set(r) == {"embedding", "metric", "label", "precision_at_k", "map_at_k"} | design
+        if r["label"] != DESIGN or r["n_scored"]:
+            assert 0.0 <= r["map_at_k"] <= 1.0 and 0.0 <= r["precision_at_k"] <= 1.0
     rec = result["reconstruction"]
     assert set(rec) == {"model_mse", "pca_mse", "mean_image_mse"} and all(v > 0 for v in rec.values())
     assert set(result["clustering"]) == {"label", "nmi", "ari"} and result["clustering"]["label"] == "product_type_name"

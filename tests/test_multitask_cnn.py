@@ -144,10 +144,12 @@ def test_training_lowers_the_loss_and_learns_a_separable_task():
     x = torch.rand(n, 3, 64, 64, generator=g) * 0.2
     x[y == 1, 0] += 0.7  # class 1 is red: learnable by every head from colour alone
     labels = {c: y.clone() for c in CLASSES}
+    torch.manual_seed(0)  # the init: 24 steps leave BatchNorm's running statistics sensitive to it
     m = tiny(dropout=0.0)
-    history = train_multitask(m, x, labels, epochs=8, batch_size=16, lr=1e-2, seed=0, device="cpu", progress=False)
-    assert len(history) == 8
-    assert history[-1]["loss"] < 0.7 * history[0]["loss"]
+    history = train_multitask(m, x, labels, epochs=8, batch_size=16, lr=1e-2, seed=0, device="cpu", progress=False,
+                              colour_jitter_p=0.0)["history"]
+    assert len(history["train_loss"]) == 8
+    assert history["train_loss"][-1] < 0.7 * history["train_loss"][0]
     assert m.training is False
     pred = m.predict(x, "colour_group_name")
     assert sum(p == CLASSES["colour_group_name"][int(t)] for p, t in zip(pred, y)) >= 0.9 * n
