@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from fashrec.atomic import DiskFullError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError) as exc:  # user errors: one clear line, no traceback
+    except (FileNotFoundError, ValueError, DiskFullError) as exc:  # user errors, a full disk: one clear line
         print(f"fashrec {args.command}: error: {exc}", file=sys.stderr)
         return 1
 
