@@ -95,12 +95,14 @@ class Recommender:
         """
         import fashrec
         from fashrec.jobs.embed_job import catalogue_images, read_catalogue
+        from fashrec.jobs.index_folder import apply_embed_options
         from fashrec.similarity_index import SimilarityIndex
 
         index_dir = Path(index)
         model = model_reference(index_dir, model)
         model_ref = fashrec.pretrained.resolve(model)
         loaded_model = fashrec.from_pretrained(model_ref)
+        apply_embed_options(loaded_model, index_dir)  # e.g. an index embedded with --no-flip-tta
         model_name = short_name(model or fashrec.pretrained.DEFAULT)
         recon, recon_name = None, None
         if recon_model == NO_MODEL:

@@ -18,6 +18,15 @@ are skipped. The finished index is moved to --out in one step, and records the m
 so loading the index with another model is refused, and its folder or Hub id, so 'recommend --image'
 can reload it) and where each photo lives (for 'recommend --grid').
 
+Speed: threads decode the next batches while the model runs (--workers, default one per CPU), and the
+model's BatchNorms are folded into its convolutions. --device cuda runs the model on a GPU.
+--no-flip-tta embeds each photo once instead of averaging it with its mirror image (models with a
+flip_tta option, e.g. the default MultiTaskCNN): about half the forward cost, at the quality cost measured
+in docs/scale.md. The choice is recorded in the index, and image queries and updates reuse it.
+
+Photos that cannot be decoded are skipped: their ids and the reason are printed and recorded in the
+index's index.json ("skipped_images"). --strict makes them an error instead.
+
 Example:
     fashrec embed --model paper-ae --data ../shared/data/hm --out runs/hm-index
 """
@@ -32,6 +41,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=int, default=256, help="photos per forward pass (default %(default)s)")
     parser.add_argument("--shard-size", type=int, default=1024, help="photos per resumable shard (default %(default)s)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default %(default)s)")
+    parser.add_argument("--no-flip-tta", dest="flip_tta", action="store_false",
+                        help="embed each photo once, not averaged with its mirror image (models with flip_tta)")
+    parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: one per CPU)")
+    parser.add_argument("--strict", action="store_true", help="a photo that cannot be decoded is an error, not skipped")
     parser.add_argument("--restart", action="store_true", help="discard an unfinished job's shards and start over")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing index at --out")
 
@@ -49,18 +62,49 @@ def model_reference(model_arg: str | None) -> str:
     return model_arg
 
 
+def load_model(ref: str, *, device: str = "cpu", options: dict | None = None):
+    """The model of ``ref`` on ``device`` with embed options (e.g. ``{"flip_tta": False}``) set; a device
+    torch cannot use, or an option the model lacks, is one clear error."""
+    import torch
+
+    from fashrec.models.hub_model import from_pretrained
+    from fashrec.models.pretrained import resolve
+
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: this torch sees no CUDA GPU (torch.cuda.is_available() is False)")
+    model = from_pretrained(resolve(ref), map_location=device)
+    for name, value in (options or {}).items():
+        if not hasattr(model, name):
+            raise ValueError(f"{type(model).__name__} has no {name} option (--no-flip-tta is for models with flip "
+                             "TTA)")
+        setattr(model, name, value)
+    return model
+
+
 def run(args) -> int:
     import sys
 
     from fashrec.jobs.embed_job import embed_catalogue
-    from fashrec.models.hub_model import from_pretrained
-    from fashrec.models.pretrained import resolve
+    from fashrec.jobs.index_folder import skipped_images
 
     ref = model_reference(args.model)
-    model = from_pretrained(resolve(ref), map_location=args.device)
+    model = load_model(ref, device=args.device, options=None if args.flip_tta else {"flip_tta": False})
     index = embed_catalogue(model=model, model_ref=ref, data=args.data, out=args.out, n=args.n,
                             batch_size=args.batch_size, shard_size=args.shard_size, restart=args.restart,
-                            overwrite=args.overwrite)
+                            overwrite=args.overwrite, strict=args.strict, workers=args.workers)
     dims = ", ".join(f"{name} {dim}-d" for name, dim in index.dims.items())
     print(f"embedded {len(index)} photos with {ref} ({dims}) into {args.out}", file=sys.stderr)
+    report_skipped(skipped_images(args.out))
     return 0
+
+
+def report_skipped(skipped: list[dict]) -> None:
+    """Print the photos that could not be decoded (all ids on one line, the first reasons below)."""
+    import sys
+
+    if not skipped:
+        return
+    print(f"skipped {len(skipped)} photo(s) that cannot be decoded (listed in index.json): "
+          + " ".join(s["id"] for s in skipped), file=sys.stderr)
+    for s in skipped[:5]:
+        print(f"  {s['id']}: {s['reason']}", file=sys.stderr)
