@@ -27,6 +27,11 @@ in docs/scale.md. The choice is recorded in the index, and image queries and upd
 Photos that cannot be decoded are skipped: their ids and the reason are printed and recorded in the
 index's index.json ("skipped_images"). --strict makes them an error instead.
 
+Beyond one machine: --engine ray embeds with Ray Data, the model in a pool of actors (--ray-actors, GPU
+actors with --device cuda), on the cluster at --address (default: a local Ray). Same index format. The
+photos must be readable from every node (a shared file system, or a dataset whose images are bytes).
+See docs/scale.md.
+
 Example:
     fashrec embed --model paper-ae --data ../shared/data/hm --out runs/hm-index
 """
@@ -45,6 +50,11 @@ def add_arguments(parser) -> None:
                         help="embed each photo once, not averaged with its mirror image (models with flip_tta)")
     parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: one per CPU)")
     parser.add_argument("--strict", action="store_true", help="a photo that cannot be decoded is an error, not skipped")
+    parser.add_argument("--engine", default="local", choices=["local", "ray"],
+                        help="local: this process; ray: Ray Data with the model in an actor pool (default %(default)s)")
+    parser.add_argument("--address", default=None, help="Ray cluster address for --engine ray (default: a local Ray)")
+    parser.add_argument("--ray-actors", type=int, default=None,
+                        help="model actors for --engine ray (default: one per CPU, or per GPU)")
     parser.add_argument("--restart", action="store_true", help="discard an unfinished job's shards and start over")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing index at --out")
 
@@ -91,7 +101,8 @@ def run(args) -> int:
     model = load_model(ref, device=args.device, options=None if args.flip_tta else {"flip_tta": False})
     index = embed_catalogue(model=model, model_ref=ref, data=args.data, out=args.out, n=args.n,
                             batch_size=args.batch_size, shard_size=args.shard_size, restart=args.restart,
-                            overwrite=args.overwrite, strict=args.strict, workers=args.workers)
+                            overwrite=args.overwrite, strict=args.strict, workers=args.workers, engine=args.engine,
+                            ray_address=args.address, ray_actors=args.ray_actors)
     dims = ", ".join(f"{name} {dim}-d" for name, dim in index.dims.items())
     print(f"embedded {len(index)} photos with {ref} ({dims}) into {args.out}", file=sys.stderr)
     report_skipped(skipped_images(args.out))

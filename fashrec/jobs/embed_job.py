@@ -2,7 +2,8 @@
 
     fashrec.jobs.embed_job.embed_catalogue(model=model, model_ref="paper-ae", data="../shared/data/hm", out="runs/hm-index")
 
-Photos are decoded on a pool of threads a few batches ahead of the model (``fashrec.jobs.embed_stream``).
+Photos are decoded on a pool of threads a few batches ahead of the model (``fashrec.jobs.embed_stream``),
+or by a Ray Data pipeline with the model in an actor pool (``engine="ray"``, ``fashrec.jobs.ray_embed``).
 
 A catalogue of any size is cut into shards of ``shard_size`` images (1,024 by default). Each finished
 shard is written atomically to ``<out>.partial/shards/00000.safetensors`` (``fashrec.jobs.shards``),
@@ -73,7 +74,8 @@ def catalogue_metadata(ds) -> dict[str, list]:
 def embed_catalogue(*, model, data: str | os.PathLike, out: str | os.PathLike, model_ref: str | None = None,
                     n: int | None = None, batch_size: int = 256, shard_size: int = SHARD_SIZE,
                     restart: bool = False, overwrite: bool = False, progress: bool = True,
-                    on_shard: Callable[[int], Any] | None = None, strict: bool = False, workers: int | None = None):
+                    on_shard: Callable[[int], Any] | None = None, strict: bool = False, workers: int | None = None,
+                    engine: str = "local", ray_address: str | None = None, ray_actors: int | None = None):
     """Embed every image of ``data`` with every focus of ``model`` and save the index to ``out``.
 
     Returns the ``SimilarityIndex``. ``model_ref`` (a checkpoint folder or Hub id) is recorded so the
@@ -82,7 +84,8 @@ def embed_catalogue(*, model, data: str | os.PathLike, out: str | os.PathLike, m
 
     Photos that cannot be decoded are left out and listed in ``index.json`` (``"skipped_images"``, read
     with :func:`fashrec.jobs.index_folder.skipped_images`); ``strict=True`` makes the first one an
-    ``ImageError`` instead.
+    ``ImageError`` instead. ``engine="ray"`` embeds with Ray Data (:mod:`fashrec.jobs.ray_embed`) on
+    the cluster at ``ray_address`` (None: a local Ray), into the very same files.
     """
     from fashrec.atomic import disk_full_as_error
     from fashrec.jobs.embed_stream import embed_batches
@@ -96,6 +99,8 @@ def embed_catalogue(*, model, data: str | os.PathLike, out: str | os.PathLike, m
         raise ValueError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
     if batch_size < 1 or shard_size < 1:
         raise ValueError(f"batch_size and shard_size must be positive, got {batch_size} and {shard_size}")
+    if engine not in ("local", "ray"):
+        raise ValueError(f"unknown engine {engine!r}; choose 'local' or 'ray'")
     ds = open_catalogue(data, n=n)
     ids = list(ds["article_id"])
     skipped = [{"id": i, "reason": "failed the loader's integrity check (unreadable or truncated file)"}
@@ -127,7 +132,12 @@ def embed_catalogue(*, model, data: str | os.PathLike, out: str | os.PathLike, m
                for lo, hi in map(store.bounds, todo) for b in range(lo, hi, batch_size)]
     cells = ds.cast_column("image", _undecoded_image())
     sources = _CellSources(cells)
-    stream = embed_batches(model, sources, batches, workers=workers, progress=progress)
+    if engine == "ray":
+        from fashrec.jobs.ray_embed import ray_embed_batches
+
+        stream = ray_embed_batches(model, sources, batches, address=ray_address, actors=ray_actors, progress=progress)
+    else:
+        stream = embed_batches(model, sources, batches, workers=workers, progress=progress)
 
     def refuse(failed):
         if strict:
