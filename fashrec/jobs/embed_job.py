@@ -60,12 +60,14 @@ def catalogue_metadata(ds) -> dict[str, list]:
     import datasets
 
     columns = {}
+    table = ds.select_columns([c for c in ds.column_names if c != "image"]).with_format("arrow")[:]
     for name, feature in ds.features.items():
         if name == "image":
             continue
-        values = ds[name]
+        values = table.column(name).to_pylist()  # one Arrow read a column, not a formatted list
         if isinstance(feature, datasets.ClassLabel):
-            columns[name] = [feature.int2str(int(v)) if v is not None and v >= 0 else None for v in values]
+            names = feature.names
+            columns[name] = [names[v] if v is not None and 0 <= v < len(names) else None for v in values]
         else:
             columns[name] = [None if v is None else str(v) for v in values]
     return columns
@@ -271,16 +273,24 @@ def _catalogue_record(data, model_ref, cells, manifest: dict) -> dict:
 
 
 class _CellSources:
-    """The photo of each row (encoded bytes or a path), read from the dataset one row at a time."""
+    """The photo of each row (encoded bytes or a path), read from the dataset's image column a block of
+    rows at a time (one Arrow slice instead of a formatted row per photo; bytes stay bounded)."""
+
+    BLOCK = 1024
 
     def __init__(self, cells) -> None:
-        self.cells = cells
+        self.images = cells.select_columns(["image"])
+        self.block, self.start = [], -1
 
     def __len__(self) -> int:
-        return len(self.cells)
+        return len(self.images)
 
     def __getitem__(self, i: int):
-        return _cell_source(self.cells[int(i)]["image"])
+        i = int(i)
+        if not self.start <= i < self.start + len(self.block):
+            self.start = i - i % self.BLOCK
+            self.block = self.images[self.start:self.start + self.BLOCK]["image"]
+        return _cell_source(self.block[i - self.start])
 
 
 def _unreadable(ds) -> list[str]:
