@@ -84,7 +84,7 @@ def compare(x, q, k: int, title: str, *, sklearn_queries: int | None = None, rep
     import numpy as np
     from sklearn.neighbors import NearestNeighbors
 
-    from fashrec.similarity_index import SimilarityIndex
+    from fashrec.index import SimilarityIndex
 
     t = time.perf_counter()
     index = SimilarityIndex(x, [str(i) for i in range(len(x))])
@@ -101,7 +101,7 @@ def compare(x, q, k: int, title: str, *, sklearn_queries: int | None = None, rep
         ours, full, theirs = [], [], []
         for _ in range(repeats):
             ours.append(median_ms(lambda v: index.search(v, k=k, metric=metric), q))
-            full.append(median_ms(lambda v: index._exact_search({"overall": v[None]}, k, metric, {"overall": 1.0}, None, None, prune=False), q))
+            full.append(median_ms(lambda v: index._planner.flat("overall").search(v[None], k, metric, 1.0, None, None), q))
             theirs.append(median_ms(lambda v: nn.kneighbors(v[None, :], n_neighbors=k), sk_q, warmup=1))
         o, f, s = (float(np.median(v)) for v in (ours, full, theirs))
         spread = f"({min(ours):.2f}-{max(ours):.2f})"
@@ -138,7 +138,7 @@ def real_embeddings(n_queries: int, k: int, repeats: int) -> None:
 def hnsw_at_scale(n: int, d: int, n_queries: int, k: int, ef_values, metrics=("cosine",)) -> None:
     import numpy as np
 
-    from fashrec.similarity_index import SimilarityIndex
+    from fashrec.index import SimilarityIndex
 
     x, centres = clustered(n, d, n_centres=2000, seed=7)
     q = queries_near(centres, n_queries, seed=7)

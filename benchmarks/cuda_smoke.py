@@ -39,7 +39,7 @@ def main() -> int:
     from fashrec.hub_model import weights_hash
     from fashrec.preprocess import preprocess_batch
     from fashrec.sample import sample_path
-    from fashrec.similarity_index import SimilarityIndex
+    from fashrec.index import SimilarityIndex
     from fashrec.trainer import make_model, train
 
     dev = args.device

@@ -30,7 +30,7 @@ _EXPORTS = {
     "LABEL_COLUMNS": "fashrec.hm_dataset",
     "dataset_tensor": "fashrec.tensor_cache",
     "SAMPLE_DIR": "fashrec.sample",
-    "SimilarityIndex": "fashrec.similarity_index",
+    "SimilarityIndex": "fashrec.index",
     "precision_at_k": "fashrec.retrieval_metrics",
     "average_precision_at_k": "fashrec.retrieval_metrics",
     "evaluate": "fashrec.evaluation",

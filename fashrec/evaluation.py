@@ -168,7 +168,7 @@ def evaluate_tensors(*, model, train_images, test_images, train_labels: Mapping[
         vectors[("raw", None)] = flat_all
 
     retrieval = []
-    from fashrec.similarity_index import SimilarityIndex
+    from fashrec.index import SimilarityIndex
 
     for (embedding, focus), matrix in vectors.items():
         index = SimilarityIndex(matrix, catalogue_ids)

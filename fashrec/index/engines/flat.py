@@ -1,0 +1,86 @@
+"""The flat scan: one float32 pass over every item bounds each float64 distance from below and above;
+only the items that can still be in the top k are computed in float64.
+
+With ``|exact - approx| <= abs_tol + rel_tol * approx`` the lower and upper bounds are increasing in
+``approx``, so the k-th smallest upper bound comes from the k-th smallest ``approx``, and every item
+whose lower bound is at most it is re-ranked: no other item can be in the top k, so the result equals
+a float64 brute-force search, ties included. It answers every query (the pruning engines' fallback).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from fashrec.index.distances import U64, FocusVectors, blas_tols, l1_rel_tol, mask, rank_exact, scan32
+from fashrec.index.engines.base import Engine
+
+# Scores held in memory at once (queries x catalogue) during a search: bounds memory for big catalogues.
+_BLOCK_ELEMENTS = 1 << 22
+
+
+class FlatScan(Engine):
+    """Every item's float32 distance (BLAS / torch), then float64
+    for the candidates; see the module docstring."""
+
+    def search(self, q, k, metric, weight, allowed, excluded):
+        vectors = self.vectors
+
+        def candidates(start, stop):
+            approx, abs_tol, rel_tol = approx_scores(vectors, q[start:stop], metric)
+            mask(approx, allowed, excluded, start, stop)
+            if k >= approx.shape[1]:
+                return np.full(stop - start, np.inf), approx
+            kth = np.partition(approx, k - 1, axis=1)[:, k - 1]
+            upper_k = kth * (1.0 + rel_tol) + abs_tol
+            threshold = (upper_k + abs_tol) / (1.0 - rel_tol)
+            return threshold + 4 * U64 * np.abs(threshold) + 1e-300, approx
+
+        return blocked_search(len(vectors.x), q.shape[0], candidates,
+                              lambda r, cand: rank_exact(vectors, cand, q[r], metric, k, weight))
+
+
+def blocked_search(n: int, n_queries: int, candidates, rank) -> list:
+    """Queries in blocks of at most ``_BLOCK_ELEMENTS // n``: ``candidates(start, stop)`` gives each
+    query's threshold and an ``(stop - start, N)`` score whose items at or under the threshold are the
+    candidates (ascending positions); ``rank(query, candidates)`` gives the query's result."""
+    block = max(1, _BLOCK_ELEMENTS // n)
+    out = []
+    for start in range(0, n_queries, block):
+        stop = min(n_queries, start + block)
+        threshold, score = candidates(start, stop)
+        for r in range(stop - start):
+            out.append(rank(start + r, np.flatnonzero(score[r] <= threshold[r])))
+    return out
+
+
+def approx_scores(vectors: FocusVectors, q: np.ndarray, metric: str):
+    """One float32 pass: ``(approx (Q, N) float64, abs_tol (Q,), rel_tol)`` bounding the float64 values:
+    ``|value - approx| <= abs_tol + rel_tol * approx``.
+
+    ``approx`` is the distance for cityblock and cosine and the SQUARED distance for euclidean.
+    The float32 error of a dot product or sum of D terms is at most ``D * 2**-24`` times the sum of
+    the magnitudes (any summation order); the bounds double that for safety (:func:`blas_tols`).
+    """
+    d = vectors.x.shape[1]
+    raw = scan32(vectors, q, metric).astype(np.float64)
+    if metric == "cityblock":
+        return raw, np.zeros(q.shape[0]), l1_rel_tol(d)
+    gamma32, gamma64 = blas_tols(d)
+    q64 = q.astype(np.float64)
+    q_sq = np.einsum("ij,ij->i", q64, q64)
+    q_norm = np.sqrt(q_sq)
+    if metric == "euclidean":
+        sq = raw
+        sq *= -2.0
+        sq += vectors.sqnorm[None, :]
+        sq += q_sq[:, None]
+        max_sq = vectors.max_sqnorm
+        abs_tol = 2.0 * gamma32 * q_norm * np.sqrt(max_sq) + gamma64 * (max_sq + q_sq)
+        return sq, abs_tol, 0.0
+    # cosine: 1 - dot / (|q||x|), 1.0 when either is zero
+    q_inv = np.zeros_like(q_norm)
+    np.divide(1.0, q_norm, out=q_inv, where=q_norm > 0)
+    cos = raw
+    cos *= vectors.inv_norm[None, :]
+    cos *= -q_inv[:, None]
+    cos += 1.0
+    return cos, np.full(q.shape[0], gamma32 + gamma64), 0.0
