@@ -117,14 +117,57 @@ def mask(scores: np.ndarray, allowed, excluded, start: int, stop: int) -> None:
                 scores[r - start, excluded[r]] = np.inf
 
 
+def optional_faiss():
+    """The faiss module, or None when ``fashrec[faiss]`` is not installed (imported once)."""
+    global _FAISS
+    if _FAISS is False:
+        try:
+            import faiss
+        except ImportError:
+            faiss = None
+        _FAISS = faiss
+    return _FAISS
+
+
+_FAISS: Any = False
+_L1_CHUNK_VALUES = 1 << 16  # one-query torch cityblock scans go through the rows in chunks of this many values
+
 
 def scan32(vectors: FocusVectors, q: np.ndarray, metric: str) -> np.ndarray:
-    """One float32 pass over the whole matrix: ``(Q, N)`` float32 cityblock distances for cityblock
-    (``torch.cdist(p=1)``), BLAS dot products ``q . x`` otherwise. Any summation order: the callers'
-    error bounds hold for all."""
+    """One float32 pass over the whole matrix: ``(Q, N)`` float32 cityblock distances for cityblock,
+    dot products ``q . x`` otherwise. Any summation order: the callers' error bounds hold for all.
+
+    With FAISS installed its single-threaded SIMD kernels do it (``pairwise_extra_distances`` with
+    ``METRIC_L1``, ``fvec_inner_products_ny``): for one query a memory-bound pass that a threaded BLAS
+    call does not beat and that never waits on a second, busy core. Without it: BLAS for the dot
+    products, ``torch.cdist(p=1)`` or chunked torch for cityblock.
+    """
+    x = vectors.x
+    n, d = x.shape
+    n_queries = q.shape[0]
+    faiss = optional_faiss()
+    if faiss is not None and (metric == "cityblock" or n_queries == 1):
+        out = np.empty((n_queries, n), dtype=np.float32)
+        q = np.ascontiguousarray(q, dtype=np.float32)
+        if metric == "cityblock":
+            faiss.pairwise_extra_distances(d, n_queries, faiss.swig_ptr(q), n, faiss.swig_ptr(x),
+                                           faiss.METRIC_L1, 0.0, faiss.swig_ptr(out))
+        else:
+            faiss.fvec_inner_products_ny(faiss.swig_ptr(out), faiss.swig_ptr(q), faiss.swig_ptr(x), d, n)
+        return out
     if metric != "cityblock":
-        x = vectors.x
-        return (x @ q[0])[None, :] if q.shape[0] == 1 else (x @ q.T).T  # x @ q.T: numpy's fast layout
+        return (x @ q[0])[None, :] if n_queries == 1 else (x @ q.T).T  # x @ q.T: numpy's fast layout
     import torch
 
-    return torch.cdist(torch.from_numpy(np.ascontiguousarray(q)), vectors.torch, p=1).numpy()
+    qt = torch.from_numpy(np.ascontiguousarray(q))
+    if n_queries > 1:
+        return torch.cdist(qt, vectors.torch, p=1).numpy()
+    out = torch.empty(n)
+    step = max(1, _L1_CHUNK_VALUES // d)
+    buf = torch.empty((min(step, n), d))
+    for start in range(0, n, step):  # |x - q| of a cache-sized chunk at a time, then its row sums
+        chunk = vectors.torch[start : start + step]
+        part = buf[: chunk.shape[0]]
+        torch.sub(chunk, qt, out=part)
+        torch.sum(part.abs_(), 1, out=out[start : start + step])
+    return out.numpy()[None, :]

@@ -18,7 +18,7 @@ _BLOCK_ELEMENTS = 1 << 22
 
 
 class FlatScan(Engine):
-    """Every item's float32 distance (BLAS / torch), then float64
+    """Every item's float32 distance (FAISS kernels when installed, else BLAS / torch), then float64
     for the candidates; see the module docstring."""
 
     def search(self, q, k, metric, weight, allowed, excluded):
