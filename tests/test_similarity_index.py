@@ -653,3 +653,100 @@ def test_pruned_paths_exact_with_mixed_norms_and_near_ties(metric):
         np.testing.assert_allclose(dist, ref_d, rtol=1e-12, atol=1e-12)
     pruned, _ = index._planner.record[("overall", metric)]
     assert pruned > 0, "these queries must take the pruning path"
+
+
+# ----------------------------------------------------------------------------- flat-scan fallback
+
+
+@pytest.fixture(scope="module")
+def uniform_with_ties():
+    """Uniform random values (no structure for any bound to prune with), big and wide enough for the
+    pruning engines to be tried, with duplicated rows, a scaled copy (a cosine tie) and a zero row."""
+    rng = np.random.default_rng(21)
+    x = rng.random((2300, 160), dtype=np.float32)
+    x[100:112] = x[5]  # 13 equal rows: exact ties at every distance from any query
+    x[300] = 2 * x[9]  # same direction as row 9
+    x[400] = 0.0
+    q = rng.random((5, 160), dtype=np.float32)
+    q[3] = x[5]  # a query on the duplicated rows: 13 items at distance 0
+    q[4] = x[9]
+    labels = rng.integers(0, 3, len(x))
+    labels[100:106] = 1
+    return x, q, labels
+
+
+def _route_everything(monkeypatch, route):
+    monkeypatch.setattr(fi.planner.Planner, "route", lambda self, focus, metric: route)
+
+
+@pytest.mark.parametrize("with_faiss", [True, False])
+@pytest.mark.parametrize("route", ["flat", "prune"])
+@pytest.mark.parametrize("metric", METRICS)
+def test_fallback_is_exact_on_uniform_data_with_ties(uniform_with_ties, metric, route, with_faiss, monkeypatch):
+    """Either route, with or without FAISS's kernels: each query alone, then all at once, with where
+    and exclude, equal the float64 reference (ties by catalogue position)."""
+    if with_faiss:
+        pytest.importorskip("faiss")
+    else:
+        monkeypatch.setattr(distances, "_FAISS", None)  # the numpy / torch scans
+    _route_everything(monkeypatch, route)
+    x, q, labels = uniform_with_ties
+    index = SimilarityIndex(x, make_ids(len(x)), metadata={"label": labels})
+    ids = index.ids
+    cases = [
+        ({}, None, None),
+        ({"where": {"label": [1, 2]}}, np.isin(labels, [1, 2]), None),
+        ({"exclude": [ids[5], ids[101], ids[9]]}, None, [[5, 9, 101]] * len(q)),
+        ({"where": {"label": 1}, "exclude": [ids[100]]}, labels == 1, [[100]] * len(q)),
+    ]
+    _one_by_one_matches_reference(index, x, q, metric, 20, cases)
+    for kwargs, allowed, exclude in cases:  # several queries at once: the flat scan's batched kernels
+        got, d = index.search(q, k=20, metric=metric, **kwargs)
+        ref_pos, ref_d = reference(q, x, metric, 20, allowed=allowed, exclude=exclude)
+        assert got == [[ids[p] for p in r] for r in ref_pos]
+        np.testing.assert_allclose(d, ref_d, rtol=1e-12, atol=1e-12)
+    tied, d = index.search(q[3], k=15, metric=metric)
+    assert tied[0][:13] == [ids[5]] + ids[100:112]  # the 13 equal rows, in catalogue order
+    assert np.all(d[0, :13] == d[0, 0])
+
+
+@pytest.mark.parametrize("with_faiss", [True, False])
+@pytest.mark.parametrize("metric", METRICS)
+def test_flat_scan_is_exact_with_massive_ties(metric, with_faiss, monkeypatch):
+    """Small integers: almost every distance is shared by many items; the flat scan alone."""
+    if with_faiss:
+        pytest.importorskip("faiss")
+    else:
+        monkeypatch.setattr(distances, "_FAISS", None)
+    rng = np.random.default_rng(22)
+    x = rng.integers(0, 3, size=(2500, 130)).astype(np.float32)
+    x[50:70] = x[3]
+    q = np.vstack([rng.integers(0, 3, size=(3, 130)), x[3:4]]).astype(np.float32)
+    index = SimilarityIndex(x, make_ids(len(x)))
+    engine = index._planner.flat("overall")
+    for r in range(len(q)):
+        allowed = np.arange(len(x)) % 3 != 1
+        exclude = [np.array([3, 51, 60])]
+        (pos, d), = engine.search(q[r : r + 1], 30, metric, 1.0, allowed, exclude)
+        ref_pos, ref_d = reference(q[r : r + 1], x, metric, 30, allowed=allowed, exclude=exclude)
+        np.testing.assert_array_equal(pos, ref_pos[0])
+        np.testing.assert_allclose(d, ref_d[0], rtol=1e-13, atol=1e-13)
+
+
+def test_planner_takes_the_cheaper_route_by_recorded_costs():
+    """The route follows the recorded costs (injected here: no clock in tests) and re-checks the
+    other route now and then; the give-up rule wins over costs."""
+    planner = fi.planner.Planner({})
+    key = ("overall", "euclidean")
+    assert planner.route(*key) == "prune"  # nothing known: try the pruning engine
+    planner.record[key] = (1, 0)
+    costs = planner._costs[key]
+    costs.prune.extend([5e-4, 4e-4, 6e-3])
+    assert planner.route(*key) == "flat"  # the flat scan has not been timed yet
+    costs.flat.extend([1e-4, 2e-4, 1e-4])
+    routes = [planner.route(*key) for _ in range(100)]
+    assert routes.count("flat") == 98 and routes.count("prune") == 2  # re-timed every 50
+    costs.flat.extend([9e-3] * 9)  # the flat scan became slow
+    assert planner.route(*key) == "prune"
+    planner.record[key] = (1, 8)  # 8 declined, 4x more than answered: given up
+    assert planner.route(*key) == "flat"

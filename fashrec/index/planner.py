@@ -98,11 +98,12 @@ class Planner:
         if engine is None:
             return flat.search(q, k, metric, weight, allowed, excluded)
         key = (focus, metric)
-        if self.route(focus, metric) == "flat":
+        route = self.route(focus, metric)
+        costs = self._costs.setdefault(key, _Costs())
+        if route == "flat":
             start = time.perf_counter()
             results = flat.search(q, k, metric, weight, allowed, excluded)
-            if key in self._costs:
-                self._costs[key].flat.append((time.perf_counter() - start) / n_queries)
+            costs.flat.append((time.perf_counter() - start) / n_queries)
             return results
         engine.prepare(metric)  # structures are built once, outside the timing
         start = time.perf_counter()
@@ -114,5 +115,5 @@ class Planner:
             sub_excluded = None if excluded is None else [excluded[r] for r in rest]
             for r, res in zip(rest, flat.search(q[rest], k, metric, weight, allowed, sub_excluded)):
                 results[r] = res
-        self._costs[key].prune.append((time.perf_counter() - start) / n_queries)
+        costs.prune.append((time.perf_counter() - start) / n_queries)
         return results

@@ -17,7 +17,8 @@ position (the order of ``ids``), i.e. a stable sort.
 
 Engines (:mod:`fashrec.index.engines`): the flat scan reads every item; for a few queries on a large,
 wide catalogue, projection pruning (euclidean, cosine) and a block-sum / pivot cascade (cityblock) rule
-most items out without reading their vectors (:mod:`fashrec.index.planner` routes the searches).
+most items out without reading their vectors. The planner (:mod:`fashrec.index.planner`) keeps a
+pruning engine only where it measures faster than the flat scan.
 """
 from __future__ import annotations
 

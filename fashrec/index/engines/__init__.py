@@ -5,7 +5,8 @@
 - :mod:`.cityblock_pivots`: the block-sum and pivot cascade for cityblock.
 
 A new pruning engine is a new module with an ``Engine`` subclass, added to :data:`PRUNING`; the first
-one there that suits a search (:meth:`Engine.suits`) is tried (:mod:`fashrec.index.planner`).
+one there that suits a search (:meth:`Engine.suits`) is tried, and the planner
+(:mod:`fashrec.index.planner`) keeps it only where it measures faster than the flat scan.
 """
 from fashrec.index.engines.base import Engine, Result
 from fashrec.index.engines.cityblock_pivots import CityblockPivots
