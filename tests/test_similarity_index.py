@@ -740,13 +740,26 @@ def test_planner_takes_the_cheaper_route_by_recorded_costs():
     key = ("overall", "euclidean")
     assert planner.route(*key) == "prune"  # nothing known: try the pruning engine
     planner.record[key] = (1, 0)
-    costs = planner._costs[key]
-    costs.prune.extend([5e-4, 4e-4, 6e-3])
+    chooser = planner._chooser(*key)
+    for seconds in (5e-4, 4e-4, 6e-3):
+        chooser.record("prune", seconds)
     assert planner.route(*key) == "flat"  # the flat scan has not been timed yet
-    costs.flat.extend([1e-4, 2e-4, 1e-4])
+    for seconds in (1e-4, 2e-4, 1e-4):
+        chooser.record("flat", seconds)
     routes = [planner.route(*key) for _ in range(100)]
     assert routes.count("flat") == 98 and routes.count("prune") == 2  # re-timed every 50
-    costs.flat.extend([9e-3] * 9)  # the flat scan became slow
+    for _ in range(9):
+        chooser.record("flat", 9e-3)  # the flat scan became slow
     assert planner.route(*key) == "prune"
     planner.record[key] = (1, 8)  # 8 declined, 4x more than answered: given up
     assert planner.route(*key) == "flat"
+
+
+def test_chooser_takes_turns_over_three_options():
+    chooser = fi.costs.Chooser(("a", "b", "c"))
+    assert [chooser.pick() for _ in range(1)] == ["a"]
+    for name, seconds in (("a", 3.0), ("b", 1.0), ("c", 2.0)):
+        for _ in range(3):
+            chooser.record(name, seconds)
+    picks = [chooser.pick() for _ in range(200)]
+    assert picks.count("b") == 196 and picks[49] == "c" and picks[99] == "a" and picks[149] == "c"

@@ -133,20 +133,22 @@ _FAISS: Any = False
 _L1_CHUNK_VALUES = 1 << 16  # one-query torch cityblock scans go through the rows in chunks of this many values
 
 
-def scan32(vectors: FocusVectors, q: np.ndarray, metric: str) -> np.ndarray:
+def scan32(vectors: FocusVectors, q: np.ndarray, metric: str, kernel: str | None = None) -> np.ndarray:
     """One float32 pass over the whole matrix: ``(Q, N)`` float32 cityblock distances for cityblock,
     dot products ``q . x`` otherwise. Any summation order: the callers' error bounds hold for all.
 
-    With FAISS installed its single-threaded SIMD kernels do it (``pairwise_extra_distances`` with
-    ``METRIC_L1``, ``fvec_inner_products_ny``): for one query a memory-bound pass that a threaded BLAS
-    call does not beat and that never waits on a second, busy core. Without it: BLAS for the dot
-    products, ``torch.cdist(p=1)`` or chunked torch for cityblock.
+    ``kernel`` (see :func:`scan_kernels`): ``"faiss"``, FAISS's single-threaded SIMD loops
+    (``pairwise_extra_distances`` with ``METRIC_L1``; ``fvec_inner_products_ny`` for one query), which
+    never wait on a second, busy core; ``"blas"``, numpy's (threaded) BLAS product; ``"torch"``,
+    ``torch.cdist(p=1)`` or, for one query, a chunked torch pass. None: the first of
+    :func:`scan_kernels`.
     """
     x = vectors.x
     n, d = x.shape
     n_queries = q.shape[0]
-    faiss = optional_faiss()
-    if faiss is not None and (metric == "cityblock" or n_queries == 1):
+    kernel = kernel or scan_kernels(metric, n_queries)[0]
+    if kernel == "faiss":
+        faiss = optional_faiss()
         out = np.empty((n_queries, n), dtype=np.float32)
         q = np.ascontiguousarray(q, dtype=np.float32)
         if metric == "cityblock":
@@ -155,7 +157,7 @@ def scan32(vectors: FocusVectors, q: np.ndarray, metric: str) -> np.ndarray:
         else:
             faiss.fvec_inner_products_ny(faiss.swig_ptr(out), faiss.swig_ptr(q), faiss.swig_ptr(x), d, n)
         return out
-    if metric != "cityblock":
+    if kernel == "blas":
         return (x @ q[0])[None, :] if n_queries == 1 else (x @ q.T).T  # x @ q.T: numpy's fast layout
     import torch
 
@@ -171,3 +173,11 @@ def scan32(vectors: FocusVectors, q: np.ndarray, metric: str) -> np.ndarray:
         torch.sub(chunk, qt, out=part)
         torch.sum(part.abs_(), 1, out=out[start : start + step])
     return out.numpy()[None, :]
+
+
+def scan_kernels(metric: str, n_queries: int) -> tuple[str, ...]:
+    """The kernels :func:`scan32` can use for such a scan, the default first."""
+    has_faiss = optional_faiss() is not None
+    if metric == "cityblock":
+        return ("faiss",) if has_faiss else ("torch",)
+    return ("faiss", "blas") if has_faiss and n_queries == 1 else ("blas",)

@@ -8,9 +8,12 @@ a float64 brute-force search, ties included. It answers every query (the pruning
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
-from fashrec.index.distances import U64, FocusVectors, blas_tols, l1_rel_tol, mask, rank_exact, scan32
+from fashrec.index.costs import Chooser
+from fashrec.index.distances import U64, FocusVectors, blas_tols, l1_rel_tol, mask, rank_exact, scan32, scan_kernels
 from fashrec.index.engines.base import Engine
 
 # Scores held in memory at once (queries x catalogue) during a search: bounds memory for big catalogues.
@@ -18,14 +21,37 @@ _BLOCK_ELEMENTS = 1 << 22
 
 
 class FlatScan(Engine):
-    """Every item's float32 distance (FAISS kernels when installed, else BLAS / torch), then float64
-    for the candidates; see the module docstring."""
+    """Every item's float32 distance, then float64 for the candidates; see the module docstring.
+
+    Where several kernels can make the float32 pass (one query's dot products: FAISS's single-threaded
+    loop or numpy's threaded BLAS), the one that measures faster here is used
+    (:class:`~fashrec.index.costs.Chooser`): a threaded call is faster on an idle machine and waits
+    milliseconds for a busy second core.
+    """
+
+    def __init__(self, vectors) -> None:
+        super().__init__(vectors)
+        self._kernels: dict[tuple[str, ...], Chooser] = {}
+
+    def scan(self, q, metric):
+        """:func:`~fashrec.index.distances.scan32` with the kernel that measures fastest."""
+        kernels = scan_kernels(metric, q.shape[0])
+        if len(kernels) == 1:
+            return scan32(self.vectors, q, metric, kernels[0])
+        chooser = self._kernels.get(kernels)
+        if chooser is None:
+            chooser = self._kernels[kernels] = Chooser(kernels)
+        kernel = chooser.pick()
+        start = time.perf_counter()
+        raw = scan32(self.vectors, q, metric, kernel)
+        chooser.record(kernel, time.perf_counter() - start)
+        return raw
 
     def search(self, q, k, metric, weight, allowed, excluded):
         vectors = self.vectors
 
         def candidates(start, stop):
-            approx, abs_tol, rel_tol = approx_scores(vectors, q[start:stop], metric)
+            approx, abs_tol, rel_tol = approx_scores(vectors, q[start:stop], metric, self.scan(q[start:stop], metric))
             mask(approx, allowed, excluded, start, stop)
             if k >= approx.shape[1]:
                 return np.full(stop - start, np.inf), approx
@@ -52,16 +78,17 @@ def blocked_search(n: int, n_queries: int, candidates, rank) -> list:
     return out
 
 
-def approx_scores(vectors: FocusVectors, q: np.ndarray, metric: str):
-    """One float32 pass: ``(approx (Q, N) float64, abs_tol (Q,), rel_tol)`` bounding the float64 values:
-    ``|value - approx| <= abs_tol + rel_tol * approx``.
+def approx_scores(vectors: FocusVectors, q: np.ndarray, metric: str, raw: np.ndarray | None = None):
+    """One float32 pass (``raw``, :func:`scan32`'s output, when already made): ``(approx (Q, N)
+    float64, abs_tol (Q,), rel_tol)`` bounding the float64 values: ``|value - approx| <= abs_tol +
+    rel_tol * approx``.
 
     ``approx`` is the distance for cityblock and cosine and the SQUARED distance for euclidean.
     The float32 error of a dot product or sum of D terms is at most ``D * 2**-24`` times the sum of
     the magnitudes (any summation order); the bounds double that for safety (:func:`blas_tols`).
     """
     d = vectors.x.shape[1]
-    raw = scan32(vectors, q, metric).astype(np.float64)
+    raw = (scan32(vectors, q, metric) if raw is None else raw).astype(np.float64)
     if metric == "cityblock":
         return raw, np.zeros(q.shape[0]), l1_rel_tol(d)
     gamma32, gamma64 = blas_tols(d)
