@@ -763,3 +763,38 @@ def test_chooser_takes_turns_over_three_options():
             chooser.record(name, seconds)
     picks = [chooser.pick() for _ in range(200)]
     assert picks.count("b") == 196 and picks[49] == "c" and picks[99] == "a" and picks[149] == "c"
+
+
+@pytest.mark.parametrize("with_faiss", [True, False])
+@pytest.mark.parametrize("metric", METRICS)
+def test_one_query_float32_scores_are_exact_at_every_scale(metric, with_faiss, monkeypatch):
+    """The one-query flat scan ranks by float32 scores: near-ties below float32 resolution, blobs at
+    scales 1e-30 to 1e3 in one catalogue, zero rows and a zero query, huge values (left to the float64
+    pass). The oracle is a float64 brute force over every item with the index's own float64 formula:
+    at these scales scipy's cosine rounds differently near 0 (and the float32 norms of reference()
+    call a 1e-30 query zero), while what is tested here is that no candidate is lost."""
+    if with_faiss:
+        pytest.importorskip("faiss")
+    else:
+        monkeypatch.setattr(distances, "_FAISS", None)
+    rng = np.random.default_rng(23)
+    base = rng.standard_normal(48).astype(np.float32)
+    near = np.repeat(base[None], 200, axis=0)
+    cols = rng.integers(0, 48, 200)
+    near[np.arange(200), cols] = np.nextafter(near[np.arange(200), cols], np.float32(np.inf))
+    scales = np.repeat([1e-30, 1e-3, 1.0, 1e3], 100).astype(np.float32)[:, None]
+    blobs = (rng.standard_normal((400, 48)) * scales).astype(np.float32)
+    x = np.vstack([near, blobs, np.zeros((3, 48), np.float32)])
+    queries = [base + 0.5 * rng.standard_normal(48), base, 1e-30 * rng.standard_normal(48),
+               1e3 * rng.standard_normal(48), np.zeros(48)]
+    for factor in (1.0, 1e13):  # 1e13: past what float32 scores hold, the float64 pass ranks
+        catalogue = (x * np.float32(factor)).astype(np.float32)
+        norms = distances.FocusVectors(catalogue).norm  # the norms the index divides by
+        index = SimilarityIndex(catalogue, make_ids(len(catalogue)))
+        for row in queries:
+            row = (np.asarray(row) * factor).astype(np.float32)
+            got, d = index.search(row, k=25, metric=metric)
+            brute = distances.exact_distances(catalogue, row, metric, norms)
+            order = np.lexsort((np.arange(len(catalogue)), brute))[:25]
+            assert got == [[index.ids[p] for p in order]]
+            np.testing.assert_array_equal(d[0], brute[order])

@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from fashrec.index.costs import Chooser
-from fashrec.index.distances import U64, FocusVectors, blas_tols, l1_rel_tol, mask, rank_exact, scan32, scan_kernels
+from fashrec.index.distances import U32, U64, FocusVectors, blas_tols, l1_rel_tol, mask, rank_exact, scan32, scan_kernels
 from fashrec.index.engines.base import Engine
 
 # Scores held in memory at once (queries x catalogue) during a search: bounds memory for big catalogues.
@@ -32,6 +32,7 @@ class FlatScan(Engine):
     def __init__(self, vectors) -> None:
         super().__init__(vectors)
         self._kernels: dict[tuple[str, ...], Chooser] = {}
+        self._terms = None
 
     def scan(self, q, metric):
         """:func:`~fashrec.index.distances.scan32` with the kernel that measures fastest."""
@@ -48,6 +49,10 @@ class FlatScan(Engine):
         return raw
 
     def search(self, q, k, metric, weight, allowed, excluded):
+        if q.shape[0] == 1:
+            one = self._search_one(q, k, metric, weight, allowed, None if excluded is None else excluded[0])
+            if one is not None:
+                return [one]
         vectors = self.vectors
 
         def candidates(start, stop):
@@ -62,6 +67,67 @@ class FlatScan(Engine):
 
         return blocked_search(len(vectors.x), q.shape[0], candidates,
                               lambda r, cand: rank_exact(vectors, cand, q[r], metric, k, weight))
+
+
+    def _search_one(self, q, k, metric, weight, allowed, excluded):
+        """One query, ranked by float32 scores (no float64 pass over all items), or None for values
+        float32 scores cannot hold (norms or products beyond 1e15 / 1e30).
+
+        The score is increasing in the distance, within a proven ``slack`` of an exact affine function
+        of it: cityblock the float32 distance (relative error, as :func:`approx_scores`); euclidean
+        ``|x|^2 - 2 x.q`` (the squared distance less ``|q|^2``) from float32 ``|x|^2`` and dot
+        products; cosine ``-x.q / |x|`` (the cosine distance less 1, times ``|q|``) from float32
+        ``-1 / |x|``. Every item whose score is at most the k-th smallest score plus twice the slack
+        is re-ranked in float64; the slack also covers the float64 reference's own rounding, the
+        float32 products' underflow and the roundings of the extra float32 operations.
+        """
+        v = self.vectors
+        n, d = v.x.shape
+        q32 = q[0]
+        q64 = q32.astype(np.float64)
+        q_sq = float(q64 @ q64)
+        q_norm = float(np.sqrt(q_sq))
+        big = float(np.sqrt(v.max_sqnorm))
+        if metric != "cityblock" and not (big * max(big, q_norm) < 1e30 and q_norm < 1e15):
+            return None
+        gamma32, gamma64 = blas_tols(d)
+        raw = self.scan(q, metric)[0]  # a fresh float32 array: scored in place
+        if metric == "cityblock":
+            score, rel, slack, scale = raw, l1_rel_tol(d), 0.0, 0.0
+        elif metric == "euclidean":
+            score = np.multiply(raw, np.float32(-2.0), out=raw)
+            score += self._float32_terms()[0]
+            rel, scale = 0.0, v.max_sqnorm + q_sq  # scale: the largest squared distance, at most 2x that
+            slack = 2.0 * (gamma32 + 2 * U32) * big * q_norm + (4 * U32 + gamma64) * scale + d * 2.0**-140
+        else:
+            neg_inv, least_norm = self._float32_terms()[1:]
+            score = np.multiply(raw, neg_inv, out=raw)
+            rel, scale = 0.0, q_norm
+            slack = (gamma32 + 4 * U32 + 2 * gamma64) * q_norm + d * 2.0**-140 / least_norm
+        if allowed is not None:
+            score[~allowed] = np.inf
+        if excluded is not None and len(excluded):
+            score[excluded] = np.inf
+        if k >= n:  # every item (none can be masked: the caller checked that k are left)
+            cand = np.arange(n)
+        else:
+            kth = float(np.partition(score, k - 1)[k - 1])
+            limit = (kth * (1.0 + rel) + 2.0 * slack) / (1.0 - rel)
+            limit += 4 * U64 * (abs(limit) + scale) + 1e-300
+            limit32 = np.float32(limit)
+            if float(limit32) < limit:  # rounded down to float32: the next float32 up
+                limit32 = np.nextafter(limit32, np.float32(np.inf))
+            cand = np.flatnonzero(score <= limit32)
+        return rank_exact(v, cand, q32, metric, k, weight)
+
+    def _float32_terms(self):
+        """(float32 ``|x|^2``, float32 ``-1 / |x|`` (0 for a zero row), the smallest non-zero norm)."""
+        if self._terms is None:
+            v = self.vectors
+            nonzero = v.norm[v.norm > 0]
+            least = float(nonzero.min()) if nonzero.size else 1.0
+            self._terms = (v.sqnorm.astype(np.float32), (-v.inv_norm).astype(np.float32), least)
+        return self._terms
 
 
 def blocked_search(n: int, n_queries: int, candidates, rank) -> list:
