@@ -746,8 +746,12 @@ def test_planner_takes_the_cheaper_route_by_recorded_costs():
     assert planner.route(*key) == "flat"  # the flat scan has not been timed yet
     for seconds in (1e-4, 2e-4, 1e-4):
         chooser.record("flat", seconds)
-    routes = [planner.route(*key) for _ in range(100)]
-    assert routes.count("flat") == 98 and routes.count("prune") == 2  # re-timed every 50
+    routes = []
+    for _ in range(100):
+        routes.append(planner.route(*key))
+        chooser.record(routes[-1], {"prune": 5e-4, "flat": 1e-4}[routes[-1]])
+    assert routes.count("prune") == 3 and routes[49:52] == ["prune"] * 3  # timed afresh, 3 times, after 50
+    assert list(chooser.seconds["prune"]) == [5e-4] * 3  # its older timings (6e-3) are dropped
     for _ in range(9):
         chooser.record("flat", 9e-3)  # the flat scan became slow
     assert planner.route(*key) == "prune"
@@ -761,8 +765,12 @@ def test_chooser_takes_turns_over_three_options():
     for name, seconds in (("a", 3.0), ("b", 1.0), ("c", 2.0)):
         for _ in range(3):
             chooser.record(name, seconds)
-    picks = [chooser.pick() for _ in range(200)]
-    assert picks.count("b") == 196 and picks[49] == "c" and picks[99] == "a" and picks[149] == "c"
+    picks = []
+    for _ in range(200):
+        picks.append(chooser.pick())
+        chooser.record(picks[-1], {"a": 3.0, "b": 1.0, "c": 2.0}[picks[-1]])
+    assert picks.count("b") == 191  # the others in turn, 3 times in a row, every 50 compared picks
+    assert picks[49:52] == ["c"] * 3 and picks[101:104] == ["a"] * 3 and picks[153:156] == ["c"] * 3
 
 
 @pytest.mark.parametrize("with_faiss", [True, False])

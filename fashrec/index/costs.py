@@ -4,7 +4,7 @@ Which is fastest depends on things no rule of thumb sees: how far a pruning boun
 embeddings, whether a threaded BLAS call has a free second core or waits milliseconds for it, how the
 catalogue sits in the caches. All the options give the same results, so the choice is free to follow
 measurements: each option is timed a few times, then the one with the lowest typical cost is taken,
-and the others are timed again now and then so that the choice follows the machine.
+and the others are timed afresh now and then so that the choice follows the machine.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections import deque
 
 _PROBES = 3  # timings of each option before they are compared
 _WINDOW = 9  # recent timings kept per option
-_REPROBE = 50  # every this many compared picks, another option is timed again
+_REPROBE = 50  # every this many compared picks, another option is timed afresh
 
 
 def typical(seconds) -> float:
@@ -23,21 +23,33 @@ def typical(seconds) -> float:
 
 
 class Chooser:
-    """The option to use next among ``options`` (names), from the timings given to :meth:`record`."""
+    """The option to use next among ``options`` (names), from the timings given to :meth:`record`.
+
+    Each option is timed ``_PROBES`` times first, in order; then the one of lowest :func:`typical`
+    cost is picked, and every ``_REPROBE`` picks another one (in turn) is timed ``_PROBES`` times in
+    a row afresh, its older timings dropped: a choice made on a bad moment (a load burst, cold caches
+    right after a build) does not stick.
+    """
 
     def __init__(self, options: tuple[str, ...]) -> None:
         self.options = options
         self.seconds = {name: deque(maxlen=_WINDOW) for name in options}
         self.compared = 0
+        self._again: list[str] = []  # picks left of a fresh timing of one option
 
     def pick(self) -> str:
-        for name in self.options:  # each option is timed _PROBES times first, in order
+        if self._again:
+            return self._again.pop()
+        for name in self.options:
             if len(self.seconds[name]) < _PROBES:
                 return name
         self.compared += 1
         ranked = sorted(self.options, key=lambda name: typical(self.seconds[name]))
-        if self.compared % _REPROBE == 0:  # now and then one of the others, in turn
-            return ranked[1 + (self.compared // _REPROBE - 1) % (len(ranked) - 1)]
+        if self.compared % _REPROBE == 0:
+            other = ranked[1 + (self.compared // _REPROBE - 1) % (len(ranked) - 1)]
+            self.seconds[other].clear()
+            self._again = [other] * (_PROBES - 1)
+            return other
         return ranked[0]
 
     def record(self, name: str, seconds: float) -> None:
