@@ -144,17 +144,20 @@ def blocked_search(n: int, n_queries: int, candidates, rank) -> list:
     return out
 
 
-def approx_scores(vectors: FocusVectors, q: np.ndarray, metric: str, raw: np.ndarray | None = None):
+def approx_scores(vectors: FocusVectors, q: np.ndarray, metric: str, raw: np.ndarray | None = None, rows=None):
     """One float32 pass (``raw``, :func:`scan32`'s output, when already made): ``(approx (Q, N)
     float64, abs_tol (Q,), rel_tol)`` bounding the float64 values: ``|value - approx| <= abs_tol +
-    rel_tol * approx``.
+    rel_tol * approx``. With ``rows`` (euclidean and cosine), only those catalogue rows (a BLAS
+    product of the gathered rows): the bounds hold for any rows, taken at the largest norm.
 
     ``approx`` is the distance for cityblock and cosine and the SQUARED distance for euclidean.
     The float32 error of a dot product or sum of D terms is at most ``D * 2**-24`` times the sum of
     the magnitudes (any summation order); the bounds double that for safety (:func:`blas_tols`).
     """
     d = vectors.x.shape[1]
-    raw = (scan32(vectors, q, metric) if raw is None else raw).astype(np.float64)
+    if raw is None:
+        raw = scan32(vectors, q, metric) if rows is None else (vectors.x[rows] @ q[0])[None, :]
+    raw = raw.astype(np.float64)
     if metric == "cityblock":
         return raw, np.zeros(q.shape[0]), l1_rel_tol(d)
     gamma32, gamma64 = blas_tols(d)
@@ -164,7 +167,7 @@ def approx_scores(vectors: FocusVectors, q: np.ndarray, metric: str, raw: np.nda
     if metric == "euclidean":
         sq = raw
         sq *= -2.0
-        sq += vectors.sqnorm[None, :]
+        sq += (vectors.sqnorm if rows is None else vectors.sqnorm[rows])[None, :]
         sq += q_sq[:, None]
         max_sq = vectors.max_sqnorm
         abs_tol = 2.0 * gamma32 * q_norm * np.sqrt(max_sq) + gamma64 * (max_sq + q_sq)
@@ -173,7 +176,7 @@ def approx_scores(vectors: FocusVectors, q: np.ndarray, metric: str, raw: np.nda
     q_inv = np.zeros_like(q_norm)
     np.divide(1.0, q_norm, out=q_inv, where=q_norm > 0)
     cos = raw
-    cos *= vectors.inv_norm[None, :]
+    cos *= (vectors.inv_norm if rows is None else vectors.inv_norm[rows])[None, :]
     cos *= -q_inv[:, None]
     cos += 1.0
     return cos, np.full(q.shape[0], gamma32 + gamma64), 0.0

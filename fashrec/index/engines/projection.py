@@ -13,8 +13,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fashrec.index.distances import U32, U64, blas_tols, rank_exact
+from fashrec.index.distances import U32, U64, rank_exact
 from fashrec.index.engines.base import Engine
+from fashrec.index.engines.flat import approx_scores
 
 _PRUNE_RANK = 64
 _PRUNE_WIDE_RANK = 256  # directions kept for large catalogues of long vectors (see Projection.projection)
@@ -165,23 +166,10 @@ class Projection(Engine):
 def approx_rows(vectors, rows: np.ndarray, q32: np.ndarray, metric: str) -> tuple[np.ndarray, float]:
     """float32 BLAS estimates for the catalogue rows ``rows`` and one query: ``(approx, abs_tol)`` with
     ``|float64 value - approx| <= abs_tol``; the value is the SQUARED distance for euclidean and the
-    cosine distance (before clipping, which only narrows the gap) for cosine. The bounds are those of
-    the flat scan (taken at the largest norm of the catalogue, so valid for any rows)."""
-    gamma32, gamma64 = blas_tols(q32.shape[0])
-    dots = (vectors.x[rows] @ q32).astype(np.float64)
-    q64 = q32.astype(np.float64)
-    q_sq = float(q64 @ q64)
-    if metric == "euclidean":
-        dots *= -2.0
-        dots += vectors.sqnorm[rows]
-        dots += q_sq
-        max_sq = vectors.max_sqnorm
-        return dots, 2.0 * gamma32 * float(np.sqrt(q_sq)) * float(np.sqrt(max_sq)) + gamma64 * (max_sq + q_sq)
-    q_norm = float(np.sqrt(q_sq))  # > 0: checked by the caller
-    dots *= vectors.inv_norm[rows]
-    dots *= -1.0 / q_norm
-    dots += 1.0
-    return dots, gamma32 + gamma64
+    cosine distance (before clipping, which only narrows the gap) for cosine (the flat scan's
+    :func:`~fashrec.index.engines.flat.approx_scores` on those rows)."""
+    approx, abs_tol, _ = approx_scores(vectors, q32[None], metric, rows=rows)
+    return approx[0], float(abs_tol[0])
 
 
 def _orthonormal_columns(a: np.ndarray) -> np.ndarray:
