@@ -12,7 +12,8 @@ from collections import deque
 
 _PROBES = 3  # timings of each option before they are compared
 _WINDOW = 9  # recent timings kept per option
-_REPROBE = 50  # every this many compared picks, another option is timed afresh
+_FIRST_REPROBE, _REPROBE = 10, 50  # compared picks before another option is timed afresh: 10, then
+# twice as many each time up to 50 (early choices rest on few timings: they are checked soon)
 
 
 def typical(seconds) -> float:
@@ -26,15 +27,18 @@ class Chooser:
     """The option to use next among ``options`` (names), from the timings given to :meth:`record`.
 
     Each option is timed ``_PROBES`` times first, in order; then the one of lowest :func:`typical`
-    cost is picked, and every ``_REPROBE`` picks another one (in turn) is timed ``_PROBES`` times in
-    a row afresh, its older timings dropped: a choice made on a bad moment (a load burst, cold caches
-    right after a build) does not stick.
+    cost is picked, and after 10, 20, 40, then every 50 picks another one (in turn) is timed
+    ``_PROBES`` times in a row afresh, its older timings dropped: a choice made on a bad moment (a
+    load burst, cold caches right after a build) does not stick.
     """
 
     def __init__(self, options: tuple[str, ...]) -> None:
         self.options = options
         self.seconds = {name: deque(maxlen=_WINDOW) for name in options}
         self.compared = 0
+        self._interval = _FIRST_REPROBE
+        self._next_reprobe = _FIRST_REPROBE
+        self._turn = 0
         self._again: list[str] = []  # picks left of a fresh timing of one option
 
     def pick(self) -> str:
@@ -45,8 +49,11 @@ class Chooser:
                 return name
         self.compared += 1
         ranked = sorted(self.options, key=lambda name: typical(self.seconds[name]))
-        if self.compared % _REPROBE == 0:
-            other = ranked[1 + (self.compared // _REPROBE - 1) % (len(ranked) - 1)]
+        if self.compared == self._next_reprobe:
+            self._interval = min(2 * self._interval, _REPROBE)
+            self._next_reprobe += self._interval
+            other = ranked[1 + self._turn % (len(ranked) - 1)]
+            self._turn += 1
             self.seconds[other].clear()
             self._again = [other] * (_PROBES - 1)
             return other
