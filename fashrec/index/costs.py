@@ -17,10 +17,11 @@ _FIRST_REPROBE, _REPROBE = 10, 50  # compared picks before another option is tim
 
 
 def typical(seconds) -> float:
-    """The lower tercile of recent timings: a busy machine only ever adds time (another process takes
-    the core for milliseconds), so the low values are the option's own cost."""
+    """The median of recent timings: robust to a minority of searches that another process delayed,
+    and it counts the delays an option suffers most of the time (a threaded call that waits on a busy
+    second core more often than not is slow, however fast its best runs)."""
     ordered = sorted(seconds)  # a handful of values: cheaper than numpy
-    return ordered[len(ordered) // 3]
+    return ordered[len(ordered) // 2]
 
 
 class Chooser:
