@@ -12,8 +12,9 @@ from collections import deque
 
 _PROBES = 3  # timings of each option before they are compared
 _WINDOW = 9  # recent timings kept per option
-_FIRST_REPROBE, _REPROBE = 10, 50  # compared picks before another option is timed afresh: 10, then
-# twice as many each time up to 50 (early choices rest on few timings: they are checked soon)
+# Compared picks before another option is timed afresh: 10, then twice as many each time, up to 50;
+# up to 800 while the options re-timed keep losing by more than 2x (each re-timing costs searches).
+_FIRST_REPROBE, _REPROBE, _MAX_REPROBE = 10, 50, 800
 
 
 def typical(seconds) -> float:
@@ -30,7 +31,8 @@ class Chooser:
     Each option is timed ``_PROBES`` times first, in order; then the one of lowest :func:`typical`
     cost is picked, and after 10, 20, 40, then every 50 picks another one (in turn) is timed
     ``_PROBES`` times in a row afresh, its older timings dropped: a choice made on a bad moment (a
-    load burst, cold caches right after a build) does not stick.
+    load burst, cold caches right after a build) does not stick. While the re-timed options lose by
+    more than 2x, the interval keeps doubling, up to 800 picks.
     """
 
     def __init__(self, options: tuple[str, ...]) -> None:
@@ -41,6 +43,7 @@ class Chooser:
         self._next_reprobe = _FIRST_REPROBE
         self._turn = 0
         self._again: list[str] = []  # picks left of a fresh timing of one option
+        self._checked: str | None = None  # the option just timed afresh
 
     def pick(self) -> str:
         if self._again:
@@ -50,10 +53,13 @@ class Chooser:
                 return name
         self.compared += 1
         ranked = sorted(self.options, key=lambda name: typical(self.seconds[name]))
-        if self.compared == self._next_reprobe:
-            self._interval = min(2 * self._interval, _REPROBE)
-            self._next_reprobe += self._interval
-            other = ranked[1 + self._turn % (len(ranked) - 1)]
+        if self._checked is not None:  # its fresh timings are in: when is the next check?
+            lost_badly = typical(self.seconds[self._checked]) > 2 * typical(self.seconds[ranked[0]])
+            self._interval = min(2 * self._interval, _MAX_REPROBE if lost_badly else _REPROBE)
+            self._next_reprobe = self.compared + self._interval
+            self._checked = None
+        if self.compared >= self._next_reprobe:
+            other = self._checked = ranked[1 + self._turn % (len(ranked) - 1)]
             self._turn += 1
             self.seconds[other].clear()
             self._again = [other] * (_PROBES - 1)
