@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 HELP = "launch the Gradio demo (the Space) locally: similar-product search and reconstructions"
+EXTRA = "space"  # what a missing optional package asks to install
 DESCRIPTION = """\
 Serve the fashrec Space on this machine and print its local URL (default http://127.0.0.1:7860).
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 HELP = "score a model's recommendations (precision@k, mAP@k) against raw-pixel, PCA and random baselines"
+EXTRA = "eval"  # what a missing optional package asks to install
 DESCRIPTION = """\
 How often do a model's k nearest neighbours share the query's product type, colour group or graphical
 appearance? Measured with precision@k and mAP@k under the paper's three metrics (cityblock, euclidean,

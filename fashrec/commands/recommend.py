@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 HELP = "print the k most similar products of a catalogue item (--item) or a photo (--image)"
+EXTRA = "data"  # what a missing optional package asks to install
 DESCRIPTION = """\
 Search an index made by 'fashrec embed' and print the neighbours as a table: rank, id, distance, name,
 product type and colour.

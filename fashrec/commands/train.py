@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 HELP = "train a convolutional autoencoder (or VAE) on H&M photos; resumable, writes a Hub-ready folder"
+EXTRA = "train"  # what a missing optional package asks to install
 DESCRIPTION = """\
 Train the paper's convolutional autoencoder (Table 3.3) or the VAE of the same shape with Adam, and
 write a folder ready for fashrec.from_pretrained and the Hub:
