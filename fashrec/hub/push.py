@@ -4,6 +4,8 @@ The folder is checked first, so a half-written model never reaches the Hub: a mo
 ``config.json``, ``model.safetensors`` and ``README.md``; a dataset repo needs ``README.md`` and a
 ``data/`` folder. Temporary and checkpoint files (``*.tmp``, ``checkpoint/``, ``checkpoints/``, ...) are
 left behind. Everything else goes up in a single commit, so the repo never shows a mix of old and new files.
+The card goes up with its load snippet naming the repo (``fashrec.hub_card.cards.for_repo``): a card
+written before the repo id was known says ``from_pretrained(".")``, which only works beside the files.
 
 The token comes from the ``token`` argument, else ``HF_TOKEN``, else ``hf auth login``; it is never
 printed, logged or written anywhere by this module.
@@ -111,7 +113,8 @@ def push_folder(folder: str | os.PathLike, repo_id: str, *, repo_type: str = "mo
     message = commit_message or f"Upload {repo_type} with fashrec push ({len(files)} files)"
     try:
         repo_url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
-        operations = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(root / rel)) for rel in files]
+        operations = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=_content(root / rel, rel, repo_url.repo_id))
+                      for rel in files]
         info = api.create_commit(repo_id=repo_url.repo_id, repo_type=repo_type, operations=operations,
                                  commit_message=message)
     except RepositoryNotFoundError as exc:
@@ -129,6 +132,15 @@ def push_folder(folder: str | os.PathLike, repo_id: str, *, repo_type: str = "mo
     except _transport_errors() as exc:
         raise HubPushError(f"cannot reach the Hub at {api.endpoint}: {type(exc).__name__}: {exc}") from None
     return str(info.commit_url)
+
+
+def _content(path: Path, rel: str, repo_id: str) -> str | bytes:
+    """What goes up for one file: the file itself, or for the card, the card loading ``repo_id``."""
+    if rel != "README.md":
+        return str(path)
+    from fashrec.hub_card.cards import for_repo
+
+    return for_repo(path.read_text(encoding="utf-8"), repo_id).encode("utf-8")
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
