@@ -56,6 +56,7 @@ EMBEDDINGS_FILE = "embeddings.safetensors"
 IDS_FILE = "ids.json"
 METADATA_FILE = "metadata.parquet"
 INDEX_FILE = "index.json"
+MAX_FOCUS_WEIGHT = 1e6  # see _weights: beyond this a weighted distance can overflow
 
 _U32 = 2.0**-24  # unit round-off of float32
 _U64 = 2.0**-53
@@ -807,6 +808,10 @@ class SimilarityIndex:
             w = float(w)
             if not np.isfinite(w) or w < 0:
                 raise ValueError(f"focus weight for {name!r} must be finite and >= 0, got {w}")
+            if w > MAX_FOCUS_WEIGHT:  # weights are relative; a huge one overflows the weighted sum to inf, and
+                # inf distances tie with the masked (excluded / filtered-out) items, which could then be returned
+                raise ValueError(f"focus weight for {name!r} is {w:g}: weights are relative, keep each at most "
+                                 f"{MAX_FOCUS_WEIGHT:g}")
             if w > 0:
                 weights[name] = w
         if not weights:
