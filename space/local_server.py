@@ -35,18 +35,23 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_space(*, env: Mapping[str, str] | None = None, timeout: float = 180.0,
-                  log: str | os.PathLike | None = None) -> Iterator[str]:
-    """Start ``space/app.py`` on a free port, yield its URL once it answers, stop it on exit.
+                  log: str | os.PathLike | None = None, app: str | os.PathLike = APP,
+                  python: str | os.PathLike = sys.executable) -> Iterator[str]:
+    """Start ``app`` (default ``space/app.py``) with ``python`` in its own folder, as a Space runs it, on a
+    free port; yield its URL once it answers, stop it on exit.
 
     Raises RuntimeError with the child's output if it exits or does not answer within ``timeout`` s.
     """
     port = free_port()
-    python_path = os.pathsep.join(p for p in (str(CHECKOUT), os.environ.get("PYTHONPATH")) if p)
+    app = Path(app).resolve()
+    first = [str(CHECKOUT)] if app == APP else []  # another app (a built Space) runs the fashrec it installed
+    python_path = os.pathsep.join(p for p in (*first, os.environ.get("PYTHONPATH")) if p)
     child_env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
                  "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port), "PYTHONPATH": python_path,
                  **(env or {})}
     log_file = open(log, "w+b") if log else tempfile.TemporaryFile()
-    proc = subprocess.Popen([sys.executable, str(APP)], env=child_env, stdout=log_file, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([str(python), str(app)], env=child_env, cwd=app.parent, stdout=log_file,
+                            stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
         _wait_until_answers(url, proc, log_file, timeout)
