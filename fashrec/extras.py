@@ -26,9 +26,9 @@ def install_hint(extra: str) -> str:
 
 
 def missing_extra(exc: ModuleNotFoundError, extra: str | None = None) -> MissingExtra | None:
-    """``exc`` as a MissingExtra naming the extra to install (``extra``, else the module's own), or None
-    for a module no extra brings (a real bug, left alone)."""
-    if isinstance(exc, MissingExtra):
+    """``exc`` as a MissingExtra naming the extra to install (``extra``, e.g. the command's, else the
+    module's own), or None for a module no extra brings (a real bug, left alone)."""
+    if isinstance(exc, MissingExtra) and extra is None:
         return exc
     module = (exc.name or "").split(".")[0]
     if module not in EXTRA_OF:
