@@ -70,14 +70,8 @@ def test_every_flag_path_and_id_of_the_command_lines_exists(doc, hm_dir):
     for line in lines:
         words = shlex.split(line)
         if words[0] == "python":
-            if words[1] == "-m":
-                from fashrec.commands import train
-
-                import argparse
-
-                parser = argparse.ArgumentParser()
-                train.add_arguments(parser)
-                args = vars(parser.parse_args(words[3:]))
+            if words[1] == "-m":  # python -m training.train: the flags of fashrec train
+                args = vars(build_parser().parse_args(["train", *words[3:]]))
             else:
                 assert (REPO_ROOT / words[1]).is_file(), line
                 continue
