@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 HELP = "build the Space as a self-contained folder (app, wheel, checkpoints, index) and push it to the Hub"
-EXTRA = "data"  # what a missing optional package asks to install
+EXTRA = "space"  # what a missing optional package asks to install (the card names this gradio)
 DESCRIPTION = """\
 fashrec space build OUT
     Write a complete Hugging Face Space repo to OUT: app.py and recommender.py (from this checkout's
