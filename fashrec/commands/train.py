@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 HELP = "train the default model (multitask), the paper's autoencoder or its VAE; resumable, writes a Hub-ready folder"
+EXTRA = "train"  # what a missing optional package asks to install
 DESCRIPTION = """\
 --model multitask: the default model (MultiTaskCNN). One CNN trunk, one head per focus: product type
 (the shape focus), colour group (with a colour histogram) and graphical appearance (pattern). The shape

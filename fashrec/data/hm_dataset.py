@@ -1,7 +1,7 @@
 """The H&M product photos as ``datasets`` objects: one loader for every place the data can live.
 
     dd = fashrec.load_hm("/path/to/hm")          # DatasetDict({"train", "test"}), 80/20, seed 42
-    dd = fashrec.load_hm("sample")               # the ~800-image sample shipped in the package
+    dd = fashrec.load_hm("sample")               # the ~800-image sample of a source checkout
     ds = fashrec.load_hm("org/hm-5k", split=False)
 
 Sources (``source``):
@@ -130,8 +130,11 @@ def load_hm(
     fraction or a count; ``label_columns`` defaults to the ``LABEL_COLUMNS`` the source has (asking for
     one it lacks is an error). See the module docstring for sources, columns and what gets skipped.
     """
-    import datasets
     import numpy as np
+
+    from fashrec.extras import require
+
+    datasets = require("datasets", "fashrec.load_hm")
 
     if n is not None and n < 1:
         raise ValueError(f"load_hm: n must be a positive number of images, got {n}")

@@ -78,6 +78,7 @@ def embed_catalogue(*, model, data: str | os.PathLike, out: str | os.PathLike, m
     from tqdm.auto import tqdm
 
     from fashrec.atomic import write_json_atomic
+    from fashrec.index.integrity import seal
     from fashrec.models.hub_model import weights_hash
     from fashrec.index import SimilarityIndex
 
@@ -138,6 +139,7 @@ def embed_catalogue(*, model, data: str | os.PathLike, out: str | os.PathLike, m
     if staging.exists():
         shutil.rmtree(staging)
     index.save(staging, model=model)
+    seal(staging)  # integrity.json: what a Space checks before serving the index
     write_json_atomic(_catalogue_record(data, model_ref, cells, manifest), staging / CATALOGUE_FILE)
     _move_into_place(staging, out)
     shutil.rmtree(work, ignore_errors=True)
@@ -173,6 +175,8 @@ def catalogue_images(index_dir: str | os.PathLike, item_ids: list[str]) -> list:
             from fashrec.data.sample import SAMPLE_DIR
 
             root = SAMPLE_DIR
+        elif not Path(root).is_absolute():  # photos that travel with the index (fashrec space build)
+            root = Path(index_dir) / root
         where = dict(zip(ids, files))
         out = []
         for i in item_ids:
