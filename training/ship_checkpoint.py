@@ -82,7 +82,7 @@ def write_card(model, out: Path, result: dict, recipe: str) -> None:
     """metrics.json (the model's scores per focus), training_args.json (the recipe and the data) and the
     card, by the one card writer (fashrec.hub.model_card): a shipped folder gets the shipped card."""
     from fashrec.atomic import write_json_atomic
-    from fashrec.commands.export_dataset import TERMS
+    from fashrec.data.terms import TERMS
     from fashrec.hub.model_card import shipped_name, write_model_card, write_shipped_cards
 
     rows = [r for r in result["retrieval"] if r["embedding"] == "model" and r["metric"] == "cosine"]

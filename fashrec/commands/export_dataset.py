@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fashrec.data.terms import TERMS
+
 HELP = "write H&M photos + labels as Hub-ready parquet shards with a dataset card (and push them)"
 EXTRA = "data"  # what a missing optional package asks to install
 DESCRIPTION = """\
@@ -32,10 +34,6 @@ Kaggle competition ["H&M Personalized Fashion Recommendations"](https://www.kagg
 repositories: images and per-image metadata from `hungle45/PSE-Recommendor-System` (commit
 `a8979e102022ad3f0a164c745e03aa89c9c6ec29`), the full `articles` table from `Tisha1503/HM-Fashion-Recommender`
 (commit `f22ecf0818c68e0d382a468309aac859d3824dfb`). Photos are 360 x 540 JPEGs unless shrunk (see below)."""
-TERMS = """\
-This is competition data of H&M Group, under the Kaggle competition rules: use it for the competition
-and for non-commercial research and education only. The source repositories carry no licence of their
-own. Do not redistribute it outside the fashrec project; fashrec's own MIT licence does not cover it."""
 LICENSE_LINK = "https://www.kaggle.com/competitions/h-and-m-personalized-fashion-recommendations/rules"
 
 

@@ -89,7 +89,7 @@ def write_shipped_cards(names: list[str] | None = None) -> list[Path]:
 def shipped_card(name: str) -> str:
     """The card of the shipped checkpoint ``name``: it loads by that name, names the training data's Hub id,
     and compares itself with the paper's autoencoder."""
-    from fashrec.commands.export_dataset import TERMS
+    from fashrec.data.terms import TERMS
     from fashrec.models import pretrained
 
     baseline = pretrained.CHECKPOINT_DIR / BASELINE_CHECKPOINT / "eval.json"
