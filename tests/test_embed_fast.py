@@ -16,7 +16,7 @@ from fashrec.jobs.embed_stream import decode_batches, embed_sources
 from fashrec.jobs.index_folder import apply_embed_options, embed_options, skipped_images
 from fashrec.models.hub_model import weights_hash
 from fashrec.models.inference import for_inference
-from fashrec.similarity_index import SimilarityIndex
+from fashrec.index import SimilarityIndex
 
 CLASSES = {
     "product_type_name": ["Dress", "Trousers", "T-shirt"],

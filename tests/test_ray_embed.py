@@ -8,7 +8,7 @@ import pytest
 import fashrec
 from fashrec.cli import main
 from fashrec.jobs.embed_job import embed_catalogue
-from fashrec.similarity_index import SimilarityIndex
+from fashrec.index import SimilarityIndex
 from tests.conftest import REPO_ROOT
 
 ray = pytest.importorskip("ray", reason="needs the 'ray' extra: pip install 'fashrec[ray]'")

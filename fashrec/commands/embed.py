@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 HELP = "embed a catalogue of photos with a model into a searchable index (batched, resumable)"
+EXTRA = "data"  # what a missing optional package asks to install
 DESCRIPTION = """\
 Embed every photo of --data with --model and save a SimilarityIndex to --out, for 'fashrec recommend'
 and the Space.

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 HELP = "score a model's recommendations (precision@k, mAP@k, design hit@k) against raw-pixel, PCA and random baselines"
+EXTRA = "eval"  # what a missing optional package asks to install
 DESCRIPTION = """\
 How often do a model's k nearest neighbours share the query's product type, colour group or graphical
 appearance, and how often is the same garment in another colourway (same product_code: the "design"

@@ -213,7 +213,7 @@ def evaluate_tensors(*, model, train_images, test_images, train_labels: Mapping[
              f" ({int((mask & unseen).sum())} of them of a design the model never saw in training)"), progress)
 
     retrieval = []
-    from fashrec.similarity_index import SimilarityIndex
+    from fashrec.index import SimilarityIndex
 
     for (embedding, focus), matrix in vectors.items():
         index = None

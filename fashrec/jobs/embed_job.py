@@ -94,7 +94,7 @@ def embed_catalogue(*, model, data: str | os.PathLike, out: str | os.PathLike, m
     from fashrec.jobs.index_folder import EMBED_OPTIONS, write_index_folder
     from fashrec.jobs.shards import ShardStore
     from fashrec.models.hub_model import weights_hash
-    from fashrec.similarity_index import SimilarityIndex
+    from fashrec.index import SimilarityIndex
 
     out = Path(out)
     if out.exists() and not overwrite:
@@ -190,6 +190,8 @@ def catalogue_images(index_dir: str | os.PathLike, item_ids: list[str]) -> list:
             from fashrec.data.sample import SAMPLE_DIR
 
             root = SAMPLE_DIR
+        elif not Path(root).is_absolute():  # photos that travel with the index (fashrec space build)
+            root = Path(index_dir) / root
         where = dict(zip(ids, files))
         out = []
         for i in item_ids:

@@ -1,6 +1,7 @@
 """An index folder on disk, as ``fashrec embed`` writes it and ``fashrec index`` updates it.
 
     OUT/index.json, embeddings.safetensors, ids.json, metadata.parquet    SimilarityIndex.save
+    OUT/integrity.json                                                    the files' sha256 (fashrec.index.integrity)
     OUT/catalogue.json                                                    where each photo lives, the model reference
 
 ``index.json`` records, besides what ``SimilarityIndex.save`` writes, the photos that were left out
@@ -32,6 +33,7 @@ EMBED_OPTIONS = ("flip_tta",)
 def write_index_folder(out: str | os.PathLike, index, *, model, catalogue: dict, skipped: list[dict]) -> Path:
     """Write ``index`` with its ``catalogue.json`` and skipped photos to ``out``, replacing it atomically."""
     from fashrec.atomic import disk_full_as_error, replace_dir, write_json_atomic
+    from fashrec.index.integrity import seal
     from fashrec.jobs.embed_job import CATALOGUE_FILE
 
     out = Path(out)
@@ -50,6 +52,7 @@ def write_index_folder(out: str | os.PathLike, index, *, model, catalogue: dict,
                 record["model"]["config"] = config
             record[SKIPPED_KEY] = list(skipped)
             write_json_atomic(record, staging / INDEX_FILE)
+            seal(staging)  # integrity.json, over the final files: what a Space checks before serving
             replace_dir(staging, out)
         finally:
             shutil.rmtree(work, ignore_errors=True)

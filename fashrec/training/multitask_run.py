@@ -77,9 +77,9 @@ def train_default_model(*, data, out, extra: Sequence = (), epochs: int = 24, ba
             "every choice was made on them, never on the test split", "overall_weights": weights,
             "data": _source_name(data), "extra_data": [_source_name(e) for e in extra],
             "training_photos": int(ds.images.shape[0]), "device": device, "threads": threads}
-    from fashrec.commands.train import data_terms, dataset_name
+    from fashrec.data.terms import TERMS, dataset_name
 
-    write_json_atomic({**args, "dataset": dataset_name(str(data), None), "dataset_terms": data_terms()},
+    write_json_atomic({**args, "dataset": dataset_name(str(data), None), "dataset_terms": TERMS},
                       out / "training_args.json")
     save_training_curves(out / "loss_curve.png", result["history"])
     if evaluate:
