@@ -73,30 +73,11 @@ def model_reference(model_arg: str | None) -> str:
     return model_arg
 
 
-def load_model(ref: str, *, device: str = "cpu", options: dict | None = None):
-    """The model of ``ref`` on ``device`` with embed options (e.g. ``{"flip_tta": False}``) set; a device
-    torch cannot use, or an option the model lacks, is one clear error."""
-    import torch
-
-    from fashrec.models.hub_model import from_pretrained
-    from fashrec.models.pretrained import resolve
-
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: this torch sees no CUDA GPU (torch.cuda.is_available() is False)")
-    model = from_pretrained(resolve(ref), map_location=device)
-    for name, value in (options or {}).items():
-        if not hasattr(model, name):
-            raise ValueError(f"{type(model).__name__} has no {name} option (--no-flip-tta is for models with flip "
-                             "TTA)")
-        setattr(model, name, value)
-    return model
-
-
 def run(args) -> int:
     import sys
 
     from fashrec.jobs.embed_job import embed_catalogue
-    from fashrec.jobs.index_folder import skipped_images
+    from fashrec.jobs.index_folder import load_model, skipped_images
 
     ref = model_reference(args.model)
     model = load_model(ref, device=args.device, options=None if args.flip_tta else {"flip_tta": False})

@@ -182,22 +182,9 @@ def catalogue_images(index_dir: str | os.PathLike, item_ids: list[str]) -> list:
     source is reloaded with ``fashrec.load_hm``. Never raises for a missing photo: the grid shows a gap.
     """
     record = read_catalogue(index_dir)
-    images = record.get("images") or {}
-    root, files = images.get("root"), images.get("files")
-    ids = record.get("ids")
-    if root is not None and files is not None and ids is not None:
-        if root == SAMPLE_ROOT:
-            from fashrec.data.sample import SAMPLE_DIR
-
-            root = SAMPLE_DIR
-        elif not Path(root).is_absolute():  # photos that travel with the index (fashrec space build)
-            root = Path(index_dir) / root
-        where = dict(zip(ids, files))
-        out = []
-        for i in item_ids:
-            path = Path(root) / where[i] if i in where else None
-            out.append(str(path) if path is not None and path.is_file() else None)
-        return out
+    where = photo_locations(index_dir, record)
+    if where is not None:
+        return [where[i] if i in where and Path(where[i]).is_file() else None for i in item_ids]
     if record.get("data"):
         try:
             ds = open_catalogue(record["data"])
@@ -207,6 +194,30 @@ def catalogue_images(index_dir: str | os.PathLike, item_ids: list[str]) -> list:
         position = {a: k for k, a in enumerate(cells["article_id"])}
         return [_cell_source(cells[position[i]]["image"]) if i in position else None for i in item_ids]
     return [None] * len(item_ids)
+
+
+def photo_locations(index_dir: str | os.PathLike, record: dict | None = None) -> dict[str, str] | None:
+    """``{id: photo path}`` from ``catalogue.json``'s file list (``record`` if given), or None when it
+    has none (a Hub or saved dataset). Files are relative to ``images.root``: ``@sample`` (the sample
+    shipped in the package), a folder relative to the index (photos that travel with it, ``fashrec space
+    build``) or an absolute one; a file may also be an absolute path of its own (an added photo)."""
+    record = read_catalogue(index_dir) if record is None else record
+    images = record.get("images") or {}
+    root, files, ids = images.get("root"), images.get("files"), record.get("ids")
+    if root is None or files is None or ids is None:
+        return None
+    return {i: str(image_root(index_dir, root) / f) for i, f in zip(ids, files)}
+
+
+def image_root(index_dir: str | os.PathLike, root: str) -> Path:
+    """The folder ``images.root`` of ``catalogue.json`` names."""
+    if root == SAMPLE_ROOT:
+        from fashrec.data.sample import SAMPLE_DIR
+
+        return Path(SAMPLE_DIR)
+    if not Path(root).is_absolute():  # photos that travel with the index (fashrec space build)
+        return Path(index_dir) / root
+    return Path(root)
 
 
 # --------------------------------------------------------------------------- internals

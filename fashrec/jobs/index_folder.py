@@ -7,7 +7,8 @@
 ``index.json`` records, besides what ``SimilarityIndex.save`` writes, the photos that were left out
 because they could not be decoded (``"skipped_images"``: ``[{"id", "reason"}]``), and in its ``model``
 entry the identity of what made the vectors: class, config (the preprocessing, and ``flip_tta`` as it
-was *used*) and weights hash. An update made with anything else is refused (:func:`check_same_model`).
+was *used*) and weights hash. An update made with anything else is refused (:func:`check_same_model`),
+and whoever loads the model again for the index gets the same options back (:func:`apply_embed_options`).
 
 Every write builds the complete new folder beside ``OUT`` and swaps it in with one atomic rename
 (:func:`fashrec.atomic.replace_dir`): a crash leaves the old index or the new one, never a mix, and a
@@ -31,8 +32,9 @@ EMBED_OPTIONS = ("flip_tta",)
 
 
 def write_index_folder(out: str | os.PathLike, index, *, model, catalogue: dict, skipped: list[dict]) -> Path:
-    """Write ``index`` with its ``catalogue.json`` and skipped photos to ``out``, replacing it atomically."""
-    from fashrec.atomic import disk_full_as_error, replace_dir, write_json_atomic
+    """Write ``index`` with its ``catalogue.json`` and skipped photos to ``out``, replacing it atomically.
+    ``model=None`` keeps the model record the (loaded) index carries."""
+    from fashrec.atomic import _umask, disk_full_as_error, replace_dir, write_json_atomic
     from fashrec.index.integrity import seal
     from fashrec.jobs.embed_job import CATALOGUE_FILE
 
@@ -46,13 +48,16 @@ def write_index_folder(out: str | os.PathLike, index, *, model, catalogue: dict,
             index.save(staging, model=model)
             write_json_atomic(catalogue, staging / CATALOGUE_FILE)
             record = json.loads((staging / INDEX_FILE).read_text(encoding="utf-8"))
-            if record.get("model") is not None:
+            if model is None:  # e.g. a removal: the vectors are still the ones the recorded model made
+                record["model"] = getattr(index, "model_record", None)
+            elif record.get("model") is not None:
                 config = record["model"].setdefault("config", {}) or {}
                 config.update({k: getattr(model, k) for k in EMBED_OPTIONS if hasattr(model, k)})
                 record["model"]["config"] = config
             record[SKIPPED_KEY] = list(skipped)
             write_json_atomic(record, staging / INDEX_FILE)
             seal(staging)  # integrity.json, over the final files: what a Space checks before serving
+            os.chmod(staging, 0o777 & ~_umask())  # mkdtemp made it 0700: give it the user's normal mode
             replace_dir(staging, out)
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -95,33 +100,41 @@ def apply_embed_options(model, index_dir: str | os.PathLike):
     return model
 
 
-def model_identity(model) -> dict:
-    """What made the vectors: class, config (preprocessing, embed options as used; not the fashrec
-    version) and weights hash."""
-    from fashrec.models.hub_model import weights_hash
+def check_same_model(index_dir: str | os.PathLike, index, model) -> None:
+    """ValueError (one line) unless ``model`` makes the vectors the index at ``index_dir`` holds: the same
+    weights (``fashrec.index.persistence``), class and preprocessing, files as sealed
+    (``fashrec.index.integrity``), and the same embed options (``flip_tta``)."""
+    from fashrec.index.integrity import check_index
+    from fashrec.index.persistence import check_model
 
-    config = dict(model.config_dict()) if hasattr(model, "config_dict") else {}
-    config.pop("fashrec_version", None)
-    config.update({k: getattr(model, k) for k in EMBED_OPTIONS if hasattr(model, k)})
-    return {"class": type(model).__name__, "config": config, "weights_hash": weights_hash(model)}
-
-
-def check_same_model(index_dir: str | os.PathLike, model) -> None:
-    """ValueError naming what differs when ``model`` would not make the vectors the index holds."""
     stored = read_record(index_dir).get("model")
-    if not stored:
-        raise ValueError(f"{index_dir} records no model, so new vectors cannot be checked against its own; "
-                         "rebuild it with 'fashrec embed'")
-    mine = model_identity(model)
-    theirs = {"class": stored.get("class"), "weights_hash": stored.get("weights_hash"),
-              "config": {k: v for k, v in (stored.get("config") or {}).items() if k != "fashrec_version"}}
-    differs = [k for k in ("class", "weights_hash") if theirs[k] != mine[k]]
-    differs += [f"config.{k}" for k in sorted(set(theirs["config"]) | set(mine["config"]))
-                if theirs["config"].get(k) != mine["config"].get(k)]
+    check_model(stored, model, Path(index_dir) / INDEX_FILE)
+    check_index(index_dir, index, model, require_seal=False)
+    recorded = embed_options(index_dir)
+    differs = {k: (v, getattr(model, k, None)) for k, v in recorded.items() if getattr(model, k, None) != v}
     if differs:
-        shown = ", ".join(f"{d} {_pick(theirs, d)} vs {_pick(mine, d)}" for d in differs[:3])
-        raise ValueError(f"{index_dir} was embedded with another model or preprocessing ({shown}): "
-                         "an update must use the very model and options the index was built with")
+        shown = ", ".join(f"{k} {a!r} vs {b!r}" for k, (a, b) in differs.items())
+        raise ValueError(f"{index_dir} was embedded with other options than this model's ({shown}): an update "
+                         "must make its vectors the way the index was made")
+
+
+def load_model(ref: str, *, device: str = "cpu", options: dict | None = None):
+    """The model of ``ref`` (a shipped name, folder or Hub id) on ``device``, with embed options (e.g.
+    ``{"flip_tta": False}``) set; a device torch cannot use, or an option the model lacks, is one clear error."""
+    import torch
+
+    from fashrec.models.hub_model import from_pretrained
+    from fashrec.models.pretrained import resolve
+
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: this torch sees no CUDA GPU (torch.cuda.is_available() is False)")
+    model = from_pretrained(resolve(ref), map_location=device)
+    for name, value in (options or {}).items():
+        if not hasattr(model, name):
+            raise ValueError(f"{type(model).__name__} has no {name} option (--no-flip-tta is for models with flip "
+                             "TTA)")
+        setattr(model, name, value)
+    return model
 
 
 @contextlib.contextmanager
@@ -140,11 +153,3 @@ def locked(index_dir: str | os.PathLike) -> Iterator[None]:
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
-
-def _pick(identity: dict, dotted: str):
-    if dotted.startswith("config."):
-        value = identity["config"].get(dotted[len("config."):])
-    else:
-        value = identity[dotted]
-    text = json.dumps(value, sort_keys=True)
-    return text if len(text) <= 40 else text[:37] + "..."
