@@ -2,7 +2,8 @@
 
 The core install loads, preprocesses and embeds. The rest needs an extra (pyproject's
 ``optional-dependencies``): the H&M loader, index metadata and exports need ``data``; the scoreboard
-``eval``; training ``train``; the Space ``space``; the FAISS backends ``faiss``.
+``eval``; training ``train``; the Space ``space``; the FAISS backends ``faiss``; ``fashrec embed
+--engine ray`` ``ray``.
 """
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ EXTRA_OF = {
     "sklearn": "eval", "matplotlib": "eval",
     "gradio": "space", "gradio_client": "space",
     "faiss": "faiss",
+    "ray": "ray",
 }
+# Extras that no command's extra brings: a missing module of theirs always names its own.
+STANDALONE = {"faiss", "ray"}
 
 
 class MissingExtra(ModuleNotFoundError):
@@ -28,12 +32,12 @@ def install_hint(extra: str) -> str:
 def missing_extra(exc: ModuleNotFoundError, extra: str | None = None) -> MissingExtra | None:
     """``exc`` as a MissingExtra naming the extra to install (``extra``, e.g. the command's, else the
     module's own), or None for a module no extra brings (a real bug, left alone)."""
-    if isinstance(exc, MissingExtra) and extra is None:
-        return exc
     module = (exc.name or "").split(".")[0]
+    if isinstance(exc, MissingExtra) and (extra is None or EXTRA_OF.get(module) in STANDALONE):
+        return exc
     if module not in EXTRA_OF:
         return None
-    extra = extra or EXTRA_OF[module]
+    extra = EXTRA_OF[module] if EXTRA_OF[module] in STANDALONE else extra or EXTRA_OF[module]
     return MissingExtra(f"this needs the '{extra}' extra (no module named '{module}'): {install_hint(extra)}",
                         name=module)
 

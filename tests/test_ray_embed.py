@@ -1,6 +1,7 @@
 """``fashrec embed --engine ray``: a local Ray (2 CPUs, 127.0.0.1, no dashboard) embeds the sample into the
 same ids and vectors as the single-process job; an unreachable cluster is one line naming its address."""
 import socket
+import sys
 
 import numpy as np
 import pytest
@@ -54,3 +55,22 @@ def test_ray_embeds_the_sample_like_the_single_process_job(local_ray, tmp_path):
     on_disk = SimilarityIndex.load(tmp_path / "ray", model=model)  # the same format, the same model record
     assert on_disk.ids == local.ids
     assert (tmp_path / "ray" / "catalogue.json").read_text() == (tmp_path / "local" / "catalogue.json").read_text()
+
+
+def test_without_ray_the_engine_names_the_extra_to_install(untrained_ae_dir, tmp_path, capsys, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_ray(name, *args, **kwargs):
+        if name == "ray" or name.startswith("ray."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    for module in [m for m in sys.modules if m == "ray" or m.startswith("ray.")]:
+        monkeypatch.delitem(sys.modules, module)
+    assert main(["embed", "--model", str(untrained_ae_dir), "--data", "sample", "--n", "4", "--out",
+                 str(tmp_path / "idx"), "--engine", "ray"]) == 1
+    err = capsys.readouterr().err
+    assert "pip install 'fashrec[ray]'" in err and "Traceback" not in err

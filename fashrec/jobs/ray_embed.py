@@ -74,12 +74,11 @@ def ray_embed_batches(model, sources: Sequence, batches, *, address: str | None 
 
 
 def import_ray():
-    try:
-        import ray
-        import ray.data  # noqa: F401
-    except ImportError as exc:
-        raise ImportError(f"--engine ray needs Ray Data: pip install 'fashrec[ray]' ({exc})") from None
-    return ray
+    """``ray`` with Ray Data, or one MissingExtra line: ``pip install 'fashrec[ray]'``."""
+    from fashrec.extras import require
+
+    require("ray.data", "--engine ray")
+    return require("ray", "--engine ray")
 
 
 def connect(address: str | None) -> bool:
