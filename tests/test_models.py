@@ -1,6 +1,7 @@
 """Models: the paper's shapes, save/load round trips, class dispatch and strict loading."""
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -67,6 +68,56 @@ def test_vae_embeds_mu_not_a_sample():
     assert not torch.equal(r1, r2), "training forward must sample z"
 
 
+def _set_vae_heads(m, *, mu_bias, logvar_bias):
+    """Zero both heads' weights and set their biases: mu and logvar become known constants for any input."""
+    with torch.no_grad():
+        for head, bias in ((m.mu, mu_bias), (m.logvar, logvar_bias)):
+            head.weight.zero_()
+            head.bias.fill_(bias)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"channels": [8, 8, 4], "latent_dim": 16}])
+def test_vae_forward_returns_mu_then_logvar_from_their_own_heads(kwargs):
+    """forward is (recon, mu, logvar): with the heads set by hand, each output must be its own head's value."""
+    m = ConvVAE(**kwargs).eval()
+    _set_vae_heads(m, mu_bias=0.25, logvar_bias=-1.5)
+    x = _batch()
+    recon, mu, logvar = m(x)
+    assert torch.all(mu == 0.25) and torch.all(logvar == -1.5)
+    assert torch.equal(m.embed(x), mu.flatten(1))  # the embedding is mu, not logvar
+    assert torch.equal(recon, m.decode(mu))  # eval mode decodes mu itself
+    assert mu.shape == logvar.shape and mu.flatten(1).shape[1] == m.embedding_dim
+
+
+def test_vae_samples_with_standard_deviation_exp_half_logvar():
+    """z = mu + exp(logvar / 2) * eps: logvar = log 4 gives sigma = 2 around mu."""
+    m = ConvVAE()
+    mu = torch.full((4000,), 3.0)
+    logvar = torch.full((4000,), float(np.log(4.0)))
+    torch.manual_seed(0)
+    z = m.sample(mu, logvar)
+    assert abs(float(z.mean()) - 3.0) < 0.1 and abs(float(z.std()) - 2.0) < 0.1
+    m.train()
+    _set_vae_heads(m, mu_bias=0.0, logvar_bias=-30.0)  # sigma = exp(-15): a sample is mu up to 1e-6
+    x = _batch()
+    recon, mu_out, _ = m(x)
+    assert torch.allclose(recon, m.decode(mu_out), atol=1e-5)
+
+
+@pytest.mark.parametrize("mu_value,logvar_value", [(0.0, 0.0), (0.5, 0.0), (0.0, -2.0), (1.0, 0.7)])
+def test_vae_kl_is_the_closed_form_of_known_mu_and_logvar(mu_value, logvar_value):
+    """KL(N(mu, sigma) || N(0, 1)) summed over z, per image, from heads set by hand: independent of the
+    model's own outputs, so a swapped (mu, logvar) or a wrong sign is seen."""
+    m = ConvVAE(channels=[8, 4])
+    _set_vae_heads(m, mu_bias=mu_value, logvar_bias=logvar_value)
+    x = _batch()
+    parts = m.loss(x, beta=2.0)
+    per_value = 0.5 * (mu_value**2 + np.exp(logvar_value) - 1.0 - logvar_value)
+    expected_kl = per_value * m.embedding_dim
+    assert float(parts["kl"]) == pytest.approx(expected_kl, rel=1e-5, abs=1e-6)
+    assert float(parts["loss"].detach()) == pytest.approx(float(parts["mse"]) + 2.0 * expected_kl / (3 * 64 * 64), rel=1e-5, abs=1e-7)
+
+
 def test_vae_loss_matches_formula():
     m = ConvVAE()
     x = _batch()
@@ -126,6 +177,26 @@ def test_strict_loading_names_missing_and_unexpected_keys(tmp_path):
         fashrec.from_pretrained(tmp_path)
     assert "missing keys ['decoder.2.bias']" in str(info.value)
     assert "unexpected keys ['extra.weight']" in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["missing", "unexpected"])
+def test_strict_loading_refuses_each_kind_of_key_error_on_its_own(tmp_path, kind):
+    """Missing keys alone (or unexpected keys alone) are refused: a loader that only checks one kind, or
+    that needs both before it complains, would load a half-initialised model."""
+    ConvAE().save_pretrained(tmp_path)
+    state = load_file(str(tmp_path / "model.safetensors"))
+    if kind == "missing":
+        state.pop("decoder.2.bias")
+    else:
+        state["extra.weight"] = torch.zeros(1)
+    save_file(state, str(tmp_path / "model.safetensors"))
+    with pytest.raises(ValueError) as info:
+        fashrec.from_pretrained(tmp_path)
+    message = str(info.value)
+    if kind == "missing":
+        assert "missing keys ['decoder.2.bias']" in message and "unexpected" not in message
+    else:
+        assert "unexpected keys ['extra.weight']" in message and "missing" not in message
 
 
 def test_strict_loading_names_shape_mismatch(tmp_path):
