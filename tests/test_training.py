@@ -261,6 +261,65 @@ def test_train_state_round_trip_is_exact(tmp_path):
         load_train_state(tmp_path / "bad.safetensors")
 
 
+def _tiny_state(tmp_path, *, seed=0):
+    """A small model + Adam after one step, saved; returns (model, optimizer, path)."""
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    model(torch.rand(5, 3)).sum().backward()
+    opt.step()
+    path = tmp_path / "tiny.safetensors"
+    save_train_state(path, model=model, optimizer=opt, epoch=1)
+    return model, opt, path
+
+
+def test_restore_puts_back_the_rng_state_it_saved_and_only_when_asked(tmp_path):
+    """The draws after a restore are the draws that followed the save: resume continues the same stream."""
+    torch.manual_seed(123)
+    torch.rand(7)  # somewhere mid-stream, not at a seed
+    model, opt, path = _tiny_state(tmp_path)
+    at_save = torch.get_rng_state()  # _tiny_state draws nothing after saving
+    expected = torch.rand(16)  # what comes right after the checkpoint
+    state = load_train_state(path)
+    assert torch.equal(state.rng_state, at_save)
+    torch.manual_seed(999)  # move the global RNG elsewhere
+    state.restore(model, opt)
+    assert torch.equal(torch.rand(16), expected)
+    torch.manual_seed(999)
+    before = torch.get_rng_state()
+    state.restore(model, opt, rng=False)
+    assert torch.equal(torch.get_rng_state(), before), "rng=False must leave the global RNG alone"
+
+
+@pytest.mark.parametrize("kind", ["missing", "unexpected"])
+def test_restore_refuses_weights_with_only_missing_or_only_unexpected_keys(tmp_path, kind):
+    model, opt, path = _tiny_state(tmp_path)
+    state = load_train_state(path)
+    if kind == "missing":
+        state.model_state.pop("2.bias")
+    else:
+        state.model_state["3.weight"] = torch.zeros(1)
+    other = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    with pytest.raises(ValueError, match=r"missing \['2.bias'\], unexpected \[\]" if kind == "missing"
+                       else r"missing \[\], unexpected \['3.weight'\]"):
+        state.restore(other)
+
+
+def test_restore_of_the_average_is_strict_and_refuses_a_checkpoint_without_one(tmp_path):
+    from torch.optim.swa_utils import AveragedModel
+
+    model, opt, path = _tiny_state(tmp_path)
+    with pytest.raises(ValueError, match="no weight average"):
+        load_train_state(path).restore(model, opt, averaged=AveragedModel(model))
+    averaged = AveragedModel(model)
+    averaged.update_parameters(model)
+    save_train_state(path, model=model, optimizer=opt, epoch=2, averaged=averaged)
+    fresh = AveragedModel(torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2)))
+    load_train_state(path).restore(model, opt, averaged=fresh)
+    for key, value in averaged.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value)
+
+
 # ----- crashes --------------------------------------------------------------------------------------
 
 def _wait_for(condition, *, timeout: float, what: str, proc=None) -> None:
