@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # torch/torchvision pinned to the releases these machines carry on local disk (a CUDA build that runs on CPU).
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup demo test browser clean-cache
+.PHONY: setup demo test browser mutation clean-cache
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ demo: setup
 
 test: setup browser
 	$(BIN)/python -m pytest
+
+# Mutation testing of the core modules (not part of CI; tens of minutes on two cores, at low priority).
+# One module: make mutation MODULES=preprocess. Results: build/mutation/summary.md; see docs/testing.md.
+mutation: setup
+	nice -n 10 $(BIN)/python tools/mutation.py $(MODULES)
 
 clean-cache:
 	rm -rf $${FASHREC_CACHE:-$$HOME/.cache/fashrec}
