@@ -1,24 +1,26 @@
-"""Speed of fashrec.SimilarityIndex next to scikit-learn's brute force, and FAISS HNSW at 1M items.
+"""Single-query latency of fashrec.SimilarityIndex beside FAISS IndexFlat and scikit-learn brute force.
 
-    .venv/bin/python benchmarks/bench_index.py            # full run (several minutes, ~4 GB RAM)
-    .venv/bin/python benchmarks/bench_index.py --quick    # smoke run, small sizes (seconds)
-    .venv/bin/python benchmarks/bench_index.py --only 5k  # one section: 5k, 100k, 1m
+    .venv/bin/python benchmarks/bench_index.py            # full table (~15 min on 2 cores, ~4 GB RAM)
+    .venv/bin/python benchmarks/bench_index.py --quick    # smoke run, small sizes (a minute)
+    .venv/bin/python benchmarks/bench_index.py --only 5k  # sections: 5k, real, 100k (repeatable)
 
-Figures printed (no assertions: speed is never a test):
+Every row: one catalogue, one metric; one query at a time, k=10, median latency over the queries (the
+first 3 are a warm-up), all libraries limited to --threads threads (default 2). fashrec and FAISS take
+turns by blocks of 10 queries (same load for both); scikit-learn runs the first --sklearn-queries.
 
-- 5k:   single-query latency, one query at a time, median over --queries queries, k=10, on
-        5,000 x 2,048 float32, for each metric: fashrec exact vs sklearn NearestNeighbors(brute).
-- 100k: the same on 100,000 items at D=256 (the target embedding size) and D=2,048.
-- ae:   real embeddings: the paper autoencoder's 2,048-d latents of the 5,000 H&M images (shipped
-        checkpoint ``paper-ae``; without it a seeded random-init ``ConvAE``, and the header says so);
-        held-out rows (--ae-queries) search the other rows, one query at a time.
-- 1m:   1,000,000 x 64 vectors, FAISS HNSW latency and recall@10 against the exact index, for several
-        efSearch values, plus the exact index's own latency (--hnsw-metrics, default cosine: each
-        HNSW build takes minutes on 2 cores).
+- FAISS flat: ``IndexFlat`` with ``METRIC_L1`` / ``METRIC_L2`` / ``METRIC_INNER_PRODUCT`` on unit
+  vectors for cosine (queries normalised beforehand, untimed): float32 brute force, not exact in
+  float64, no ties rule. fashrec returns the float64-exact top k, ties by catalogue position. FAISS is
+  timed with --threads OpenMP threads and with 1 (a parallel region for one query waits on a busy
+  second core); "fashrec / best FAISS" divides by the faster of the two.
+- sklearn: ``NearestNeighbors(algorithm="brute")``.
+- "build s": fashrec's first search of that metric (builds the pruning structures), not in the median.
 
-Data is synthetic and clustered (Gaussian blobs around random centres), which resembles embeddings
-more than uniform noise. Queries are fresh points from the same blobs (not catalogue items).
-Threads: torch and BLAS use --threads (default 2, the size of the dev machine).
+Catalogues: uniform random values in [0, 1) (queries too: nothing to prune), Gaussian blobs (N / 50
+centres, spread 0.35; queries fresh from the blobs), and the real embeddings of the 5,000 H&M photos
+(/work/shared/data/hm) by both shipped models, ``multitask-cnn`` (229-d, the default model) and
+``paper-ae`` (2,048-d): 100 held-out photos are the queries of the other 4,900. The embeddings are
+cached in runs/bench/<model>.npy (re-runs skip the embedding).
 """
 from __future__ import annotations
 
@@ -29,195 +31,158 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 METRICS = ("cityblock", "euclidean", "cosine")
+CACHE = ROOT / "runs" / "bench"
+HM = "/work/shared/data/hm"
+BLOCK = 10  # queries timed in a row for one library before the next takes its turn
 
 
-def clustered(n: int, d: int, *, n_centres: int, seed: int, spread: float = 0.35):
+def uniform(n: int, d: int, n_queries: int, seed: int):
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((n_centres, d)).astype(np.float32)
-    out = np.empty((n, d), dtype=np.float32)
-    step = 200_000
-    for start in range(0, n, step):  # in slices: no float64 copy of the whole matrix
-        stop = min(n, start + step)
-        labels = rng.integers(0, n_centres, stop - start)
-        out[start:stop] = centres[labels] + spread * rng.standard_normal((stop - start, d), dtype=np.float32)
-    return out, centres
+    x = np.empty((n, d), dtype=np.float32)
+    for start in range(0, n, 20_000):
+        x[start : start + 20_000] = rng.random((min(20_000, n - start), d), dtype=np.float32)
+    return x, rng.random((n_queries, d), dtype=np.float32)
 
 
-def queries_near(centres, n: int, *, seed: int, spread: float = 0.35):
+def clustered(n: int, d: int, n_queries: int, seed: int, spread: float = 0.35):
     import numpy as np
 
-    rng = np.random.default_rng(seed + 1)
-    labels = rng.integers(0, centres.shape[0], n)
-    return (centres[labels] + spread * rng.standard_normal((n, centres.shape[1]), dtype=np.float32)).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((max(10, n // 50), d)).astype(np.float32)
+    x = np.empty((n, d), dtype=np.float32)
+    for start in range(0, n, 20_000):  # in slices: no float64 copy of the whole matrix
+        rows = min(20_000, n - start)
+        x[start : start + rows] = centres[rng.integers(0, len(centres), rows)]
+        x[start : start + rows] += spread * rng.standard_normal((rows, d), dtype=np.float32)
+    q = centres[rng.integers(0, len(centres), n_queries)] + spread * rng.standard_normal((n_queries, d), dtype=np.float32)
+    return x, q.astype(np.float32)
 
 
-def median_ms(fn, queries, warmup: int = 3) -> float:
+def real(model_name: str, n_queries: int):
+    """Held-out rows as queries, the rest as the catalogue, of the cached H&M embeddings of a model."""
     import numpy as np
 
-    for q in queries[:warmup]:
-        fn(q)
-    times = []
-    for q in queries:
-        t = time.perf_counter()
-        fn(q)
-        times.append(time.perf_counter() - t)
-    return float(np.median(times) * 1e3)
+    path = CACHE / f"{model_name}.npy"
+    if not path.exists():
+        import torch
+
+        import fashrec
+
+        model = fashrec.from_pretrained(str(fashrec.pretrained.path(model_name))).eval()
+        ds = fashrec.load_hm(HM, split=False, progress=False)
+        images = fashrec.dataset_tensor(ds, model.preprocess_config, progress=False)
+        with torch.no_grad():
+            z = torch.cat([model.embed(images[i : i + 250]) for i in range(0, len(images), 250)]).numpy()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, z.astype(np.float32))
+    z = np.load(path)
+    held = np.random.default_rng(0).choice(len(z), size=n_queries, replace=False)
+    rest = np.setdiff1d(np.arange(len(z)), held)
+    return np.ascontiguousarray(z[rest]), np.ascontiguousarray(z[held])
 
 
-def exact_vs_sklearn(n: int, d: int, n_queries: int, k: int, *, sklearn_queries: int | None = None, repeats: int = 3) -> None:
-    x, centres = clustered(n, d, n_centres=max(10, n // 50), seed=n + d)
-    q = queries_near(centres, n_queries, seed=n + d)
-    compare(x, q, k, "synthetic clusters", sklearn_queries=sklearn_queries, repeats=repeats)
+def timed(fn, arg) -> float:
+    start = time.perf_counter()
+    fn(arg)
+    return time.perf_counter() - start
 
 
-def compare(x, q, k: int, title: str, *, sklearn_queries: int | None = None, repeats: int = 3) -> None:
-    """Single-query latency of fashrec (pruned path and forced full scan) and sklearn brute, same run.
-
-    Each figure is the median over the queries; the run is repeated ``repeats`` times (interleaved) and
-    the median of the repeats is printed with their spread, and the load average before and after.
-    """
+def compare(title: str, x, q, k: int, sklearn_queries: int, threads: int) -> None:
+    """One row per metric: fashrec, FAISS flat (``threads`` and 1 OpenMP thread) and scikit-learn,
+    median single-query milliseconds; the ratio is against the faster FAISS."""
+    import faiss
     import numpy as np
     from sklearn.neighbors import NearestNeighbors
 
-    from fashrec.similarity_index import SimilarityIndex
+    from fashrec.index import SimilarityIndex
 
-    t = time.perf_counter()
-    index = SimilarityIndex(x, [str(i) for i in range(len(x))])
-    build = time.perf_counter() - t
-    print(f"\n{title}, {len(x):,} x {x.shape[1]:,}, k={k}, median of {len(q)} single queries, "
-          f"{repeats} repeats (index build {build:.1f} s), load {os.getloadavg()[0]:.1f}")
-    print(f"  {'metric':<10} {'fashrec ms':>11} {'full scan ms':>13} {'sklearn ms':>11} {'vs sklearn':>10} {'first search s':>15}")
-    sk_q = q[: sklearn_queries or len(q)]
+    n, d = x.shape
+    load = os.getloadavg()[0]
+    index = SimilarityIndex(x, [str(i) for i in range(n)])
     for metric in METRICS:
-        t = time.perf_counter()
-        index.search(q[0], k=k, metric=metric)  # builds the pruning structures
-        first = time.perf_counter() - t
+        unit = metric == "cosine"
+        xf = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-30) if unit else x
+        qf = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-30) if unit else q
+        flat = faiss.IndexFlat(d, {"cityblock": faiss.METRIC_L1, "euclidean": faiss.METRIC_L2,
+                                   "cosine": faiss.METRIC_INNER_PRODUCT}[metric])
+        flat.add(np.ascontiguousarray(xf, dtype=np.float32))
+        del xf
+        qf = np.ascontiguousarray(qf, dtype=np.float32)
+        build = timed(lambda v: index.search(v, k=k, metric=metric), q[0])
+        ours, theirs, theirs_1 = [], [], []
+        for start in range(0, len(q), BLOCK):  # blocks in turn: all see the same load, and one's
+            block = range(start, min(len(q), start + BLOCK))  # spinning OpenMP threads touch few of another's
+            ours += [timed(lambda v: index.search(v, k=k, metric=metric), q[i]) for i in block]
+            theirs += [timed(lambda v: flat.search(v, k), qf[i : i + 1]) for i in block]
+            faiss.omp_set_num_threads(1)
+            theirs_1 += [timed(lambda v: flat.search(v, k), qf[i : i + 1]) for i in block]
+            faiss.omp_set_num_threads(threads)
+        del flat
         nn = NearestNeighbors(algorithm="brute", metric=metric).fit(x)
-        ours, full, theirs = [], [], []
-        for _ in range(repeats):
-            ours.append(median_ms(lambda v: index.search(v, k=k, metric=metric), q))
-            full.append(median_ms(lambda v: index._exact_search({"overall": v[None]}, k, metric, {"overall": 1.0}, None, None, prune=False), q))
-            theirs.append(median_ms(lambda v: nn.kneighbors(v[None, :], n_neighbors=k), sk_q, warmup=1))
-        o, f, s = (float(np.median(v)) for v in (ours, full, theirs))
-        spread = f"({min(ours):.2f}-{max(ours):.2f})"
-        print(f"  {metric:<10} {o:>7.3f} {spread:<13} {f:>8.3f} {s:>11.3f} {s / o:>9.1f}x {first:>14.2f}")
+        sk = [timed(lambda v: nn.kneighbors(v[None], n_neighbors=k), q[i]) for i in range(min(len(q), sklearn_queries + 1))]
         del nn
-    print(f"  load average after: {os.getloadavg()[0]:.1f}")
+        o, f, f1, s = (float(np.median(t[warm:])) * 1e3 for t, warm in ((ours, 3), (theirs, 3), (theirs_1, 3), (sk, 1)))
+        print(f"| {title} | {n:,} x {d:,} | {metric} | {o:.3f} | {f:.3f} | {f1:.3f} | **{o / min(f, f1):.2f}x** | "
+              f"{s:.2f} | {build:.2f} | {load:.1f} |", flush=True)
     del index
-
-
-def real_embeddings(n_queries: int, k: int, repeats: int) -> None:
-    import numpy as np
-    import torch
-
-    import fashrec
-
-    try:
-        model = fashrec.from_pretrained(str(fashrec.pretrained.path("paper-ae")))
-        which = "paper-ae checkpoint"
-    except FileNotFoundError:
-        torch.manual_seed(0)
-        model = fashrec.ConvAE()
-        which = "NO CHECKPOINT: seeded random-init ConvAE"
-    model.eval()
-    ds = fashrec.load_hm("/work/shared/data/hm", split=False, progress=False)
-    images = fashrec.dataset_tensor(ds, progress=False)
-    with torch.no_grad():
-        z = torch.cat([model.embed(images[i : i + 250]) for i in range(0, len(images), 250)]).numpy()
-    rng = np.random.default_rng(0)
-    held = rng.choice(len(z), size=n_queries, replace=False)
-    rest = np.setdiff1d(np.arange(len(z)), held)
-    compare(np.ascontiguousarray(z[rest]), np.ascontiguousarray(z[held]), k, f"H&M latents ({which}); held-out queries", repeats=repeats)
-
-
-def hnsw_at_scale(n: int, d: int, n_queries: int, k: int, ef_values, metrics=("cosine",)) -> None:
-    import numpy as np
-
-    from fashrec.similarity_index import SimilarityIndex
-
-    x, centres = clustered(n, d, n_centres=2000, seed=7)
-    q = queries_near(centres, n_queries, seed=7)
-    ids = [str(i) for i in range(n)]
-    exact = SimilarityIndex(x, ids)
-    print(f"\n{n:,} x {d} float32 (2,000 clusters), k={k}, median of {n_queries} single queries")
-    truth = {}
-    for metric in metrics:
-        truth[metric] = exact.search(q, k=k, metric=metric)[0]
-        ms = median_ms(lambda v: exact.search(v, k=k, metric=metric), q[: min(50, n_queries)])
-        print(f"  exact {metric:<10} {ms:8.3f} ms")
-    del exact
-    hnsw = SimilarityIndex(x, ids, backend="faiss-hnsw", hnsw_m=32, ef_construction=80)
-    for metric in metrics:
-        t = time.perf_counter()
-        hnsw._faiss.build("overall", metric)
-        print(f"  HNSW {metric}: M=32, efConstruction=80, built in {time.perf_counter() - t:.1f} s")
-        for ef in ef_values:
-            hnsw.ef_search = ef
-            found = hnsw.search(q, k=k, metric=metric)[0]
-            recall = np.mean([len(set(a) & set(b)) / k for a, b in zip(found, truth[metric])])
-            ms = median_ms(lambda v: hnsw.search(v, k=k, metric=metric), q)
-            print(f"    efSearch={ef:<4} {ms:8.3f} ms   recall@{k} {recall:.3f}")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run in seconds")
-    parser.add_argument("--only", choices=["5k", "ae", "100k", "1m"], action="append", help="run only these sections")
-    parser.add_argument("--queries", type=int, default=200, help="single queries timed per figure (default 200)")
-    parser.add_argument("--repeats", type=int, default=3, help="repeat each figure, print the median (default 3)")
-    parser.add_argument("--ae-queries", type=int, default=100, help="held-out H&M rows used as queries (default 100)")
-    parser.add_argument("--threads", type=int, default=2, help="torch / BLAS threads (default 2)")
-    parser.add_argument(
-        "--hnsw-metrics", default="cosine", help="comma-separated metrics for the 1M HNSW section (default cosine)"
-    )
-    parser.add_argument("--skip-2048", action="store_true", help="skip the 100,000 x 2,048 case (800 MB)")
-    parser.add_argument("--only-2048", action="store_true", help="in the 100k section, run only D=2,048")
+    parser.add_argument("--quick", action="store_true", help="small sizes, few queries: a smoke run")
+    parser.add_argument("--only", choices=["5k", "real", "100k"], action="append", help="run only these sections")
+    parser.add_argument("--queries", type=int, default=200, help="timed queries per row (default 200; 100k rows: 60)")
+    parser.add_argument("--sklearn-queries", type=int, default=20, help="queries timed for scikit-learn (default 20; 100k: 5)")
+    parser.add_argument("--threads", type=int, default=2, help="torch / BLAS / FAISS threads (default 2)")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    import faiss
     import numpy as np
     import sklearn
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(args.threads)
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(args.threads)
-    except ImportError:
-        pass
-    sections = set(args.only or ["5k", "ae", "100k", "1m"])
+    faiss.omp_set_num_threads(args.threads)
+    threadpool_limits(args.threads)
+    sections = args.only or ["5k", "real", "100k"]
     print(
-        f"python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}, "
+        f"python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}, faiss {faiss.__version__}, "
         f"scikit-learn {sklearn.__version__}, {os.cpu_count()} CPUs, {args.threads} threads, "
-        f"load average {os.getloadavg()[0]:.1f}"
+        f"load average {' / '.join(f'{v:.1f}' for v in os.getloadavg())}\n"
     )
+    t = args.threads
+    print(f"| catalogue | N x D | metric | fashrec ms | FAISS flat ms ({t} thr) | FAISS flat ms (1 thr) | fashrec / "
+          "best FAISS | sklearn ms | build s | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     k = 10
     if args.quick:
-        n_q = min(args.queries, 20)
-        if "5k" in sections:
-            exact_vs_sklearn(2_000, 512, n_q, k, repeats=1)
-        if "100k" in sections:
-            exact_vs_sklearn(20_000, 256, n_q, k, repeats=1)
-        if "1m" in sections:
-            hnsw_at_scale(50_000, 64, n_q, k, (16, 64), tuple(args.hnsw_metrics.split(",")))
-        return 0
-    if "5k" in sections:
-        exact_vs_sklearn(5_000, 2_048, args.queries, k, repeats=args.repeats)
-    if "ae" in sections:
-        real_embeddings(args.ae_queries, k, args.repeats)
-    if "100k" in sections:
-        if not args.only_2048:
-            exact_vs_sklearn(100_000, 256, min(args.queries, 100), k, sklearn_queries=20, repeats=args.repeats)
-        if not args.skip_2048:
-            exact_vs_sklearn(100_000, 2_048, min(args.queries, 30), k, sklearn_queries=5, repeats=1)
-    if "1m" in sections:
-        hnsw_at_scale(1_000_000, 64, args.queries, k, (16, 32, 64, 128), tuple(args.hnsw_metrics.split(",")))
+        nq = min(args.queries, 20)
+        for make, name in ((uniform, "uniform"), (clustered, "clustered")):
+            compare(name, *make(3_000, 256, nq, seed=1), k, 3, t)
+        compare("multitask-cnn H&M", *real("multitask-cnn", nq), k, 3, t)
+    else:
+        for section in sections:
+            if section == "5k":
+                for d in (229, 2_048):
+                    for make, name in ((uniform, "uniform"), (clustered, "clustered")):
+                        compare(name, *make(5_000, d, args.queries, seed=d), k, args.sklearn_queries, t)
+            elif section == "real":
+                for model_name in ("multitask-cnn", "paper-ae"):
+                    compare(f"{model_name} H&M", *real(model_name, 100), k, args.sklearn_queries, t)
+            else:
+                nq, sk = min(args.queries, 60), min(args.sklearn_queries, 5)
+                for d in (229, 2_048):
+                    for make, name in ((uniform, "uniform"), (clustered, "clustered")):
+                        compare(name, *make(100_000, d, nq, seed=d), k, sk, t)
+    print(f"\nload average at the end: {' / '.join(f'{v:.1f}' for v in os.getloadavg())}")
     return 0
 
 

@@ -92,7 +92,7 @@ def main() -> int:
     from gradio_client import handle_file
 
     from fashrec.jobs.embed_job import catalogue_images
-    from fashrec.similarity_index import SimilarityIndex
+    from fashrec.index import SimilarityIndex
     from space.local_server import running_space
 
     from fashrec import pretrained

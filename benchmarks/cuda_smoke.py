@@ -39,7 +39,7 @@ def main() -> int:
     from fashrec.models.hub_model import weights_hash
     from fashrec.data.preprocess import preprocess_batch
     from fashrec.data.sample import sample_path
-    from fashrec.similarity_index import SimilarityIndex
+    from fashrec.index import SimilarityIndex
     from fashrec.training.trainer import make_model, train
 
     dev = args.device

@@ -45,7 +45,7 @@ _EXPORTS = {
     "dataset_tensor": "fashrec.data.tensor_cache",
     "SAMPLE_DIR": "fashrec.data.sample",
     "sample_path": "fashrec.data.sample",
-    "SimilarityIndex": "fashrec.similarity_index",
+    "SimilarityIndex": "fashrec.index",
     "precision_at_k": "fashrec.eval.retrieval_metrics",
     "average_precision_at_k": "fashrec.eval.retrieval_metrics",
     "evaluate": "fashrec.eval.evaluation",

@@ -95,7 +95,7 @@ class Recommender:
         """
         import fashrec
         from fashrec.jobs.embed_job import catalogue_images, read_catalogue
-        from fashrec.similarity_index import SimilarityIndex
+        from fashrec.index import SimilarityIndex
 
         index_dir = Path(index)
         model = model_reference(index_dir, model)

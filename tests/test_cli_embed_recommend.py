@@ -11,7 +11,7 @@ import fashrec
 from fashrec.cli import main
 from fashrec.jobs.embed_job import embed_catalogue, open_catalogue, read_catalogue
 from fashrec.eval.neighbour_grid import grid_size
-from fashrec.similarity_index import SimilarityIndex
+from fashrec.index import SimilarityIndex
 
 N = 40  # photos of the embedded sample used here: three shards of 16, 16 and 8
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from fashrec.eval.evaluation import EMBEDDINGS, LABELS, METRICS, _random_scores, evaluate_tensors, markdown
+from fashrec.eval.evaluation import EMBEDDINGS, LABELS, METRICS, evaluate_tensors, markdown
+from fashrec.eval.scores import DESIGN, random_scores
 from fashrec.eval.retrieval_metrics import average_precision_at_k
 from tests.conftest import REPO_ROOT
 
@@ -100,7 +101,8 @@ def test_random_baseline_is_the_exact_class_prior():
     labels = np.array(rng.choice(["a", "b", "c", "d"], p=[0.5, 0.3, 0.15, 0.05], size=60), dtype=object)
     queries = np.arange(40, 60)
     k = 5
-    p, ap = _random_scores(labels, queries, k)
+    scores = random_scores(labels, queries, k, "product_type_name")
+    p, ap = scores["precision_at_k"], scores["map_at_k"]
     counts = {v: (labels == v).sum() for v in set(labels)}
     prior = np.mean([(counts[labels[q]] - 1) / (len(labels) - 1) for q in queries])
     assert p == pytest.approx(prior)
@@ -152,7 +154,7 @@ def _assert_same_result(actual, expected, where="result"):
         for i, (a, e) in enumerate(zip(actual, expected)):
             _assert_same_result(a, e, f"{where}[{i}]")
     elif isinstance(expected, float):
-        assert actual == pytest.approx(expected, rel=1e-6, abs=1e-9), where
+        assert actual == pytest.approx(expected, rel=1e-6, abs=1e-9, nan_ok=True), where
     else:
         assert actual == expected, where
 
@@ -197,9 +199,11 @@ def test_cli_json_equals_the_library_result_and_a_brute_force_row(untrained_ae_d
     assert (result["k"], result["split"], result["n_queries"], result["embedding_dim"]) == (5, "test", 24, 2048)
     assert result["model"] == str(untrained_ae_dir)
     assert set(result) == {"k", "split", "n_queries", "model", "embedding_dim", "retrieval", "reconstruction", "clustering"}
-    assert all(set(r) == {"embedding", "metric", "label", "precision_at_k", "map_at_k"} for r in result["retrieval"])
-    keys = [(r["embedding"], r["metric"], r["label"]) for r in result["retrieval"]]
-    assert sorted(keys) == sorted((e, m, c) for e in EMBEDDINGS for m in METRICS for c in LABELS)
+    keys = {(r["embedding"], r["metric"], r["label"]) for r in result["retrieval"]}
+    assert keys == {(e, m, c) for e in EMBEDDINGS for m in METRICS for c in (*LABELS, DESIGN)}
+    for r in result["retrieval"]:
+        design = {"design_hit_at_k", "n_scored"} if r["label"] == DESIGN else set()
+        assert set(r) == {"embedding", "metric", "label", "precision_at_k", "map_at_k"} | design
 
     data = load_hm("sample", n=120, seed=7, progress=False)
     expected = fashrec.evaluate(data, model=str(untrained_ae_dir), k=5, seed=7, progress=False, cache_dir=cache)

@@ -8,7 +8,7 @@ import fashrec
 from fashrec._moved import MOVED, QUIET
 
 
-@pytest.mark.parametrize("old", sorted(set(MOVED) - {"fashrec.similarity_index", "fashrec.faiss_backend"} - QUIET))
+@pytest.mark.parametrize("old", sorted(set(MOVED) - QUIET))
 def test_old_path_warns_and_is_the_new_module(old):
     sys.modules.pop(old, None)
     with pytest.warns(DeprecationWarning, match=MOVED[old].replace(".", r"\.")):

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 import fashrec
 from fashrec.models.multitask_cnn import MultiTaskCNN
-from fashrec.training.multitask_training import augment_batch, train_multitask
+from fashrec.training.augment import augment_batch
+from fashrec.training.multitask_training import train_multitask
 
 CLASSES = {
     "product_type_name": ["Dress", "Trousers", "T-shirt"],
@@ -144,10 +145,12 @@ def test_training_lowers_the_loss_and_learns_a_separable_task():
     x = torch.rand(n, 3, 64, 64, generator=g) * 0.2
     x[y == 1, 0] += 0.7  # class 1 is red: learnable by every head from colour alone
     labels = {c: y.clone() for c in CLASSES}
+    torch.manual_seed(0)  # the init: 24 steps leave BatchNorm's running statistics sensitive to it
     m = tiny(dropout=0.0)
-    history = train_multitask(m, x, labels, epochs=8, batch_size=16, lr=1e-2, seed=0, device="cpu", progress=False)
-    assert len(history) == 8
-    assert history[-1]["loss"] < 0.7 * history[0]["loss"]
+    history = train_multitask(m, x, labels, epochs=8, batch_size=16, lr=1e-2, seed=0, device="cpu", progress=False,
+                              colour_jitter_p=0.0)["history"]
+    assert len(history["train_loss"]) == 8
+    assert history["train_loss"][-1] < 0.7 * history["train_loss"][0]
     assert m.training is False
     pred = m.predict(x, "colour_group_name")
     assert sum(p == CLASSES["colour_group_name"][int(t)] for p, t in zip(pred, y)) >= 0.9 * n
@@ -197,20 +200,59 @@ def test_memo_returns_fresh_results_after_weights_or_input_change():
     assert not torch.allclose(m.embed(x, focus="colour"), changed)
 
 
-def test_shipped_default_checkpoint_is_small_steerable_and_meets_its_recorded_goal():
+# The goals of issue "looks, not just labels" (test split, 1,000 queries over the 5,000, cosine, k = 10).
+GOALS = {("shape", "design"): 0.65, ("shape", "product_type_name"): 0.65, ("colour", "colour_group_name"): 0.65,
+         ("overall", "product_type_name"): 0.62, ("overall", "colour_group_name"): 0.62, ("overall", "design"): 0.40}
+
+
+def _score(row):
+    return row["design_hit_at_k"] if row["label"] == "design" else row["precision_at_k"]
+
+
+def test_shipped_default_checkpoint_is_small_steerable_and_knows_designs():
     from fashrec import pretrained
 
-    folder = pretrained.path("multitask-cnn")
+    folder = pretrained.path("default")
     assert (folder / "model.safetensors").stat().st_size < 5_000_000
     m = fashrec.from_pretrained(folder)
     assert type(m) is MultiTaskCNN and m.embedding_dim <= 256
-    assert m.focuses == ("overall", "shape", "colour", "pattern")
+    assert m.focuses == ("overall", "shape", "colour", "pattern") and m.design_focus == "shape"
     assert m.preprocess_config.pad_value == 1.0
     e = m.embed(batch(2), focus="overall", normalize=True)
     assert e.shape == (2, m.embedding_dim) and torch.allclose(e.norm(dim=1), torch.ones(2), atol=1e-5)
-    result = json.loads((folder / "eval.json").read_text())
-    assert result["split"] == "test" and result["k"] == 10 and result["n_queries"] == 1000
-    p10 = {(r.get("focus"), r["label"]): r["precision_at_k"] for r in result["retrieval"]
-           if r["embedding"] == "model" and r["metric"] == "cosine"}
-    assert p10[("shape", "product_type_name")] >= 0.65 and p10[("colour", "colour_group_name")] >= 0.60
-    assert p10[("overall", "product_type_name")] >= 0.60 and p10[("overall", "colour_group_name")] >= 0.50
+
+
+def test_shipped_default_scores_are_re_measured_and_meet_the_goals(hm_dir):
+    """The recorded eval.json cannot drift from the code: the model rows are measured again here."""
+    from fashrec import pretrained
+
+    folder = pretrained.path("default")
+    recorded = json.loads((folder / "eval.json").read_text())
+    assert recorded["split"] == "test" and recorded["k"] == 10 and recorded["n_queries"] == 1000
+    measured = fashrec.evaluate(hm_dir, model=folder, split="test", k=10, metrics=["cosine"], embeddings=["model"],
+                                progress=False)
+    rows = {(r.get("focus"), r["label"]): r for r in measured["retrieval"]}
+    for r in recorded["retrieval"]:
+        if r["embedding"] == "model" and r["metric"] == "cosine" and not r.get("subset"):
+            mine = rows[(r.get("focus"), r["label"])]
+            assert _score(mine) == pytest.approx(_score(r), abs=2e-3), (r.get("focus"), r["label"])
+    for key, goal in GOALS.items():
+        assert _score(rows[key]) >= goal, (key, _score(rows[key]), goal)
+
+
+def test_shipped_default_card_shows_the_figures_of_its_eval_json():
+    import yaml
+
+    from fashrec import pretrained
+
+    folder = pretrained.path("default")
+    card = (folder / "README.md").read_text()
+    meta = yaml.safe_load(card.split("---")[1])
+    values = [m["value"] for result in meta["model-index"][0]["results"] for m in result["metrics"]]
+    recorded = json.loads((folder / "eval.json").read_text())
+    figures = {round(r[key], 6) for r in recorded["retrieval"] for key in ("precision_at_k", "map_at_k", "design_hit_at_k")
+               if key in r}
+    assert values and all(round(v, 6) in figures for v in values)
+    shape_design = next(r for r in recorded["retrieval"] if r["embedding"] == "model" and r.get("focus") == "shape"
+                        and r["label"] == "design" and r["metric"] == "cosine" and not r.get("subset"))
+    assert f"{shape_design['design_hit_at_k']:.3f}" in card

@@ -9,8 +9,9 @@ import torch
 from scipy.spatial.distance import cdist
 from sklearn.neighbors import NearestNeighbors
 
-import fashrec.similarity_index as si
-from fashrec.similarity_index import SimilarityIndex
+import fashrec.index as fi
+from fashrec.index import SimilarityIndex, distances
+from fashrec.index.engines import cityblock_pivots, flat, projection
 
 METRICS = ["cityblock", "euclidean", "cosine"]
 
@@ -135,7 +136,7 @@ def test_torch_input_single_query_and_chunking(random_data, monkeypatch):
     assert from_torch.search(torch.from_numpy(q), k=5, metric="euclidean")[0] == expected[0]
     one_ids, one_d = from_numpy.search(q[3], k=5, metric="euclidean")  # (D,) is one query
     assert one_ids == [expected[0][3]] and one_d.shape == (1, 5)
-    monkeypatch.setattr(si, "_BLOCK_ELEMENTS", 3 * len(x))  # three queries per block
+    monkeypatch.setattr(flat, "_BLOCK_ELEMENTS", 3 * len(x))  # three queries per block
     for metric in METRICS:
         chunked = from_numpy.search(q, k=5, metric=metric)
         ref_pos, ref_d = reference(q, x, metric, 5)
@@ -399,10 +400,15 @@ def test_model_hash_is_checked_on_load(tmp_path):
 
 
 def test_no_pickle_in_the_module():
+    import importlib
     import inspect
+    import pkgutil
 
-    source = inspect.getsource(si)
-    assert "pickle" not in source and "torch.load" not in source and "allow_pickle" not in source
+    names = [m.name for m in pkgutil.walk_packages(fi.__path__, "fashrec.index.")]
+    assert "fashrec.index.persistence" in names
+    for name in ["fashrec.index", *names]:
+        source = inspect.getsource(importlib.import_module(name))
+        assert "pickle" not in source and "torch.load" not in source and "allow_pickle" not in source, name
 
 
 # ----------------------------------------------------------------------------- FAISS
@@ -479,8 +485,7 @@ def test_pruned_path_is_exact(wide_clustered, metric):
     x, q, labels = wide_clustered
     ids = make_ids(len(x))
     index = SimilarityIndex(x, ids, metadata={"label": labels})
-    search = index._l1_pruned_search if metric == "cityblock" else index._pruned_search
-    pruned = search({"overall": q}, 40, metric, "overall", 1.0, None, None)
+    pruned = index._planner.engine("overall", metric).search(q, 40, metric, 1.0, None, None)
     assert all(r is not None for r in pruned), "clustered data must take the pruning path"
     _one_by_one_matches_reference(index, x, q, metric, 40, [
         ({}, None, None),
@@ -505,20 +510,21 @@ def test_wide_projection_prunes_where_the_first_directions_cannot(metric, monkey
     q[4] = x[7]
     labels = rng.integers(0, 2, len(x))
     ids = make_ids(len(x))
-    monkeypatch.setattr(si, "_PRUNE_RANK", 4)
-    monkeypatch.setattr(si, "_PRUNE_WIDE_RANK", 64)
-    monkeypatch.setattr(si, "_PRUNE_WIDE_MIN_ITEMS", 10**9)
+    monkeypatch.setattr(projection, "_PRUNE_RANK", 4)
+    monkeypatch.setattr(projection, "_PRUNE_WIDE_RANK", 64)
+    monkeypatch.setattr(projection, "_PRUNE_WIDE_MIN_ITEMS", 10**9)
     narrow = SimilarityIndex(x, ids)
     # (query 4 is a catalogue item with 10 copies: its 10th distance is 0, which any bound prunes with)
-    assert narrow._pruned_search({"overall": q}, 10, metric, "overall", 1.0, None, None)[:4] == [None] * 4
-    monkeypatch.setattr(si, "_PRUNE_WIDE_MIN_ITEMS", 2048)
+    assert narrow._planner.engine("overall", metric).search(q, 10, metric, 1.0, None, None)[:4] == [None] * 4
+    monkeypatch.setattr(projection, "_PRUNE_WIDE_MIN_ITEMS", 2048)
     index = SimilarityIndex(x, ids, metadata={"label": labels})
-    projection = index._projection("overall", metric)
-    assert projection.basis.shape == (4, 256) and projection.tail[0].shape == (60, 256)
-    basis = np.vstack([projection.basis, projection.tail[0]])
+    engine = index._planner.engine("overall", metric)
+    proj = engine.projection(metric)
+    assert proj.basis.shape == (4, 256) and proj.tail[0].shape == (60, 256)
+    basis = np.vstack([proj.basis, proj.tail[0]])
     basis = basis.astype(np.float64)  # stored as float32: orthonormal to float32 rounding
     np.testing.assert_allclose(basis @ basis.T, np.eye(64), atol=1e-6)
-    pruned = index._pruned_search({"overall": q}, 10, metric, "overall", 1.0, None, None)
+    pruned = engine.search(q, 10, metric, 1.0, None, None)
     assert all(r is not None for r in pruned), "the wide projection must prune these queries"
     _one_by_one_matches_reference(index, x, q, metric, 10, [
         ({}, None, None),
@@ -533,7 +539,7 @@ def test_pruning_falls_back_on_isotropic_noise():
     q = rng.standard_normal((2, 128)).astype(np.float32)
     ids = make_ids(len(x))
     index = SimilarityIndex(x, ids)
-    assert index._pruned_search({"overall": q}, 10, "euclidean", "overall", 1.0, None, None) == [None, None]
+    assert index._planner.engine("overall", "euclidean").search(q, 10, "euclidean", 1.0, None, None) == [None, None]
     got, d = index.search(q, k=10, metric="euclidean")
     ref_pos, ref_d = reference(q, x, "euclidean", 10)
     assert got == [[ids[p] for p in r] for r in ref_pos]
@@ -547,7 +553,7 @@ def test_pruning_is_given_up_where_it_never_helps():
     for row in rng.standard_normal((12, 128)).astype(np.float32):
         got, _ = index.search(row, k=3, metric="euclidean")
         assert got == [[ids[p] for p in reference(row[None], x, "euclidean", 3)[0][0]]]
-    assert index._prune_record[("overall", "euclidean")] == (0, 8)  # tried 8 times, then stopped
+    assert index._planner.record[("overall", "euclidean")] == (0, 8)  # tried 8 times, then stopped
 
 
 # ----------------------------------------------------------------------------- cityblock cascade
@@ -573,7 +579,7 @@ def test_cityblock_cascade_ties_on_integer_data_with_duplicates():
     x = np.vstack([base, base[:600], base[:600], base[:300], np.zeros((5, 128), np.float32)])
     queries = np.vstack([base[:4], centres[:4], np.zeros((1, 128))]).astype(np.float32)
     index = _cityblock_matches_reference(x, queries, k=25)
-    assert index._prune_record.get(("overall", "cityblock"), (0, 0))[0] > 0, "the cascade must have been taken"
+    assert index._planner.record.get(("overall", "cityblock"), (0, 0))[0] > 0, "the cascade must have been taken"
 
 
 def test_cityblock_cascade_is_exact_where_the_bounds_are_loose():
@@ -591,15 +597,15 @@ def test_cityblock_bounds_never_exceed_the_distance():
     x = (rng.standard_normal((2100, 200)) * rng.uniform(0.01, 100.0, size=(2100, 1))).astype(np.float32)
     q = (rng.standard_normal(200) * 10).astype(np.float32)
     index = SimilarityIndex(x, make_ids(len(x)))
-    levels, l1norm, pivots, table = index._l1_structures("overall")
+    levels, l1norm, pivots, table = index._planner.engine("overall", "cityblock").structures()
     exact = np.abs(x.astype(np.float64) - q.astype(np.float64)).sum(axis=1)
     q_l1 = float(np.abs(q.astype(np.float64)).sum())
     for level in levels:
-        assert np.all(si._block_bound(level, q, q_l1, l1norm, None) <= exact)
+        assert np.all(cityblock_pivots.block_bound(level, q, q_l1, l1norm, None) <= exact)
         rows = np.arange(0, len(x), 7)
-        assert np.all(si._block_bound(level, q, q_l1, l1norm, rows) <= exact[rows])
+        assert np.all(cityblock_pivots.block_bound(level, q, q_l1, l1norm, rows) <= exact[rows])
     pivot_exact = np.abs(x.astype(np.float64)[:, None, :] - pivots.numpy().astype(np.float64)[None]).sum(axis=2)
-    rel = si._l1_rel_tol(200)
+    rel = distances.l1_rel_tol(200)
     assert np.all(np.abs(table.T.astype(np.float64) - pivot_exact) <= rel * pivot_exact + 1e-300)
     with torch.no_grad():
         got = index.search(q, k=30, metric="cityblock")
@@ -617,15 +623,15 @@ def test_row_estimates_bound_the_float64_distances():
     rows = np.arange(0, len(x), 3)
     x64, q64 = x[rows].astype(np.float64), q.astype(np.float64)
     sq = np.einsum("ij,ij->i", x64 - q64, x64 - q64)
-    approx, tol = index._approx_rows("overall", rows, q, "euclidean")
+    approx, tol = projection.approx_rows(index._focuses["overall"], rows, q, "euclidean")
     assert np.all(np.abs(approx - sq) <= tol)
     norms = np.linalg.norm(x64, axis=1) * np.linalg.norm(q64)
     cos = np.where(norms > 0, 1.0 - (x64 @ q64) / np.where(norms > 0, norms, 1.0), 1.0)
-    approx, tol = index._approx_rows("overall", rows, q, "cosine")
+    approx, tol = projection.approx_rows(index._focuses["overall"], rows, q, "cosine")
     assert np.all(np.abs(approx - cos) <= tol)
     l1 = np.abs(x64 - q64).sum(axis=1)
-    got = si._l1_float32(x, rows, torch.from_numpy(q[None]))
-    assert np.all(np.abs(got - l1) <= si._l1_rel_tol(300) * l1 + 1e-300)
+    got = distances.l1_float32(x, rows, torch.from_numpy(q[None]))
+    assert np.all(np.abs(got - l1) <= distances.l1_rel_tol(300) * l1 + 1e-300)
 
 
 @pytest.mark.parametrize("metric", METRICS)
@@ -645,5 +651,161 @@ def test_pruned_paths_exact_with_mixed_norms_and_near_ties(metric):
         ref_pos, ref_d = reference(row[None], x, metric, 15)
         assert got == [[ids[p] for p in ref_pos[0]]]
         np.testing.assert_allclose(dist, ref_d, rtol=1e-12, atol=1e-12)
-    pruned, _ = index._prune_record[("overall", metric)]
+    pruned, _ = index._planner.record[("overall", metric)]
     assert pruned > 0, "these queries must take the pruning path"
+
+
+# ----------------------------------------------------------------------------- flat-scan fallback
+
+
+@pytest.fixture(scope="module")
+def uniform_with_ties():
+    """Uniform random values (no structure for any bound to prune with), big and wide enough for the
+    pruning engines to be tried, with duplicated rows, a scaled copy (a cosine tie) and a zero row."""
+    rng = np.random.default_rng(21)
+    x = rng.random((2300, 160), dtype=np.float32)
+    x[100:112] = x[5]  # 13 equal rows: exact ties at every distance from any query
+    x[300] = 2 * x[9]  # same direction as row 9
+    x[400] = 0.0
+    q = rng.random((5, 160), dtype=np.float32)
+    q[3] = x[5]  # a query on the duplicated rows: 13 items at distance 0
+    q[4] = x[9]
+    labels = rng.integers(0, 3, len(x))
+    labels[100:106] = 1
+    return x, q, labels
+
+
+def _route_everything(monkeypatch, route):
+    monkeypatch.setattr(fi.planner.Planner, "route", lambda self, focus, metric: route)
+
+
+@pytest.mark.parametrize("with_faiss", [True, False])
+@pytest.mark.parametrize("route", ["flat", "prune"])
+@pytest.mark.parametrize("metric", METRICS)
+def test_fallback_is_exact_on_uniform_data_with_ties(uniform_with_ties, metric, route, with_faiss, monkeypatch):
+    """Either route, with or without FAISS's kernels: each query alone, then all at once, with where
+    and exclude, equal the float64 reference (ties by catalogue position)."""
+    if with_faiss:
+        pytest.importorskip("faiss")
+    else:
+        monkeypatch.setattr(distances, "_FAISS", None)  # the numpy / torch scans
+    _route_everything(monkeypatch, route)
+    x, q, labels = uniform_with_ties
+    index = SimilarityIndex(x, make_ids(len(x)), metadata={"label": labels})
+    ids = index.ids
+    cases = [
+        ({}, None, None),
+        ({"where": {"label": [1, 2]}}, np.isin(labels, [1, 2]), None),
+        ({"exclude": [ids[5], ids[101], ids[9]]}, None, [[5, 9, 101]] * len(q)),
+        ({"where": {"label": 1}, "exclude": [ids[100]]}, labels == 1, [[100]] * len(q)),
+    ]
+    _one_by_one_matches_reference(index, x, q, metric, 20, cases)
+    for kwargs, allowed, exclude in cases:  # several queries at once: the flat scan's batched kernels
+        got, d = index.search(q, k=20, metric=metric, **kwargs)
+        ref_pos, ref_d = reference(q, x, metric, 20, allowed=allowed, exclude=exclude)
+        assert got == [[ids[p] for p in r] for r in ref_pos]
+        np.testing.assert_allclose(d, ref_d, rtol=1e-12, atol=1e-12)
+    tied, d = index.search(q[3], k=15, metric=metric)
+    assert tied[0][:13] == [ids[5]] + ids[100:112]  # the 13 equal rows, in catalogue order
+    assert np.all(d[0, :13] == d[0, 0])
+
+
+@pytest.mark.parametrize("with_faiss", [True, False])
+@pytest.mark.parametrize("metric", METRICS)
+def test_flat_scan_is_exact_with_massive_ties(metric, with_faiss, monkeypatch):
+    """Small integers: almost every distance is shared by many items; the flat scan alone."""
+    if with_faiss:
+        pytest.importorskip("faiss")
+    else:
+        monkeypatch.setattr(distances, "_FAISS", None)
+    rng = np.random.default_rng(22)
+    x = rng.integers(0, 3, size=(2500, 130)).astype(np.float32)
+    x[50:70] = x[3]
+    q = np.vstack([rng.integers(0, 3, size=(3, 130)), x[3:4]]).astype(np.float32)
+    index = SimilarityIndex(x, make_ids(len(x)))
+    engine = index._planner.flat("overall")
+    for r in range(len(q)):
+        allowed = np.arange(len(x)) % 3 != 1
+        exclude = [np.array([3, 51, 60])]
+        (pos, d), = engine.search(q[r : r + 1], 30, metric, 1.0, allowed, exclude)
+        ref_pos, ref_d = reference(q[r : r + 1], x, metric, 30, allowed=allowed, exclude=exclude)
+        np.testing.assert_array_equal(pos, ref_pos[0])
+        np.testing.assert_allclose(d, ref_d[0], rtol=1e-13, atol=1e-13)
+
+
+def test_planner_takes_the_cheaper_route_by_recorded_costs():
+    """The route follows the recorded costs (injected here: no clock in tests) and re-checks the
+    other route now and then; the give-up rule wins over costs."""
+    planner = fi.planner.Planner({})
+    key = ("overall", "euclidean")
+    assert planner.route(*key) == "prune"  # nothing known: try the pruning engine
+    planner.record[key] = (1, 0)
+    chooser = planner._chooser(*key)
+    for seconds in (5e-4, 4e-4, 6e-3):
+        chooser.record("prune", seconds)
+    assert planner.route(*key) == "flat"  # the flat scan has not been timed yet
+    for seconds in (1e-4, 2e-4, 1e-4):
+        chooser.record("flat", seconds)
+    routes = []
+    for _ in range(100):
+        routes.append(planner.route(*key))
+        chooser.record(routes[-1], {"prune": 5e-4, "flat": 1e-4}[routes[-1]])
+    # timed afresh, 3 times in a row, after 10 compared searches, then 20 and 40 more (it loses by 5x)
+    assert routes.count("prune") == 9 and routes[9:12] == routes[32:35] == routes[75:78] == ["prune"] * 3
+    assert list(chooser.seconds["prune"]) == [5e-4] * 3  # its older timings (6e-3) are dropped
+    for _ in range(9):
+        chooser.record("flat", 9e-3)  # the flat scan became slow
+    assert planner.route(*key) == "prune"
+    planner.record[key] = (1, 8)  # 8 declined, 4x more than answered: given up
+    assert planner.route(*key) == "flat"
+
+
+def test_chooser_takes_turns_over_three_options():
+    chooser = fi.costs.Chooser(("a", "b", "c"))
+    assert [chooser.pick() for _ in range(1)] == ["a"]
+    for name, seconds in (("a", 3.0), ("b", 1.0), ("c", 2.0)):
+        for _ in range(3):
+            chooser.record(name, seconds)
+    picks = []
+    for _ in range(200):
+        picks.append(chooser.pick())
+        chooser.record(picks[-1], {"a": 3.0, "b": 1.0, "c": 2.0}[picks[-1]])
+    # the others in turn, 3 times in a row, after 10 compared picks, then 20, 40 and 50 more (c loses
+    # by 2x, not more: the interval stops at 50); the next one, 100 later (a lost by 3x), is past 200
+    assert picks.count("b") == 188
+    assert picks[9:12] == picks[75:78] == ["c"] * 3 and picks[32:35] == picks[128:131] == ["a"] * 3
+
+
+@pytest.mark.parametrize("with_faiss", [True, False])
+@pytest.mark.parametrize("metric", METRICS)
+def test_one_query_float32_scores_are_exact_at_every_scale(metric, with_faiss, monkeypatch):
+    """The one-query flat scan ranks by float32 scores: near-ties below float32 resolution, blobs at
+    scales 1e-30 to 1e3 in one catalogue, zero rows and a zero query, huge values (left to the float64
+    pass). The oracle is a float64 brute force over every item with the index's own float64 formula:
+    at these scales scipy's cosine rounds differently near 0 (and the float32 norms of reference()
+    call a 1e-30 query zero), while what is tested here is that no candidate is lost."""
+    if with_faiss:
+        pytest.importorskip("faiss")
+    else:
+        monkeypatch.setattr(distances, "_FAISS", None)
+    rng = np.random.default_rng(23)
+    base = rng.standard_normal(48).astype(np.float32)
+    near = np.repeat(base[None], 200, axis=0)
+    cols = rng.integers(0, 48, 200)
+    near[np.arange(200), cols] = np.nextafter(near[np.arange(200), cols], np.float32(np.inf))
+    scales = np.repeat([1e-30, 1e-3, 1.0, 1e3], 100).astype(np.float32)[:, None]
+    blobs = (rng.standard_normal((400, 48)) * scales).astype(np.float32)
+    x = np.vstack([near, blobs, np.zeros((3, 48), np.float32)])
+    queries = [base + 0.5 * rng.standard_normal(48), base, 1e-30 * rng.standard_normal(48),
+               1e3 * rng.standard_normal(48), np.zeros(48)]
+    for factor in (1.0, 1e13):  # 1e13: past what float32 scores hold, the float64 pass ranks
+        catalogue = (x * np.float32(factor)).astype(np.float32)
+        norms = distances.FocusVectors(catalogue).norm  # the norms the index divides by
+        index = SimilarityIndex(catalogue, make_ids(len(catalogue)))
+        for row in queries:
+            row = (np.asarray(row) * factor).astype(np.float32)
+            got, d = index.search(row, k=25, metric=metric)
+            brute = distances.exact_distances(catalogue, row, metric, norms)
+            order = np.lexsort((np.arange(len(catalogue)), brute))[:25]
+            assert got == [[index.ids[p] for p in order]]
+            np.testing.assert_array_equal(d[0], brute[order])

@@ -32,7 +32,7 @@ def library():
 
     import fashrec
     from fashrec.jobs.embed_job import catalogue_images
-    from fashrec.similarity_index import SimilarityIndex
+    from fashrec.index import SimilarityIndex
 
     torch.set_num_threads(2)
     from space.recommender import model_reference
@@ -300,7 +300,7 @@ def two_focus():
 
     from fashrec.models.conv_ae import ConvAE
     from fashrec.jobs.embed_job import catalogue_metadata, open_catalogue
-    from fashrec.similarity_index import SimilarityIndex
+    from fashrec.index import SimilarityIndex
     from space.recommender import Recommender
 
     class TwoFocusAE(ConvAE):
@@ -338,7 +338,7 @@ def test_focus_and_weights_rank_like_the_index(two_focus):
 
 
 def test_the_focus_control_shows_only_for_several_focuses(two_focus):
-    from fashrec.similarity_index import SimilarityIndex
+    from fashrec.index import SimilarityIndex
     from space.app import build_demo
     from space.recommender import Recommender
 

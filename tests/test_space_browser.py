@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 def library():
     import fashrec
     from fashrec.jobs.embed_job import catalogue_images
-    from fashrec.similarity_index import SimilarityIndex
+    from fashrec.index import SimilarityIndex
 
     from space.recommender import model_reference
 

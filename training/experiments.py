@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fashrec.training.multitask_training import as_float_images  # noqa: E402
+from fashrec.training.augment import as_float_images  # noqa: E402
 from fashrec.eval.retrieval_metrics import average_precision_at_k, count_relevant, precision_at_k  # noqa: E402
 
 COLUMNS = ("product_type_name", "colour_group_name", "graphical_appearance_name")
@@ -116,7 +116,7 @@ def embed_all(fn, x: torch.Tensor, bs: int = 500) -> torch.Tensor:
 # ----- autoencoders ---------------------------------------------------------------------------------
 def fit_autoencoder(model, x_train, *, epochs, batch_size, lr, beta=0.0, kl_warmup=0, flip=False, max_shift=0,
                     pad_value=0.0, seed=0, device="cpu"):
-    from fashrec.training.multitask_training import augment_batch
+    from fashrec.training.augment import augment_batch
 
     torch.manual_seed(seed)
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -264,7 +264,8 @@ def run_variant(name: str, spec: dict, data_path: str, device, cache: dict) -> l
                              colour_histogram_bins=4, preprocess={"pad_value": pad_value})
         hist = train_multitask(model, x_train, {c: labels[c][:n_train] for c in cols}, epochs=spec["epochs"],
                                batch_size=spec["batch_size"], lr=spec["lr"], flip=spec["flip"],
-                               max_shift=spec["max_shift"], device=device, progress=False)
+                               max_shift=spec["max_shift"], device=device, progress=False,
+                               colour_jitter_p=0.0)["history"]  # these variants predate colour jitter
         with torch.no_grad():
             acc = {}
             for c in COLUMNS:
@@ -279,7 +280,8 @@ def run_variant(name: str, spec: dict, data_path: str, device, cache: dict) -> l
                     continue
                 emb = embed_all(lambda b: model.embed(b, focus=focus), x)
                 rows.append(row(emb, focus=focus, histogram_weight=hw, test_accuracy=acc, params=params,
-                                final_train=hist[-1]))
+                                final_train={k[len("train_"):]: v[-1] for k, v in hist.items()
+                                             if k.startswith("train_")}))
         model.histogram_weight = 1.0
         for weights in ({"shape": 1.0, "colour": 1.0, "pattern": 0.5}, {"shape": 1.0, "colour": 0.75, "pattern": 0.5},
                         {"shape": 1.0, "colour": 1.25, "pattern": 0.5}, {"shape": 1.0, "colour": 1.0, "pattern": 0.0}):

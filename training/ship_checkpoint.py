@@ -3,7 +3,7 @@
     python training/ship_checkpoint.py runs/experiments/cnn-white-aux-120ep.safetensors \\
         --out fashrec/checkpoints/multitask-cnn --data ../shared/data/hm
 
-``weights`` is either a checkpoint folder written by ``training/train_multitask.py`` or a
+``weights`` is either a checkpoint folder written by ``fashrec train --model multitask`` or a
 ``<variant>.safetensors`` from ``training/experiments.py`` (its config.json is in the file's metadata).
 The shipped model keeps only the heads its focuses use (auxiliary training heads are dropped: they shape
 the trunk during training, not the embedding) and takes the embedding settings given here. Then

@@ -1,10 +1,13 @@
 """``fashrec evaluate``: score a model's recommendations against H&M labels and baselines."""
 from __future__ import annotations
 
-HELP = "score a model's recommendations (precision@k, mAP@k) against raw-pixel, PCA and random baselines"
+HELP = "score a model's recommendations (precision@k, mAP@k, design hit@k) against raw-pixel, PCA and random baselines"
 DESCRIPTION = """\
 How often do a model's k nearest neighbours share the query's product type, colour group or graphical
-appearance? Measured with precision@k and mAP@k under the paper's three metrics (cityblock, euclidean,
+appearance, and how often is the same garment in another colourway (same product_code: the "design"
+relevance) among them? Labels are measured with precision@k and mAP@k; design with hit@k (the share
+of queries with at least one same-design item in the top k, over the queries whose design has another
+article in the catalogue; their number is printed) and mAP@k. All under the paper's three metrics (cityblock, euclidean,
 cosine), for the model and, in the same run, for three baselines:
 
   raw     the preprocessed 3x64x64 pixels, flattened (12,288 values)
@@ -12,16 +15,20 @@ cosine), for the model and, in the same run, for three baselines:
           (with --split all, on every image: there is no held-out data then)
   random  random neighbours: the exact expected scores (the class prior), identical for every metric
 
---split test (default): the held-out 20% query the whole catalogue (train + test); --split all: every
-image queries all the others. The query itself is never among its neighbours. Also reported:
+--split test (default): the held-out 20% query the whole catalogue (train + test); --split test-only:
+they query each other (a smaller catalogue: harder); --split all: every image queries all the others. The query itself is never among its neighbours. Also reported:
 reconstruction MSE (model, PCA of the same size, the mean train image) and k-means (k = number of
 product types) of the model's embeddings scored with NMI and ARI against product_type_name.
 
 Without --model, the project's default shipped checkpoint is scored. --json prints one JSON object on
 stdout (progress goes to stderr); --out also writes it to a file.
 
+--extra-train-data names other sources the model was trained on: the design rows are then repeated
+over the queries whose design has no photo in any training data ("unseen"), a figure that memorised
+designs cannot lift.
+
 Example (the table in docs/evaluation.md):
-    fashrec evaluate --data ../shared/data/hm --split test --k 10
+    fashrec evaluate --data ../shared/data/hm --split test --k 10 --extra-train-data ../shared/data/hm-extra
 """
 
 
@@ -29,12 +36,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--data", required=True, help="labelled data: H&M folder, saved dataset, Hub id or 'sample'")
     parser.add_argument("--model", default=None,
                         help="checkpoint folder, Hub repo id or shipped name (default: the shipped default checkpoint)")
-    parser.add_argument("--split", default="test", choices=["test", "all"], help="which images query (default %(default)s)")
+    parser.add_argument("--split", default="test", choices=["test", "test-only", "all"],
+                        help="which images query which catalogue (default %(default)s)")
     parser.add_argument("--k", type=int, default=10, help="neighbours per query (default %(default)s)")
     parser.add_argument("--metrics", default="cityblock,euclidean,cosine", help="comma-separated (default %(default)s)")
     parser.add_argument("--labels", default=None,
-                        help="comma-separated label columns (default: product_type_name, colour_group_name, "
-                             "graphical_appearance_name, those the data has)")
+                        help="comma-separated relevances: label columns and 'design' (default: product_type_name, "
+                             "colour_group_name, graphical_appearance_name and design, those the data has)")
+    parser.add_argument("--extra-train-data", action="append", default=[], metavar="DIR",
+                        help="another source the model was trained on (repeatable): adds design rows over the "
+                             "queries whose design it never saw")
     parser.add_argument("--embeddings", default="model,pca,raw,random",
                         help="what to score, comma-separated (default %(default)s)")
     parser.add_argument("--n", type=int, default=None, help="use a seeded random subset of N images (default: all)")
@@ -66,7 +77,8 @@ def run(args) -> int:
     model = from_pretrained(ref, map_location=args.device)
     result = evaluate(args.data, model=model, model_name=args.model or DEFAULT, split=args.split, k=args.k,
                       metrics=_list(args.metrics, "metrics"), labels=_list(args.labels, "labels"),
-                      embeddings=_list(args.embeddings, "embeddings"), n=args.n, seed=args.seed)
+                      embeddings=_list(args.embeddings, "embeddings"), n=args.n, seed=args.seed,
+                      extra_train_data=args.extra_train_data)
     if args.out:
         from fashrec.atomic import write_json_atomic
 

@@ -63,7 +63,7 @@ def recommend(*, index_dir, item: str | None = None, image=None, k: int = 10, me
     from pathlib import Path
 
     from fashrec.jobs.embed_job import read_catalogue
-    from fashrec.similarity_index import SimilarityIndex
+    from fashrec.index import SimilarityIndex
 
     index_dir = Path(index_dir)
     if not index_dir.is_dir():

@@ -5,14 +5,16 @@
 
 The paper judged its recommendations by eye (Yang, section 4.2) and asked for "a more objective scoring
 measurement" (section 5). H&M's labels give one: a neighbour is *relevant* when it shares the query's
-``product_type_name`` (or ``colour_group_name``, ``graphical_appearance_name``). In one run this module
-reports, for the model and for three baselines, under the paper's three metrics:
+``product_type_name`` (or ``colour_group_name``, ``graphical_appearance_name``), and the relevance ``design`` asks the question a shopper asks first:
+is the same garment in another colourway (same ``product_code``, another article) among the top k?
+(``fashrec.eval.scores``: ``design_hit_at_k`` over the queries that have such an item.) In one run this
+module reports, for the model and for three baselines, under the paper's three metrics:
 
 - **retrieval**: precision@k and mAP@k (``fashrec.retrieval_metrics``: AP@k divided by min(k, R), R =
   relevant items in the catalogue other than the query). The search is the ``SimilarityIndex`` that
   ``fashrec recommend`` uses, so scores and recommendations agree. ``split="test"``: every held-out
-  image queries the whole catalogue (train + test); ``split="all"``: every image queries all the others.
-  The query itself is always left out.
+  image queries the whole catalogue (train + test); ``split="test-only"``: the held-out images query
+  each other; ``split="all"``: every image queries all the others. The query itself is always left out.
 - **baselines**: ``raw`` = the preprocessed 3x64x64 pixels flattened (12,288 values); ``pca`` = sklearn
   PCA with the model's embedding size, fitted on the train split (on everything for ``split="all"``);
   ``random`` = random neighbours, whose scores are computed *exactly* as expectations (P@k = R / M and
@@ -27,7 +29,9 @@ The result is one JSON-able dict (the shape of ``fashrec evaluate --json``)::
 
     {"k": 10, "split": "test", "n_queries": 1000, "model": "...", "embedding_dim": 2048,
      "retrieval": [{"embedding": "model", "metric": "cosine", "label": "product_type_name",
-                    "precision_at_k": 0.44, "map_at_k": 0.31}, ...],        # + "focus" for multi-focus models
+                    "precision_at_k": 0.44, "map_at_k": 0.31}, ...,         # + "focus" for multi-focus models
+                   {"embedding": "model", "metric": "cosine", "label": "design", "precision_at_k": ...,
+                    "map_at_k": ..., "design_hit_at_k": 0.7, "n_scored": 425}, ...],  # + "subset": "unseen"
      "reconstruction": {"model_mse": ..., "pca_mse": ..., "mean_image_mse": ...},
      "clustering": {"label": "product_type_name", "nmi": ..., "ari": ...}}
 """
@@ -39,19 +43,22 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from fashrec.eval.report import markdown  # noqa: F401  (fashrec.eval.evaluation.markdown, as before)
+from fashrec.eval.scores import DESIGN, DESIGN_COLUMN, MISSING, label_scores, random_scores, scored_queries
+
 METRICS = ("cityblock", "euclidean", "cosine")
 LABELS = ("product_type_name", "colour_group_name", "graphical_appearance_name")
 EMBEDDINGS = ("model", "pca", "raw", "random")
-SPLITS = ("test", "all")
+SPLITS = ("test", "all", "test-only")
 CLUSTER_LABEL = "product_type_name"
-_MISSING = "\x00<missing label>"  # never equal to a real label, so a missing label is never "relevant"
 _QUERY_CHUNK = 256  # queries per search call: bounds memory and drives the progress bar
 
 
 def evaluate(data, *, model=None, split: str = "test", k: int = 10, metrics: Sequence[str] = METRICS,
              labels: Sequence[str] | None = None, embeddings: Sequence[str] = EMBEDDINGS, n: int | None = None,
              seed: int = 42, test_size: float = 0.2, batch_size: int = 256, progress: bool = True,
-             model_name: str | None = None, cache_dir: str | os.PathLike | None = None) -> dict:
+             model_name: str | None = None, cache_dir: str | os.PathLike | None = None,
+             extra_train_data: Sequence = ()) -> dict:
     """Score a model's recommendations on labelled data; see the module docstring for what is measured.
 
     Args:
@@ -59,8 +66,13 @@ def evaluate(data, *, model=None, split: str = "test", k: int = 10, metrics: Seq
             ``DatasetDict`` with ``train`` and ``test`` splits as ``load_hm`` returns it.
         model: a loaded model, a checkpoint folder / Hub id / shipped name, or None for the project's
             default checkpoint (``fashrec.pretrained.resolve(None)``).
-        split: ``"test"`` (held-out images query train + test) or ``"all"`` (every image queries the rest).
-        labels: label columns to score; default the ones of ``LABELS`` that the data has.
+        split: ``"test"`` (held-out images query train + test), ``"all"`` (every image queries the rest)
+            or ``"test-only"`` (held-out images query each other: a smaller catalogue, a harder test).
+        labels: relevances to score: label columns and ``"design"`` (same ``product_code``, another
+            article); default the ones of ``LABELS`` that the data has, plus ``design`` if it has codes.
+        extra_train_data: other sources the model was trained on (e.g. ``hm-extra``). With the train
+            split they define the designs the model saw; the ``design`` rows are then repeated over the
+            queries whose design it never saw (``"subset": "unseen"``).
         embeddings: which of ``"model"``, ``"pca"``, ``"raw"``, ``"random"`` to score.
         n, seed, test_size: passed to ``load_hm`` (a seeded subset and the seeded split); ``seed`` also
             seeds PCA and k-means.
@@ -80,23 +92,40 @@ def evaluate(data, *, model=None, split: str = "test", k: int = 10, metrics: Seq
     missing = {"train", "test"} - set(dd)
     if missing:
         raise ValueError(f"evaluate: the data needs 'train' and 'test' splits, it lacks {sorted(missing)}")
-    available = [c for c in LABELS if c in dd["train"].column_names] if labels is None else list(labels)
+    columns = dd["train"].column_names
+    if labels is None:
+        available = [c for c in LABELS if c in columns] + ([DESIGN] if DESIGN_COLUMN in columns else [])
+    else:
+        available = list(labels)
     for column in available:
         for name in ("train", "test"):
-            if column not in dd[name].column_names:
-                raise ValueError(f"evaluate: no label column {column!r} in the {name} split of {data}; "
+            source = DESIGN_COLUMN if column == DESIGN else column
+            if source not in dd[name].column_names:
+                raise ValueError(f"evaluate: no label column {source!r} in the {name} split of {data}; "
                                  f"it has {dd[name].column_names}")
     if not available:
         raise ValueError(f"evaluate: {data} has none of the label columns {list(LABELS)}: nothing to score against")
     x = {name: dataset_tensor(dd[name], model.preprocess_config, cache_dir=cache_dir, progress=progress)
          for name in ("train", "test")}
-    y = {name: {c: _label_strings(dd[name], c) for c in available} for name in ("train", "test")}
+    y = {name: {c: _label_strings(dd[name], DESIGN_COLUMN if c == DESIGN else c) for c in available}
+         for name in ("train", "test")}
+    seen_designs = None
+    if extra_train_data and DESIGN in available:
+        from fashrec.data.hm_dataset import load_hm
+
+        seen_designs = set(y["train"][DESIGN])
+        for source in extra_train_data:
+            extra = load_hm(source, split=False, progress=progress)
+            if DESIGN_COLUMN not in extra.column_names:
+                raise ValueError(f"evaluate: {source} has no {DESIGN_COLUMN!r} column, so its designs are unknown")
+            seen_designs.update(extra[DESIGN_COLUMN])
     ids = {name: list(dd[name]["article_id"]) if "article_id" in dd[name].column_names else None
            for name in ("train", "test")}
     return evaluate_tensors(
         model=model, train_images=x["train"], test_images=x["test"], train_labels=y["train"],
         test_labels=y["test"], train_ids=ids["train"], test_ids=ids["test"], split=split, k=k, metrics=metrics,
         embeddings=embeddings, seed=seed, batch_size=batch_size, progress=progress, model_name=model_name,
+        seen_designs=seen_designs,
     )
 
 
@@ -104,8 +133,12 @@ def evaluate_tensors(*, model, train_images, test_images, train_labels: Mapping[
                      test_labels: Mapping[str, Sequence], train_ids: Sequence[str] | None = None,
                      test_ids: Sequence[str] | None = None, split: str = "test", k: int = 10,
                      metrics: Sequence[str] = METRICS, embeddings: Sequence[str] = EMBEDDINGS, seed: int = 42,
-                     batch_size: int = 256, progress: bool = True, model_name: str | None = None) -> dict:
+                     batch_size: int = 256, progress: bool = True, model_name: str | None = None,
+                     seen_designs=None) -> dict:
     """:func:`evaluate` on preprocessed tensors ``(N, 3, S, S)`` and ``{label column: N labels}`` per split.
+
+    The key ``"design"`` holds product codes. ``seen_designs`` (codes the model was trained on) adds the
+    ``design`` rows over the queries whose code is not among them (``"subset": "unseen"``).
 
     ``model`` needs ``embed(x, focus=...)``, ``embedding_dim`` and optionally ``focuses`` and
     ``reconstruct``; anything with those works (tests use a two-dimensional fake).
@@ -131,16 +164,18 @@ def evaluate_tensors(*, model, train_images, test_images, train_labels: Mapping[
     train_ids = [f"train-{i}" for i in range(n_train)] if train_ids is None else [str(i) for i in train_ids]
     test_ids = [f"test-{i}" for i in range(n_test)] if test_ids is None else [str(i) for i in test_ids]
 
-    # The catalogue is always train + test; the queries are the test rows or every row.
-    catalogue_x = torch.cat([x_train, x_test])
-    catalogue_ids = train_ids + test_ids
-    catalogue_y = {c: _labels_array(list(train_labels[c]) + list(test_labels[c])) for c in train_labels}
-    if split == "test":
-        query_rows = np.arange(n_train, n_train + n_test)
-        fit_x = x_train  # PCA and the mean image never see the held-out images
+    # The catalogue is train + test (the test rows alone for "test-only"); the queries are the test rows
+    # or every row. PCA and the mean image never see the held-out images, except with "all".
+    if split == "test-only":
+        catalogue_x, catalogue_ids = x_test, test_ids
+        catalogue_y = {c: _labels_array(test_labels[c]) for c in test_labels}
+        query_rows = np.arange(n_test)
     else:
-        query_rows = np.arange(n_train + n_test)
-        fit_x = catalogue_x
+        catalogue_x = torch.cat([x_train, x_test])
+        catalogue_ids = train_ids + test_ids
+        catalogue_y = {c: _labels_array(list(train_labels[c]) + list(test_labels[c])) for c in train_labels}
+        query_rows = np.arange(n_train, n_train + n_test) if split == "test" else np.arange(n_train + n_test)
+    fit_x = catalogue_x if split == "all" else x_train
     if len(query_rows) == 0:
         raise ValueError(f"split={split!r} leaves no query images")
     if k > len(catalogue_ids) - 1:
@@ -167,26 +202,34 @@ def evaluate_tensors(*, model, train_images, test_images, train_labels: Mapping[
     if "raw" in embeddings:
         vectors[("raw", None)] = flat_all
 
+    unseen = None
+    if seen_designs is not None and DESIGN in catalogue_y:
+        unseen = np.array([code not in seen_designs for code in catalogue_y[DESIGN][query_rows]])
+    if DESIGN in catalogue_y:
+        mask, _ = scored_queries(catalogue_y[DESIGN], query_rows, DESIGN)
+        _say(f"design: {int(mask.sum())} of {len(query_rows)} queries have another article of their design in the "
+             f"catalogue; only they are scored" + ("" if unseen is None else
+             f" ({int((mask & unseen).sum())} of them of a design the model never saw in training)"), progress)
+
     retrieval = []
-    from fashrec.similarity_index import SimilarityIndex
+    from fashrec.index import SimilarityIndex
 
     for (embedding, focus), matrix in vectors.items():
         index = SimilarityIndex(matrix, catalogue_ids)
         for metric in metrics:
             positions = _neighbours(index, matrix, query_rows, k, metric,
                                     progress, f"{embedding}{'/' + focus if focus else ''} {metric}")
+            head = {"embedding": embedding, "metric": metric, **({"focus": focus} if focus is not None else {})}
             for column, values in catalogue_y.items():
-                p, ap = _scores(values, query_rows, positions, k)
-                row = {"embedding": embedding, "metric": metric, "label": column, "precision_at_k": p, "map_at_k": ap}
-                if focus is not None:
-                    row["focus"] = focus
-                retrieval.append(row)
+                retrieval.append({**head, "label": column, **label_scores(values, query_rows, positions, k, column)})
+            if unseen is not None:
+                retrieval.append({**head, "label": DESIGN, "subset": "unseen",
+                                  **label_scores(catalogue_y[DESIGN], query_rows, positions, k, DESIGN, unseen)})
     if "random" in embeddings:
         for metric in metrics:
             for column, values in catalogue_y.items():
-                p, ap = _random_scores(values, query_rows, k)
                 retrieval.append({"embedding": "random", "metric": metric, "label": column,
-                                  "precision_at_k": p, "map_at_k": ap})
+                                  **random_scores(values, query_rows, k, column)})
 
     queries_x = catalogue_x[query_rows]
     reconstruction = _reconstruction(model, queries_x, fit_x, pca, batch_size)
@@ -201,42 +244,6 @@ def evaluate_tensors(*, model, train_images, test_images, train_labels: Mapping[
         "reconstruction": reconstruction,
         "clustering": clustering,
     }
-
-
-def markdown(result: Mapping[str, Any]) -> str:
-    """The result as markdown for humans: one retrieval table (metrics side by side), then the rest."""
-    k = result["k"]
-    metrics = list(dict.fromkeys(r["metric"] for r in result["retrieval"]))
-    lines = [
-        f"model `{result['model']}` (embedding {result['embedding_dim']}-d), split `{result['split']}`, "
-        f"{result['n_queries']} queries, k = {k}",
-        "",
-        "| label | embedding | " + " | ".join(f"{m} P@{k} | {m} mAP@{k}" for m in metrics) + " |",
-        "|---|---|" + "---:|---:|" * len(metrics),
-    ]
-    rows: dict[tuple, dict] = {}
-    for r in result["retrieval"]:
-        name = r["embedding"] + (f" ({r['focus']})" if r.get("focus") else "")
-        rows.setdefault((r["label"], name), {})[r["metric"]] = r
-    for (label, name), by_metric in rows.items():
-        cells = []
-        for m in metrics:
-            r = by_metric.get(m)
-            cells += [f"{r['precision_at_k']:.3f}", f"{r['map_at_k']:.3f}"] if r else ["", ""]
-        lines.append(f"| {label} | {name} | " + " | ".join(cells) + " |")
-    rec = result["reconstruction"]
-    lines += ["", "| reconstruction MSE (per value, query images) | |", "|---|---:|"]
-    for key, title in (("model_mse", "model"), ("pca_mse", "PCA (same size as the embedding)"),
-                       ("mean_image_mse", "mean image")):
-        value = rec.get(key)
-        lines.append(f"| {title} | {'n/a' if value is None else f'{value:.5f}'} |")
-    cl = result["clustering"]
-    if cl:
-        lines += ["", f"k-means of the model embeddings of the query images (k = number of `{cl['label']}` values "
-                      f"among them) vs `{cl['label']}`: NMI {cl['nmi']:.3f}, ARI {cl['ari']:.3f}"]
-    fit = "the train split" if result["split"] == "test" else "all images (split all: no held-out data)"
-    lines += ["", f"PCA and the mean image are fitted on {fit}; random = exact expectation (the class prior)."]
-    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- pieces
@@ -262,8 +269,8 @@ def _label_strings(ds, column: str) -> list:
     return [None if v is None else str(v) for v in values]
 
 
-def _labels_array(values: list) -> np.ndarray:
-    return np.array([_MISSING if v is None else str(v) for v in values], dtype=object)
+def _labels_array(values) -> np.ndarray:
+    return np.array([MISSING if v is None else str(v) for v in values], dtype=object)
 
 
 def _embed(model, x, focus: str, batch_size: int, progress: bool) -> np.ndarray:
@@ -295,44 +302,6 @@ def _neighbours(index, matrix: np.ndarray, query_rows: np.ndarray, k: int, metri
         found, _ = index.search(matrix[rows], k=k, metric=metric, exclude=[[ids[r]] for r in rows])
         out[start:start + len(rows)] = [[position[i] for i in row] for row in found]
     return out
-
-
-def _scores(labels: np.ndarray, query_rows: np.ndarray, positions: np.ndarray, k: int) -> tuple[float, float]:
-    """Mean P@k and mAP@k over the queries that have this label (queries without one are skipped)."""
-    from fashrec.eval.retrieval_metrics import average_precision_at_k, count_relevant, precision_at_k
-
-    query_labels = labels[query_rows]
-    has = query_labels != _MISSING
-    if not has.any():
-        return float("nan"), float("nan")
-    q = query_labels[has]
-    neighbours = labels[positions[has]]
-    r = count_relevant(q, labels, queries_in_catalogue=True)
-    return precision_at_k(q, neighbours, k).mean, average_precision_at_k(q, neighbours, k, n_relevant=r).mean
-
-
-def _random_scores(labels: np.ndarray, query_rows: np.ndarray, k: int) -> tuple[float, float]:
-    """Exact expected P@k and mAP@k of k neighbours drawn uniformly without replacement.
-
-    With M candidates per query (the catalogue minus the query) of which R are relevant, each rank is
-    relevant with probability p = R/M and two distinct ranks both with q = R(R-1) / (M(M-1)), so
-    E[P@k] = p and E[AP@k] = (1/min(k,R)) * sum_{i<=k} (1/i) * (p + (i-1) q).
-    """
-    from fashrec.eval.retrieval_metrics import count_relevant
-
-    query_labels = labels[query_rows]
-    has = query_labels != _MISSING
-    if not has.any():
-        return float("nan"), float("nan")
-    r = count_relevant(query_labels[has], labels, queries_in_catalogue=True).astype(np.float64)
-    m = float(len(labels) - 1)
-    p = r / m
-    q = r * (r - 1) / (m * (m - 1)) if m > 1 else np.zeros_like(r)
-    i = np.arange(1, k + 1, dtype=np.float64)
-    summed = (p[:, None] + (i[None, :] - 1) * q[:, None]) / i[None, :]
-    denominator = np.minimum(k, r)
-    ap = np.divide(summed.sum(axis=1), denominator, out=np.zeros_like(r), where=denominator > 0)
-    return float(p.mean()), float(ap.mean())
 
 
 def _reconstruction(model, queries_x, fit_x, pca, batch_size: int) -> dict:
@@ -368,7 +337,7 @@ def _clustering(vectors: np.ndarray, catalogue_y: Mapping[str, np.ndarray], quer
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
     labels = catalogue_y[CLUSTER_LABEL][query_rows]
-    has = labels != _MISSING
+    has = labels != MISSING
     labels, vectors = labels[has], vectors[has]
     n_clusters = len(set(labels.tolist()))
     if n_clusters < 2 or len(labels) <= n_clusters:

@@ -12,6 +12,7 @@ and returns a :class:`Score` ``(per_query, mean)``: a float64 array of Q values 
 Definitions, with rel_i = 1 when the i-th neighbour is relevant, else 0:
 
     P@k  = (1/k) * sum_{i<=k} rel_i
+    Hit@k = 1 if any rel_i else 0                         (the share of queries with a hit: hit rate)
     AP@k = (1/min(k, R)) * sum_{i<=k} P@i * rel_i        mAP@k = mean of AP@k over the queries
 
 R is the number of relevant items in the catalogue, not counting the query (pass ``n_relevant``; see
@@ -85,6 +86,16 @@ def average_precision_at_k(query_labels, neighbour_labels, k: int, n_relevant=No
             )
         denominator = np.minimum(k, r).astype(np.float64)
     per_query = np.divide(summed, denominator, out=np.zeros_like(summed), where=denominator > 0)
+    return Score(per_query, float(per_query.mean()))
+
+
+def hit_rate_at_k(query_labels, neighbour_labels, k: int) -> Score:
+    """Hit@k per query: 1.0 when at least one of the first k neighbours is relevant, else 0.0.
+
+    fashrec's ``design`` score: the share of queries whose top k hold another article of the same design
+    (``product_code``). Average it only over queries that have such an item in the catalogue.
+    """
+    per_query = relevance(query_labels, neighbour_labels, k).any(axis=1).astype(np.float64)
     return Score(per_query, float(per_query.mean()))
 
 

@@ -79,7 +79,7 @@ def embed_catalogue(*, model, data: str | os.PathLike, out: str | os.PathLike, m
 
     from fashrec.atomic import write_json_atomic
     from fashrec.models.hub_model import weights_hash
-    from fashrec.similarity_index import SimilarityIndex
+    from fashrec.index import SimilarityIndex
 
     out = Path(out)
     if out.exists() and not overwrite:

@@ -42,16 +42,17 @@ def _save(fig, path: str | os.PathLike) -> None:
 
 
 def save_loss_curve(path: str | os.PathLike, history: dict[str, Sequence[float]], *,
-                    title: str = "Reconstruction loss", ylabel: str = "MSE per pixel value") -> None:
+                    title: str = "Reconstruction loss", ylabel: str = "MSE per pixel value",
+                    label_suffix: str = " loss") -> None:
     """Plot each series of ``history`` (one value per epoch, epochs counted from 1), in order, labelled
-    "<name> loss": usually ``train`` and ``test``."""
+    "<name><label_suffix>" (" loss"): usually ``train`` and ``test``."""
     fig = _figure(*LOSS_CURVE_INCHES)
     ax = fig.add_subplot(1, 1, 1)
     styles = ("-o", "-s", "--^", ":v")
     for i, (name, values) in enumerate(history.items()):
         values = list(values)
         if values:
-            ax.plot(range(1, len(values) + 1), values, styles[i % len(styles)], markersize=3, label=f"{name} loss")
+            ax.plot(range(1, len(values) + 1), values, styles[i % len(styles)], markersize=3, label=f"{name}{label_suffix}")
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -1,109 +1,189 @@
-"""Training for :class:`~fashrec.models.multitask_cnn.MultiTaskCNN`: labels in, steerable embeddings out.
+"""Training for :class:`~fashrec.models.multitask_cnn.MultiTaskCNN`: labels and designs in, steerable
+embeddings out, through the same resumable loop as the autoencoders (``fashrec.training.loop``).
 
-The whole training set lives on the device as one tensor (5,000 images of 3x64x64 are 250 MB in float32,
-61 MB in uint8), so each step is a gather plus an augmentation done on the device: no DataLoader.
-Augmentation is what a shopper would call "the same product": a horizontal mirror and a shift of a few
-pixels (filled with the model's pad value). Nothing that changes colour, since colour is a label.
+The whole training set lives on the device as one uint8 tensor (18,919 photos of 3x64x64 are 230 MB),
+so each step is a gather plus augmentation on the device: no DataLoader. A step:
 
-``train_multitask`` is the library function; ``training/train_multitask.py`` is its command line.
+1. rows: uniformly drawn, or with ``designs`` a :class:`DesignBatches` batch (pairs of colourways);
+2. views: mirror + shift (``augment_batch``), then ``colour_jitter`` on a share of them, whose colour
+   labels are dropped for that step (``colour_columns``);
+3. loss: the model's ``loss`` (cross-entropies, plus the design contrastive term with ``designs``);
+4. AdamW; the learning rate follows a linear warm-up then a cosine decay, computed from the global step,
+   so a resumed run needs no scheduler state.
+
+At the end BatchNorm's running statistics are recomputed over the training photos with the final
+weights (``recalibrate_batchnorm``): the moving averages lag behind the weights, and a short run's
+eval-mode embeddings can collapse on them.
+
+Each epoch's draws come from a generator seeded by the loop's epoch seed: a run killed and resumed
+ends exactly where the uninterrupted run does. With ``val_images`` the loss terms and accuracies of a
+validation split (carved from training data: never the test split) are recorded after every epoch.
 """
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping
+from typing import Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
+
+from fashrec.training.augment import as_float_images, augment_batch, colour_jitter
+from fashrec.training.loop import fingerprint, run_epochs
 
 
-def augment_batch(x: torch.Tensor, *, pad_value: float, max_shift: int = 4, flip: bool = True,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """Random horizontal flip and integer shift of up to ``max_shift`` pixels, per image, on x's device."""
-    n, _, h, w = x.shape
-    dev = x.device
-    if flip:
-        mirror = torch.rand(n, device=dev, generator=generator) < 0.5
-        x = torch.where(mirror[:, None, None, None], torch.flip(x, dims=[3]), x)
-    if max_shift > 0:
-        s = max_shift
-        padded = F.pad(x, (s, s, s, s), value=float(pad_value))
-        dy = torch.randint(0, 2 * s + 1, (n,), device=dev, generator=generator)
-        dx = torch.randint(0, 2 * s + 1, (n,), device=dev, generator=generator)
-        rows = (dy[:, None] + torch.arange(h, device=dev)[None])  # (N, H)
-        cols = (dx[:, None] + torch.arange(w, device=dev)[None])  # (N, W)
-        idx_r = rows[:, None, :, None].expand(n, x.shape[1], h, w + 2 * s)
-        x = padded.gather(2, idx_r)
-        idx_c = cols[:, None, None, :].expand(n, x.shape[1], h, w)
-        x = x.gather(3, idx_c)
-    return x
+def train_multitask(model, images: torch.Tensor, labels: Mapping[str, torch.Tensor], *,
+                    designs: torch.Tensor | None = None, val_images: torch.Tensor | None = None,
+                    val_labels: Mapping[str, torch.Tensor] | None = None, val_designs: torch.Tensor | None = None,
+                    epochs: int = 30, batch_size: int = 128, lr: float = 2e-3, weight_decay: float = 5e-4,
+                    max_shift: int = 4, flip: bool = True, colour_jitter_p: float = 0.5,
+                    colour_columns: Sequence[str] | None = None, label_smoothing: float = 0.1,
+                    contrastive_weight: float = 1.0, temperature: float = 0.1, pair_fraction: float = 0.375,
+                    seed: int = 0, device: str | torch.device | None = None, progress: bool = True,
+                    out_dir=None, resume: bool = False, threads: int | None = None) -> dict:
+    """Train ``model`` in place; returns ``{"history": {train_*/test_*: per epoch}, "train_seconds", ...}``.
 
-
-def as_float_images(x: torch.Tensor) -> torch.Tensor:
-    """uint8 images (0..255) or float images (0..1) -> float32 in [0, 1]."""
-    return x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
-
-
-def train_multitask(model, images: torch.Tensor, labels: Mapping[str, torch.Tensor], *, epochs: int = 30,
-                    batch_size: int = 128, lr: float = 2e-3, weight_decay: float = 5e-4, max_shift: int = 4,
-                    flip: bool = True, label_smoothing: float = 0.1, seed: int = 0,
-                    device: str | torch.device | None = None, progress: bool = True,
-                    on_epoch: Callable[[int, dict], None] | None = None) -> list[dict]:
-    """Train ``model`` (a MultiTaskCNN) in place with AdamW and a one-cycle cosine schedule.
-
-    ``images``: ``(N, 3, S, S)`` uint8 or float in [0, 1], already preprocessed with the model's config.
-    ``labels``: column -> ``(N,)`` int tensor of class ids (-1 = missing) for every column of
-    ``model.classes``. Returns one dict of mean losses / accuracies per epoch (also passed to ``on_epoch``).
+    ``images``: ``(N, 3, S, S)`` uint8 or float in [0, 1], preprocessed with the model's config.
+    ``labels``: column -> ``(N,)`` class ids (-1 = missing) for every column of ``model.classes``.
+    ``designs``: ``(N,)`` design ids (e.g. ``product_code`` factorised; -1 = unknown) for the contrastive
+    term. ``colour_columns``: the columns a colour-jittered view loses (default: every column with
+    "colour" in its name). ``out_dir``: where the per-epoch resume checkpoint goes (``resume=True`` to
+    continue it). The ``test_*`` history is the validation split's.
     """
-    from tqdm.auto import tqdm
+    from fashrec.training.design_batches import DesignBatches
 
+    _check_inputs(model, images, labels, designs, "")
+    if val_images is not None:
+        _check_inputs(model, val_images, val_labels or {}, val_designs, "val_")
+    if threads:
+        torch.set_num_threads(int(threads))
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model.to(device).train()
+    n = images.shape[0]
+    x_all = images.to(device)
+    y_all = {c: labels[c].to(device).long() for c in model.classes}
+    d_all = designs.to(device).long() if designs is not None else None
+    colour_columns = [c for c in model.classes if "colour" in c] if colour_columns is None else list(colour_columns)
+    batch_size = min(batch_size, n)
+    steps = max(1, n // batch_size)  # drop the ragged last batch: BatchNorm dislikes tiny ones
+    total, warmup = epochs * steps, max(1, min(epochs * steps // 10, 3 * steps))
+    sampler = DesignBatches(designs, pair_fraction=pair_fraction) if designs is not None else None
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (no_decay if p.ndim < 2 else decay).append(p)
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    pad = float(model.preprocess_config.pad_value)
+    loss_args = {"label_smoothing": label_smoothing, "contrastive_weight": contrastive_weight,
+                 "temperature": temperature}
+
+    def learning_rate(step: int) -> float:
+        if step < warmup:
+            return lr * (step + 1) / warmup
+        return lr * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    def train_epoch(epoch: int, epoch_seed: int) -> dict:
+        gen = torch.Generator().manual_seed(epoch_seed)
+        dev_gen = torch.Generator(device=device).manual_seed(epoch_seed)
+        perm = torch.randperm(n, generator=gen)
+        model.train()
+        sums: dict[str, float] = {}
+        for step in range(steps):
+            idx = sampler.batch(gen, batch_size) if sampler else perm[step * batch_size:(step + 1) * batch_size]
+            idx = idx.to(device)
+            x = augment_batch(as_float_images(x_all[idx]), pad_value=pad, max_shift=max_shift, flip=flip,
+                              generator=dev_gen)
+            x, jittered = colour_jitter(x, colour_jitter_p, generator=dev_gen, background=pad)
+            y = {c: v[idx] for c, v in y_all.items()}
+            for c in colour_columns:
+                y[c] = y[c].masked_fill(jittered, -1)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(epoch * steps + step)
+            out = model.loss(x, labels=y, designs=d_all[idx] if d_all is not None else None, **loss_args)
+            optimizer.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            optimizer.step()
+            for key, value in out.items():
+                sums[key] = sums.get(key, 0.0) + float(value.detach())
+        return {k: v / steps for k, v in sums.items()}
+
+    def evaluate() -> dict:
+        if val_images is None:
+            return {}
+        return validation_terms(model, val_images, val_labels, val_designs, device=device, **loss_args)
+
+    settings = {
+        "model_class": type(model).__name__, "model_config": {k: v for k, v in model.config_dict().items()
+                                                               if k != "fashrec_version"},
+        "epochs_total": int(epochs), "batch_size": int(batch_size), "lr": float(lr), "weight_decay": float(weight_decay),
+        "max_shift": int(max_shift), "flip": bool(flip), "colour_jitter": float(colour_jitter_p),
+        "colour_columns": colour_columns, "pair_fraction": float(pair_fraction), "seed": int(seed), **loss_args,
+        "train_fingerprint": fingerprint(images), "train_images": int(n),
+        "designs_fingerprint": fingerprint(designs[:, None]) if designs is not None else None,
+        "val_fingerprint": fingerprint(val_images) if val_images is not None else None,
+        **({"device": device.type} if device.type != "cpu" else {}),
+    }
+    history, seconds, cpu = run_epochs(model, optimizer, train_epoch=train_epoch,
+                                       evaluate=evaluate, epochs=epochs, seed=seed, settings=settings,
+                                       out_dir=out_dir, resume=resume, progress=progress, desc="train multitask")
+    recalibrate_batchnorm(model, x_all)
+    model.cpu().eval()
+    return {"history": history, "train_seconds": round(seconds, 3), "train_cpu_seconds": round(cpu, 3),
+            "images_per_second": round(n * epochs / seconds, 1) if seconds > 0 else None, "epochs": int(epochs),
+            "train_images": int(n)}
+
+
+@torch.no_grad()
+def validation_terms(model, images: torch.Tensor, labels: Mapping[str, torch.Tensor] | None,
+                     designs: torch.Tensor | None, *, device, batch_size: int = 500, **loss_args) -> dict:
+    """The model's loss terms and accuracies on a held-out split, in eval mode (image-weighted means)."""
+    was_training = model.training
+    model.eval()
+    sums: dict[str, float] = {}
+    n = images.shape[0]
+    try:
+        for start in range(0, n, batch_size):
+            sl = slice(start, start + batch_size)
+            x = as_float_images(images[sl]).to(device)
+            y = {c: labels[c][sl].to(device).long() for c in model.classes}
+            d = designs[sl].to(device) if designs is not None else None
+            for key, value in model.loss(x, labels=y, designs=d, **loss_args).items():
+                sums[key] = sums.get(key, 0.0) + float(value) * x.shape[0]
+    finally:
+        model.train(was_training)
+    return {k: v / n for k, v in sums.items()}
+
+
+def _check_inputs(model, images, labels, designs, prefix: str) -> None:
     missing = sorted(set(model.classes) - set(labels))
     if missing:
-        raise ValueError(f"train_multitask: labels are missing for columns {missing}")
+        raise ValueError(f"train_multitask: {prefix}labels are missing for columns {missing}")
     n = images.shape[0]
     for column, y in labels.items():
         if y.shape[0] != n:
-            raise ValueError(f"train_multitask: {column} has {y.shape[0]} labels for {n} images")
+            raise ValueError(f"train_multitask: {prefix}{column} has {y.shape[0]} labels for {n} images")
+    if designs is not None and tuple(designs.shape) != (n,):
+        raise ValueError(f"train_multitask: {prefix}designs must be ({n},), got {tuple(designs.shape)}")
     if n < 2:
-        raise ValueError("train_multitask: need at least 2 images")
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    torch.manual_seed(seed)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    model.to(device).train()
-    x_all = images.to(device)
-    y_all = {c: labels[c].to(device).long() for c in model.classes}
-    batch_size = min(batch_size, n)
-    steps_per_epoch = max(1, n // batch_size)  # drop the ragged last batch: BatchNorm dislikes tiny ones
-    total = epochs * steps_per_epoch
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (no_decay if p.ndim < 2 else decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=lr)
-    warmup = max(1, min(total // 10, 3 * steps_per_epoch))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda step: (step + 1) / warmup if step < warmup
-        else 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup))))
-    history = []
-    bar = tqdm(range(epochs), desc="train multitask", unit="epoch", disable=not progress)
-    for epoch in bar:
-        perm = torch.randperm(n, device=device, generator=gen)
-        sums: dict[str, float] = {}
-        for step in range(steps_per_epoch):
-            idx = perm[step * batch_size:(step + 1) * batch_size]
-            x = as_float_images(x_all[idx])
-            x = augment_batch(x, pad_value=model.preprocess_config.pad_value, max_shift=max_shift, flip=flip,
-                              generator=gen)
-            out = model.loss(x, labels={c: y[idx] for c, y in y_all.items()}, label_smoothing=label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            out["loss"].backward()
-            opt.step()
-            sched.step()
-            for key, value in out.items():
-                sums[key] = sums.get(key, 0.0) + float(value.detach())
-        record = {"epoch": epoch + 1, **{k: v / steps_per_epoch for k, v in sums.items()}}
-        history.append(record)
-        bar.set_postfix(loss=f"{record['loss']:.3f}")
-        if on_epoch is not None:
-            on_epoch(epoch + 1, record)
-    model.eval()
-    return history
+        raise ValueError(f"train_multitask: need at least 2 {prefix}images")
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model, images: torch.Tensor, *, batch_size: int = 500) -> None:
+    """Set every BatchNorm's running mean and variance to their exact averages over ``images`` (un-augmented)
+    under the final weights, instead of moving averages collected while the weights moved."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below
+    was_training = model.training
+    model.train()
+    try:
+        device = next(model.parameters()).device
+        for start in range(0, images.shape[0], batch_size):
+            model.features(as_float_images(images[start:start + batch_size]).to(device))
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.train(was_training)

@@ -24,19 +24,16 @@ picks up an ``eval.json`` written by ``fashrec evaluate --out``).
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 import os
-import time
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
 from fashrec.models.weight_init import DEFAULT_INIT, init_weights
+from fashrec.training.loop import CHECKPOINT, fingerprint, run_epochs
 
-CHECKPOINT = Path("checkpoint") / "train_state.safetensors"
 PUSHED_FILES = ("config.json", "model.safetensors", "README.md", "metrics.json", "training_args.json",
                 "loss_curve.png", "reconstructions.png", "eval.json")
 N_RECONSTRUCTIONS = 6
@@ -143,7 +140,7 @@ def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.0
         "model_config": model.config_dict(),
         "lr": float(lr), "batch_size": int(batch_size), "seed": int(seed), "beta": float(beta),
         "train_images": int(train_x.shape[0]), "test_images": int(test_x.shape[0]),
-        "train_fingerprint": _fingerprint(train_x), "test_fingerprint": _fingerprint(test_x),
+        "train_fingerprint": fingerprint(train_x), "test_fingerprint": fingerprint(test_x),
         "channels_last": bool(channels_last),
         **({"ema_decay": float(ema_decay)} if ema_decay is not None else {}),
         **({"device": device.type} if device.type != "cpu" else {}),
@@ -153,59 +150,33 @@ def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.0
     model.to(device=device, memory_format=layout)  # before the optimizer exists: Adam's moments follow
     optimizer = _adam(model, lr)
     averaged = _averaged_model(model, ema_decay) if ema_decay is not None else None
-    history: dict[str, list[float]] = {}
-    start_epoch, train_seconds, cpu_seconds = 0, 0.0, 0.0
-
-    if out is not None:
-        _remove_stray_temporaries(out)
-        ckpt = out / CHECKPOINT
-        if ckpt.exists():
-            if not resume:
-                raise ValueError(f"{out}: holds a training checkpoint ({CHECKPOINT}); pass --resume to continue "
-                                      "it, or choose another --out")
-            start_epoch, history, train_seconds, cpu_seconds = _resume(ckpt, model, optimizer, settings, averaged)
-            if start_epoch > epochs:
-                raise ValueError(f"{ckpt}: already trained {start_epoch} epochs, more than the {epochs} asked for")
     # Rows stored as (N, H, W, C) for channels_last: a gathered batch is then contiguous, and viewing it
     # as (B, C, H, W) costs nothing. The test split is converted once.
     rows = (train_x.permute(0, 2, 3, 1) if channels_last else train_x).to(device).contiguous()
     test_in = test_x.to(device).contiguous(memory_format=layout)
     hooks = _grad_layout_hooks(model) if channels_last else []
     model.train()
-
-    bar = _bar(progress, total=epochs, initial=start_epoch)
     n = train_x.shape[0]
+
+    def train_epoch(epoch: int, epoch_seed: int) -> dict:
+        return _train_epoch(model, optimizer, rows, batch_size=batch_size, beta=beta, epoch_seed=epoch_seed,
+                            nhwc=channels_last, averaged=averaged)
+
+    def evaluate() -> dict:
+        stats = evaluate_split(model if averaged is None else averaged.module, test_in, beta=beta)
+        if averaged is not None:
+            stats["raw_mse"] = evaluate_split(model, test_in, beta=beta)["mse"]
+        return stats
+
     # Same seed, same result on a GPU too: cuDNN's deterministic kernels, no autotuning (restored after).
     cudnn_flags = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
     if device.type == "cuda":
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     try:
-        for epoch in range(start_epoch, epochs):
-            started, cpu_started = time.perf_counter(), time.process_time()
-            train_stats = _train_epoch(model, optimizer, rows, batch_size=batch_size, beta=beta,
-                                       epoch_seed=_epoch_seed(seed, epoch), nhwc=channels_last, averaged=averaged)
-            test_stats = evaluate_split(model if averaged is None else averaged.module, test_in, beta=beta)
-            if averaged is not None:
-                test_stats["raw_mse"] = evaluate_split(model, test_in, beta=beta)["mse"]
-            train_seconds += time.perf_counter() - started
-            cpu_seconds += time.process_time() - cpu_started
-            for key, value in train_stats.items():
-                history.setdefault(f"train_{key}", []).append(value)
-            for key, value in test_stats.items():
-                history.setdefault(f"test_{key}", []).append(value)
-            if not math.isfinite(train_stats["loss"]):
-                raise FloatingPointError(f"train: the loss became {train_stats['loss']} in epoch {epoch + 1}; "
-                                         f"lower the learning rate (now {lr})")
-            if out is not None:
-                from fashrec.training.train_state import save_train_state
-
-                save_train_state(out / CHECKPOINT, model=model, optimizer=optimizer, epoch=epoch + 1, averaged=averaged,
-                                 info={"settings": settings, "history": history, "train_seconds": train_seconds,
-                                       "cpu_seconds": cpu_seconds})
-            bar.set_postfix(train=f"{train_stats['loss']:.5f}", test=f"{test_stats['loss']:.5f}", refresh=False)
-            bar.update(1)
+        history, train_seconds, cpu_seconds = run_epochs(
+            model, optimizer, train_epoch=train_epoch, evaluate=evaluate, epochs=epochs, seed=seed,
+            settings=settings, out_dir=out, resume=resume, progress=progress, averaged=averaged)
     finally:
-        bar.close()
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn_flags
         for hook in hooks:
             hook.remove()
@@ -247,7 +218,6 @@ def _train_epoch(model, optimizer, rows: torch.Tensor, *, batch_size: int, beta:
     cost), losses are summed on-tensor (one ``.item()`` per epoch, not per step), and gradients are
     dropped with ``set_to_none`` rather than zeroed.
     """
-    torch.manual_seed(epoch_seed + 1)  # the VAE's sampling noise
     n = rows.shape[0]
     order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed)).to(rows.device)
     model.train()
@@ -383,8 +353,13 @@ def retrieval_rows(evaluation: Mapping) -> list[dict]:
             continue
         if row.get("focus") not in (None, "overall"):
             continue
-        rows.append({"label": row.get("label"), f"precision@{k}": row.get("precision_at_k"),
-                     f"map@{k}": row.get("map_at_k")})
+        if row.get("subset"):
+            continue
+        if row.get("label") == "design":
+            rows.append({"label": "design", f"hit@{k}": row.get("design_hit_at_k"), f"map@{k}": row.get("map_at_k")})
+        else:
+            rows.append({"label": row.get("label"), f"precision@{k}": row.get("precision_at_k"),
+                         f"map@{k}": row.get("map_at_k")})
     return rows
 
 
@@ -431,43 +406,6 @@ def _averaged_model(model, decay: float):
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(float(decay)))
 
 
-def _resume(ckpt: Path, model, optimizer, settings: dict, averaged=None) -> tuple[int, dict, float, float]:
-    from fashrec.training.train_state import load_train_state
-
-    state = load_train_state(ckpt)
-    saved = state.info.get("settings", {})
-    different = sorted(k for k in set(settings) | set(saved) if saved.get(k) != settings.get(k))
-    if different:
-        detail = "; ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {settings.get(k)!r}" for k in different
-                           if "fingerprint" not in k)
-        raise ValueError(f"{ckpt}: cannot resume, the run differs from the checkpoint in {different}"
-                         + (f" ({detail})" if detail else " (different images)"))
-    state.restore(model, optimizer, averaged=averaged)
-    info = state.info
-    return state.epoch, info.get("history", {}), float(info.get("train_seconds", 0.0)), float(info.get("cpu_seconds", 0.0))
-
-
-def _remove_stray_temporaries(out: Path) -> None:
-    """Atomic writes leave ``.<name>.<random>.tmp`` behind only if killed mid-write; clear them."""
-    for folder in (out, out / CHECKPOINT.parent):
-        if folder.is_dir():
-            for tmp in folder.glob(".*.tmp"):
-                tmp.unlink(missing_ok=True)
-
-
-def _epoch_seed(seed: int, epoch: int) -> int:
-    digest = hashlib.sha256(f"fashrec-train:{seed}:{epoch}".encode()).digest()
-    return int.from_bytes(digest[:7], "little")
-
-
-def _fingerprint(x: torch.Tensor) -> str:
-    """A cheap identity of an image tensor (shape + a strided sample of rows) to refuse resuming on other data."""
-    step = max(1, x.shape[0] // 64)
-    h = hashlib.sha256(str(tuple(x.shape)).encode())
-    h.update(x[::step].contiguous().float().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 def _check_images(name: str, x, model) -> None:
     size = model.preprocess_config.image_size
     if not isinstance(x, torch.Tensor) or x.ndim != 4 or tuple(x.shape[1:]) != (3, size, size) or x.shape[0] < 1:
@@ -490,22 +428,3 @@ def _read_json(path: Path) -> Any:
         raise FileNotFoundError(f"{path}: missing (is {path.parent} a finished training folder?)") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON ({exc})") from exc
-
-
-class _NoBar:
-    def set_postfix(self, *a, **k):
-        pass
-
-    def update(self, n=1):
-        pass
-
-    def close(self):
-        pass
-
-
-def _bar(enabled: bool, *, total: int, initial: int):
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, unit="epoch", desc="training", dynamic_ncols=True)

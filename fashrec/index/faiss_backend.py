@@ -1,4 +1,4 @@
-"""FAISS behind :meth:`fashrec.SimilarityIndex.search` (``backend="faiss-flat"`` / ``"faiss-hnsw"``).
+"""FAISS behind :meth:`fashrec.index.SimilarityIndex.search` (``backend="faiss-flat"`` / ``"faiss-hnsw"``).
 
     index = SimilarityIndex(vectors, ids, backend="faiss-hnsw", ef_search=128)   # pip install 'fashrec[faiss]'
 
@@ -16,7 +16,11 @@ Fallbacks to the exact engine: a ``where`` filter, and a ``focus`` that weighs s
 """
 from __future__ import annotations
 
+from typing import Mapping
+
 import numpy as np
+
+from fashrec.index.distances import FocusVectors, rank_exact
 
 _FAISS_HINT = "backend='faiss-flat' / 'faiss-hnsw' needs faiss: pip install 'fashrec[faiss]' (faiss-cpu)"
 
@@ -30,13 +34,22 @@ def import_faiss():
 
 
 class FaissBackend:
-    """FAISS indexes over the vectors of one :class:`~fashrec.similarity_index.SimilarityIndex`."""
+    """FAISS indexes over the focuses of one index.
 
-    def __init__(self, owner, *, kind: str) -> None:
+    Args:
+        focuses: ``{focus name: FocusVectors}`` (the index's matrices and norms).
+        kind: ``"flat"`` or ``"hnsw"``.
+        settings: an object whose ``hnsw_m``, ``ef_construction`` and ``ef_search`` attributes are read
+            when an index is built or searched (the :class:`~fashrec.index.SimilarityIndex` itself, so
+            that ``index.ef_search`` can be changed between searches).
+    """
+
+    def __init__(self, focuses: Mapping[str, FocusVectors], *, kind: str, settings) -> None:
         if kind not in ("flat", "hnsw"):
             raise ValueError(f"unknown FAISS index kind {kind!r}; choose 'flat' or 'hnsw'")
         self._faiss = import_faiss()
-        self._owner = owner
+        self._focuses = focuses
+        self._settings = settings
         self.kind = kind
         self._indexes: dict[tuple[str, str], object] = {}
 
@@ -47,20 +60,21 @@ class FaissBackend:
         if index is not None:
             return index
         faiss = self._faiss
-        x = self._owner._vectors[focus]
+        vectors = self._focuses[focus]
+        x = vectors.x
         faiss_metric = {
             "euclidean": faiss.METRIC_L2,
             "cityblock": faiss.METRIC_L1,
             "cosine": faiss.METRIC_INNER_PRODUCT,
         }[metric]
         if metric == "cosine":
-            x = (x * self._owner._inv_norm[focus][:, None]).astype(np.float32)
+            x = (x * vectors.inv_norm[:, None]).astype(np.float32)
         d = x.shape[1]
         if self.kind == "flat":
             index = faiss.IndexFlat(d, faiss_metric)
         else:
-            index = faiss.IndexHNSWFlat(d, self._owner.hnsw_m, faiss_metric)
-            index.hnsw.efConstruction = self._owner.ef_construction
+            index = faiss.IndexHNSWFlat(d, self._settings.hnsw_m, faiss_metric)
+            index.hnsw.efConstruction = self._settings.ef_construction
         index.add(np.ascontiguousarray(x, dtype=np.float32))
         self._indexes[key] = index
         return index
@@ -73,29 +87,24 @@ class FaissBackend:
         queries = q[focus]
         index = self.build(focus, metric)
         if self.kind == "hnsw":
-            index.hnsw.efSearch = max(int(self._owner.ef_search), k)
+            index.hnsw.efSearch = max(int(self._settings.ef_search), k)
         if metric == "cosine":
             norms = np.linalg.norm(queries.astype(np.float64), axis=1)
             inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
             queries = (queries * inv[:, None]).astype(np.float32)
         extra = max((len(e) for e in excluded), default=0) if excluded is not None else 0
-        fetch = min(k + extra, len(self._owner))
+        vectors = self._focuses[focus]
+        fetch = min(k + extra, len(vectors.x))
         _, found = index.search(np.ascontiguousarray(queries, dtype=np.float32), fetch)
-
-        from fashrec.similarity_index import _exact_distances
 
         n_queries = queries.shape[0]
         out_pos = np.empty((n_queries, k), dtype=np.int64)
         out_dist = np.empty((n_queries, k), dtype=np.float64)
-        vectors, norms = self._owner._vectors[focus], self._owner._norm[focus]
         for r in range(n_queries):
             row = found[r][found[r] >= 0]
             if excluded is not None and len(excluded[r]):
                 row = row[~np.isin(row, excluded[r])]
             if len(row) < k:  # HNSW could not reach k items: let the exact engine answer
                 return None
-            row = np.sort(row)
-            d = weight * _exact_distances(vectors[row], q[focus][r], metric, norms[row])
-            order = np.argsort(d, kind="stable")[:k]
-            out_pos[r], out_dist[r] = row[order], d[order]
+            out_pos[r], out_dist[r] = rank_exact(vectors, np.sort(row), q[focus][r], metric, k, weight)
         return out_pos, out_dist

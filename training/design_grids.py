@@ -1,0 +1,97 @@
+"""Pictures a person can judge: 6 fixed test queries and their neighbours, one grid per embedding.
+
+    python training/design_grids.py --data ../shared/data/hm --before runs/multitask-cnn-before \\
+        --after default --out docs/images
+
+Writes ``design_raw.png`` (raw pixels), ``design_before.png`` and ``design_after.png`` (the ``--focus``
+of each model, default ``shape``): one row per query, each row the query and its ``--k`` nearest
+catalogue items (cosine, the query excluded), captioned with the product type and colour, and
+``SAME DESIGN`` where the neighbour is another article of the query's design (same ``product_code``).
+The 6 queries are test photos whose design has another article in the catalogue, drawn with a fixed
+seed, so every run shows the same ones.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="labelled H&M data (its test split gives the queries)")
+    p.add_argument("--before", required=True, help="model folder / shipped name / Hub id: the earlier model")
+    p.add_argument("--after", required=True, help="model folder / shipped name / Hub id: the new model")
+    p.add_argument("--focus", default="shape", help="the focus to compare (default %(default)s)")
+    p.add_argument("--out", required=True, help="folder for the three PNGs")
+    p.add_argument("--k", type=int, default=6, help="neighbours per query (default %(default)s)")
+    p.add_argument("--queries", type=int, default=6, help="how many queries (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the query draw (default %(default)s)")
+    args = p.parse_args(argv)
+
+    import datasets
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    import fashrec
+    from fashrec.eval.neighbour_grid import neighbour_grid, save_grid
+    from fashrec.models.pretrained import resolve
+
+    dd = fashrec.load_hm(args.data, progress=False)
+    train, test = dd["train"], dd["test"]
+    ids = list(train["article_id"]) + list(test["article_id"])
+    codes = list(train["product_code"]) + list(test["product_code"])
+    types = [train.features["product_type_name"].int2str(v) for v in train["product_type_name"] + test["product_type_name"]]
+    colours = [train.features["colour_group_name"].int2str(v) for v in train["colour_group_name"] + test["colour_group_name"]]
+    cells = [c for split in (train, test) for c in split.cast_column("image", datasets.Image(decode=False))["image"]]
+    count = {c: codes.count(c) for c in set(codes)}
+    candidates = [i for i in range(len(train), len(ids)) if count[codes[i]] > 1]
+    queries = sorted(np.random.default_rng(args.seed).choice(candidates, size=args.queries, replace=False).tolist())
+
+    def photo(i):
+        cell = cells[i]
+        return cell["bytes"] if cell.get("bytes") else cell["path"]
+
+    position = {a: i for i, a in enumerate(ids)}
+
+    def rows_for(vectors: np.ndarray) -> tuple[list, int]:
+        """One grid per query, and how many queries find their design among the neighbours."""
+        index = fashrec.SimilarityIndex(vectors, ids)
+        found, _ = index.search(vectors[queries], k=args.k, metric="cosine", exclude=[[ids[q]] for q in queries])
+        rows, same = [], 0
+        for q, row in zip(queries, found):
+            hits = [position[a] for a in row]
+            same += any(codes[h] == codes[q] for h in hits)
+            captions = [[types[h], colours[h], "SAME DESIGN" if codes[h] == codes[q] else ""] for h in hits]
+            rows.append(neighbour_grid(photo(q), [photo(h) for h in hits], captions=captions,
+                                       query_caption=["query", types[q], colours[q]]))
+        return rows, same
+
+    x = torch.cat([fashrec.dataset_tensor(train, progress=False), fashrec.dataset_tensor(test, progress=False)])
+    embeddings = {"raw": x.reshape(len(x), -1).numpy()}
+    for name, ref in (("before", args.before), ("after", args.after)):
+        model = fashrec.from_pretrained(resolve(ref)).eval()
+        xs = torch.cat([fashrec.dataset_tensor(train, model.preprocess_config, progress=False),
+                        fashrec.dataset_tensor(test, model.preprocess_config, progress=False)])
+        with torch.no_grad():
+            embeddings[name] = torch.cat([model.embed(xs[i:i + 500], focus=args.focus)
+                                          for i in range(0, len(xs), 500)]).numpy()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, vectors in embeddings.items():
+        rows, same = rows_for(vectors)
+        sheet = Image.new("RGB", (rows[0].width, sum(r.height for r in rows)), "white")
+        y = 0
+        for r in rows:
+            sheet.paste(r, (0, y))
+            y += r.height
+        save_grid(sheet, out / f"design_{name}.png")
+        print(f"{out / f'design_{name}.png'}: {same} of {len(queries)} queries find their design in the top {args.k}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
