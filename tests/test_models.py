@@ -482,18 +482,18 @@ def test_push_and_load_through_a_fake_hub(hub_server, tmp_path):
         fashrec.from_pretrained(repo, token=hub_server.token, force_download=True)
 
 
-def test_a_fresh_process_finds_a_class_whose_module_is_not_imported_yet(tmp_path):
-    """from_pretrained imports the model modules it needs: a VAE checkpoint loads in a process that only
-    imported hub_model."""
-    import subprocess
+def test_from_pretrained_imports_the_model_module_it_needs(tmp_path, monkeypatch):
+    """A checkpoint whose class is not registered yet (its module not imported) still loads: the model
+    modules are imported on demand, and one that fails to import does not stop the others."""
     import sys
 
-    from tests.conftest import REPO_ROOT
+    import fashrec.models
+    from fashrec.models import hub_model
 
     ConvVAE(channels=[8, 4]).save_pretrained(tmp_path)
-    code = ("import sys; from fashrec.models.hub_model import from_pretrained; "
-            "assert 'fashrec.models.conv_vae' not in sys.modules; "
-            f"print(type(from_pretrained({str(tmp_path)!r})).__name__)")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "ConvVAE"
+    monkeypatch.delitem(hub_model._REGISTRY, "ConvVAE")
+    monkeypatch.delitem(sys.modules, "fashrec.models.conv_vae")
+    monkeypatch.setattr(fashrec.models, "conv_vae", None)  # the import rebinds it; restored afterwards
+    monkeypatch.setitem(sys.modules, "fashrec.models.conv_ae", None)  # an earlier module that fails to import
+    loaded = fashrec.from_pretrained(tmp_path)
+    assert type(loaded).__name__ == "ConvVAE" and type(loaded) is not ConvVAE  # from a fresh import
