@@ -140,18 +140,21 @@ def main(argv=None) -> int:
     unknown = sorted(set(args.modules) - set(MODULES))
     if unknown:
         parser.error(f"unknown modules {unknown}; choose from {list(MODULES)}")
-    rows = {name: run(name, args.max_children, args.fresh) for name in (args.modules or MODULES)}
-    table = summary(rows)
-    print(table)
-    BUILD.mkdir(parents=True, exist_ok=True)
-    previous = {}
-    summary_json = BUILD / "summary.json"
-    if summary_json.exists():
-        previous = json.loads(summary_json.read_text())
-    previous.update(rows)
-    summary_json.write_text(json.dumps(previous, indent=2))
-    (BUILD / "summary.md").write_text(summary(previous))
+    rows = {}
+    for name in args.modules or MODULES:
+        rows[name] = run(name, args.max_children, args.fresh)
+        _record(name, rows[name])  # after each module: a long run stopped midway keeps what it measured
+    print(summary(rows))
     return 0
+
+
+def _record(name: str, stats: dict) -> None:
+    """Merge one module's result into build/mutation/summary.json and rewrite summary.md."""
+    summary_json = BUILD / "summary.json"
+    rows = json.loads(summary_json.read_text()) if summary_json.exists() else {}
+    rows[name] = stats
+    summary_json.write_text(json.dumps(rows, indent=2))
+    (BUILD / "summary.md").write_text(summary(rows))
 
 
 if __name__ == "__main__":
