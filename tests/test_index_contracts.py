@@ -173,17 +173,21 @@ def test_faiss_backend_answers_plain_searches_and_hands_the_rest_over():
         FaissBackend(focuses, kind="ivf", settings=Settings())
     flat = FaissBackend(focuses, kind="flat", settings=Settings())
     reference = SimilarityIndex(x, [str(i) for i in range(30)])
-    q = {"overall": x[:2] + 0.01}
+    queries = np.vstack([x[:1] + 0.01, np.zeros((1, 5), np.float32)])  # near item 0; a zero vector
+    q = {"overall": queries}
     for metric in ("euclidean", "cosine", "cityblock"):  # one backend, every metric: one FAISS index each
         built = flat.build("overall", metric)
         assert flat.build("overall", metric) is built  # built once
-        # item 0 is the first query's nearest; excluded items are asked for on top of k
-        answer = flat.search(q, 5, metric, {"overall": 2.0}, None, [np.array([3, 4]), np.array([], np.int64)])
+        # the first query's two nearest are excluded: FAISS must be asked for them on top of k
+        (near,), _ = reference.search(queries[:1], k=2, metric=metric)
+        excluded = [np.array(sorted(int(i) for i in near)), np.array([], np.int64)]
+        answer = flat.search(q, 5, metric, {"overall": 2.0}, None, excluded)
         assert answer is not None, f"FAISS must answer a plain {metric} search"
-        ids, dist = reference.search(x[:2] + 0.01, k=5, metric=metric, exclude=[["3", "4"], []], focus="overall")
+        ids, dist = reference.search(queries, k=5, metric=metric, exclude=[near, []], focus="overall")
         assert answer[0].tolist() == [[int(i) for i in row] for row in ids]
         np.testing.assert_allclose(answer[1], 2.0 * dist, rtol=1e-12)
         assert flat.search(q, 30, metric, {"overall": 1.0}, None, None) is not None  # k = every item
+        assert flat.search({"overall": queries[1:]}, 3, metric, {"overall": 1.0}, None, None) is not None  # zero query
     assert flat.search(q, 5, "euclidean", {"overall": 1.0}, np.ones(30, bool), None) is None  # where: exact engine
     both = {"overall": x[:1], "other": x[:1, :3]}
     assert flat.search(both, 5, "euclidean", {"overall": 1.0, "other": 1.0}, None, None) is None  # weighted
