@@ -200,3 +200,20 @@ def test_typical_cost_is_the_median():
     assert typical([5.0, 1.0, 3.0, 2.0, 4.0]) == 3.0
     assert typical([4.0, 1.0, 3.0, 2.0]) == 3.0  # the upper middle of an even count
     assert typical([7.0]) == 7.0
+
+
+def test_a_zero_query_among_others_on_the_pruned_path():
+    """Cosine on a catalogue big enough for projection pruning: a zero query (distance 1.0 to all, handed to
+    the flat scan) must not cut short the queries after it."""
+    rng = np.random.default_rng(5)
+    centres = rng.standard_normal((8, 128))
+    x = (centres[rng.integers(0, 8, 2100)] + 0.2 * rng.standard_normal((2100, 128))).astype(np.float32)
+    queries = np.vstack([np.zeros(128), x[5], x[6]]).astype(np.float32)
+    ids, dist = SimilarityIndex(x, [str(i) for i in range(len(x))]).search(queries, k=4, metric="cosine")
+    x64 = x.astype(np.float64)
+    for row, q in enumerate(queries.astype(np.float64)):
+        norms = np.linalg.norm(x64, axis=1) * np.linalg.norm(q)
+        d = np.ones(len(x)) if not norms.any() else np.clip(1.0 - (x64 @ q) / norms, 0.0, 2.0)
+        order = np.argsort(d, kind="stable")[:4]
+        assert ids[row] == [str(i) for i in order]
+        np.testing.assert_allclose(dist[row], d[order], rtol=1e-9, atol=1e-12)
