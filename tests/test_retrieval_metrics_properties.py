@@ -1,4 +1,4 @@
-"""precision@k, AP@k and count_relevant, property-based, against a plain-Python reference in exact fractions.
+"""precision@k, AP@k, hit@k and count_relevant, property-based, against a plain-Python reference in exact fractions.
 
 Catalogues of random labels (strings or integers, few or many classes); each query is a catalogue item
 whose neighbours are other catalogue items, so R (relevant items besides the query) is always valid.
@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fashrec.eval.retrieval_metrics import average_precision_at_k, count_relevant, precision_at_k, relevance
+from fashrec.eval.retrieval_metrics import (average_precision_at_k, count_relevant, hit_rate_at_k, precision_at_k,
+                                           relevance)
 
 
 def reference_precision(query, neighbours, k) -> list[Fraction]:
@@ -64,6 +65,11 @@ def test_scores_equal_the_plain_python_reference(case):
     expected_p = reference_precision(query, neighbours, k)
     assert p.per_query.dtype == np.float64 and p.per_query.tolist() == pytest.approx([float(v) for v in expected_p])
     assert p.mean == pytest.approx(float(sum(expected_p) / len(expected_p)))
+
+    hit = hit_rate_at_k(query, neighbours, k)
+    expected_hit = [float(any(n == q for n in row[:k])) for q, row in zip(query, neighbours)]
+    assert hit.per_query.dtype == np.float64 and hit.per_query.tolist() == expected_hit
+    assert hit.mean == pytest.approx(sum(expected_hit) / len(expected_hit))
 
     for n_relevant in (None, r):
         ap = average_precision_at_k(query, neighbours, k, n_relevant=n_relevant)

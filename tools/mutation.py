@@ -33,7 +33,8 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     "preprocess": (["fashrec/data/preprocess.py"],
                    ["tests/test_preprocess.py", "tests/test_preprocess_properties.py"]),
     "retrieval_metrics": (["fashrec/eval/retrieval_metrics.py"],
-                          ["tests/test_retrieval_metrics.py", "tests/test_retrieval_metrics_properties.py"]),
+                          ["tests/test_retrieval_metrics.py", "tests/test_retrieval_metrics_properties.py",
+                           "tests/test_design_metric.py"]),
     "index": (["fashrec/index/*"] if (REPO / "fashrec" / "index").is_dir() else ["fashrec/similarity_index.py"],
               ["tests/test_similarity_index.py", "tests/test_index_properties.py", "tests/test_index_contracts.py"]),
     "hub_model": (["fashrec/models/hub_model.py"], ["tests/test_models.py", "-k", "not trains_away"]),  # not the 15 s training test
