@@ -217,3 +217,48 @@ def test_a_zero_query_among_others_on_the_pruned_path():
         order = np.argsort(d, kind="stable")[:4]
         assert ids[row] == [str(i) for i in order]
         np.testing.assert_allclose(dist[row], d[order], rtol=1e-9, atol=1e-12)
+
+
+# ----- the public defaults, and blocks of queries with filters --------------------------------------
+
+
+def test_search_ids_defaults_and_load_keeps_the_backend(tmp_path):
+    index = _index(n=15, metadata=False)
+    ids = index.ids
+    got = index.search_ids(ids[2])
+    assert got[0] == index.search(index.embeddings()[2], k=10, metric="cosine", exclude=[ids[2]])[0]
+    assert len(got[0][0]) == 10
+    pytest.importorskip("faiss")
+    index.save(tmp_path / "idx")
+    assert SimilarityIndex.load(tmp_path / "idx", backend="faiss-flat").backend == "faiss-flat"
+
+
+def test_blocks_of_queries_with_filters_equal_one_query_at_a_time(monkeypatch):
+    """The flat scan and the weighted search take queries in blocks; per-query exclude lists and the where
+    mask must line up with the queries of every block, not only the first."""
+    from fashrec.index.engines import flat
+
+    index = _index(n=30, seed=4)
+    ids = index.ids
+    rng = np.random.default_rng(9)
+    q = {"overall": rng.standard_normal((7, 4)).astype(np.float32), "colour": rng.standard_normal((7, 3)).astype(np.float32)}
+    exclude = [[ids[j] for j in rng.choice(30, size=4, replace=False)] for _ in range(7)]
+    cases = [dict(focus="overall"), dict(focus={"overall": 1.0, "colour": 0.5})]
+    for kw in cases:
+        queries = q["overall"] if kw["focus"] == "overall" else q
+        for metric in ("cityblock", "euclidean", "cosine"):
+            one = [index.search(queries[r:r + 1] if kw["focus"] == "overall" else {f: m[r:r + 1] for f, m in q.items()},
+                                k=3, metric=metric, exclude=[exclude[r]], where={"group": ["a", "b"]}, **kw)
+                   for r in range(7)]
+            monkeypatch.setattr(flat, "_BLOCK_ELEMENTS", 3 * 30)  # three queries per block
+            got_ids, got_d = index.search(queries, k=3, metric=metric, exclude=exclude, where={"group": ["a", "b"]}, **kw)
+            monkeypatch.undo()
+            assert got_ids == [o[0][0] for o in one]
+            np.testing.assert_allclose(got_d, np.vstack([o[1] for o in one]), rtol=1e-12)
+
+
+def test_unhashable_where_values_match_nothing():
+    index = _index(n=12)
+    ids, _ = index.search(index.embeddings()[:1], k=2, where={"group": [["a"], "b"]})
+    groups = dict(zip(index.ids, index.metadata["group"]))
+    assert all(groups[i] == "b" for i in ids[0])
