@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from fashrec.atomic import DiskFullError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"fashrec {args.command}: error: {error}", file=sys.stderr)
         return 1
-    except (FileNotFoundError, ValueError) as exc:  # user errors: one clear line, no traceback
+    except (FileNotFoundError, ValueError, DiskFullError) as exc:  # user errors, a full disk: one clear line
         print(f"fashrec {args.command}: error: {exc}", file=sys.stderr)
         return 1
 

@@ -108,10 +108,12 @@ class Recommender:
         from fashrec.index.integrity import check_index
         from fashrec.jobs.embed_job import catalogue_images, read_catalogue
         from fashrec.index import SimilarityIndex
+        from fashrec.jobs.index_folder import apply_embed_options
 
         index_dir = Path(index)
         model = model_reference(index_dir, model, checkpoints)
         loaded_model = fashrec.from_pretrained(checkpoint_folder(model or fashrec.pretrained.DEFAULT, checkpoints))
+        apply_embed_options(loaded_model, index_dir)  # e.g. an index embedded with --no-flip-tta
         model_name = short_name(model or fashrec.pretrained.DEFAULT)
         recon, recon_name = None, None
         if recon_model == NO_MODEL:

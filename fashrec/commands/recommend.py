@@ -74,7 +74,9 @@ def recommend(*, index_dir, item: str | None = None, image=None, k: int = 10, me
     if image is not None and model is None:
         model = _recorded_model(index_dir, read_catalogue(index_dir))
     if isinstance(model, str):
-        model = _load_model(model)
+        from fashrec.jobs.index_folder import apply_embed_options
+
+        model = apply_embed_options(_load_model(model), index_dir)
     index = SimilarityIndex.load(index_dir, model=model)
     if focus not in index.focuses:
         raise ValueError(f"unknown focus {focus!r}; this index has {list(index.focuses)}")
