@@ -4,8 +4,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# torch/torchvision pinned to the releases these machines carry on local disk (a CUDA build that runs on CPU).
-TORCH := torch==2.14.1 torchvision==0.29.1
+# torch pinned to the release these machines carry on local disk (a CUDA build that runs on CPU). fashrec needs
+# no torchvision.
+TORCH := torch==2.14.1
 
 .PHONY: setup demo test browser mutation clean-cache
 

@@ -29,9 +29,10 @@ __version__ = "0.1.0"
 # with the deprecated path ``fashrec.preprocess``). Importing it eagerly binds the package attribute to the
 # function; ``_Package`` below keeps an import of the old module path from rebinding it to the module.
 from fashrec.data.preprocess import ImageError, PreprocessConfig, preprocess, preprocess_batch  # noqa: E402
-from fashrec import _moved  # noqa: E402
+from fashrec import _checkout, _moved  # noqa: E402
 
 _moved.install()
+_checkout.install()
 
 _EXPORTS = {
     "HubModel": "fashrec.models.hub_model",

@@ -3,7 +3,8 @@
 Each subcommand lives in its own module under ``fashrec/commands/`` and exposes ``HELP`` (one line),
 ``DESCRIPTION`` (the long ``--help`` text), ``add_arguments(parser)`` and ``run(args) -> int``.
 Modules are discovered, so adding a command never edits this file; they are imported only when
-needed so that ``fashrec --help`` stays fast.
+needed so that ``fashrec --help`` stays fast. A module may name the extra it needs (``EXTRA = "data"``):
+a missing optional package then ends the command with one line saying which ``pip install`` fixes it.
 """
 from __future__ import annotations
 
@@ -45,11 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        p.set_defaults(_run=module.run, _extra=getattr(module, "EXTRA", None))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from fashrec.atomic import DiskFullError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
@@ -60,7 +63,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError) as exc:  # user errors: one clear line, no traceback
+    except ModuleNotFoundError as exc:  # an optional extra is not installed: say which
+        from fashrec.extras import missing_extra
+
+        error = missing_extra(exc, args._extra)
+        if error is None:
+            raise
+        print(f"fashrec {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except (FileNotFoundError, ValueError, DiskFullError) as exc:  # user errors, a full disk: one clear line
         print(f"fashrec {args.command}: error: {exc}", file=sys.stderr)
         return 1
 

@@ -11,10 +11,17 @@ Start-up loads, never recomputes: the models through ``fashrec.from_pretrained``
     FASHREC_RECON_MODEL   reconstruction model (default: FASHREC_MODEL if it has a decoder, else the shipped
                     paper-ae, the paper's autoencoder; "none": no reconstructions)
     FASHREC_INDEX   index folder written by 'fashrec embed' (default: space/index, the embedded sample)
+
+A Space folder made by ``fashrec space build`` also holds ``space.json`` (its index, the checkpoint that
+recommends and the one that reconstructs) and ``checkpoints/``; names are looked up there first, so the
+index and the weights it was made with travel together.
     FASHREC_CONCURRENCY   handlers run at once, all events together (default 1: a search takes ~10 ms)
     FASHREC_TORCH_THREADS torch threads for embedding one photo (default 1: a 64x64 photo needs no more)
     FASHREC_TIMINGS_FILE  append each handler's server-side duration here as JSON lines (benchmarks)
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT   where to listen (Gradio's own variables)
+
+Safe to expose: handlers read only uploads (Gradio's cache) and catalogue photos, uploads are capped at
+MAX_FILE_SIZE and deleted after CACHE_SECONDS, and a bad request is one line in the log, not a traceback.
 
 Named API endpoints for ``gradio_client`` (every parameter has a default):
 
@@ -26,6 +33,8 @@ This file is a thin shell: everything it shows comes from ``recommender.Recommen
 """
 from __future__ import annotations
 
+import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -40,7 +49,12 @@ import gradio as gr  # noqa: E402
 from recommender import ALL, MAX_K, METRICS, Hit, Recommender  # noqa: E402
 
 DEFAULT_INDEX = HERE / "index"
+CHECKPOINTS = HERE / "checkpoints"  # a built Space's own checkpoints (fashrec space build)
+SPACE_FILE = HERE / "space.json"
 DEFAULT_K = 8
+MAX_FILE_SIZE = "10mb"  # an upload is one product photo
+CACHE_SECONDS = 3600  # uploads are deleted once this old, checked this often
+log = logging.getLogger("fashrec.space")
 DISPLAY_SCALE = 4  # the model sees 64x64: the UI shows its input and output 4x larger, pixels kept sharp
 CSS = """
 #results .grid-wrap { padding-top: 8px; }
@@ -57,12 +71,14 @@ CSS = """
 
 
 def load_recommender() -> Recommender:
-    """The model and index named by the environment (see the module docstring)."""
+    """The model and index named by the environment, else by ``space.json`` (see the module docstring)."""
+    built = json.loads(SPACE_FILE.read_text(encoding="utf-8")) if SPACE_FILE.is_file() else {}
     return Recommender.load(
-        model=os.environ.get("FASHREC_MODEL") or None,
-        index=os.environ.get("FASHREC_INDEX") or DEFAULT_INDEX,
+        model=os.environ.get("FASHREC_MODEL") or built.get("model"),
+        index=os.environ.get("FASHREC_INDEX") or HERE / built.get("index", DEFAULT_INDEX),
         timings_file=os.environ.get("FASHREC_TIMINGS_FILE") or None,
-        recon_model=os.environ.get("FASHREC_RECON_MODEL") or None,
+        recon_model=os.environ.get("FASHREC_RECON_MODEL") or built.get("recon_model"),
+        checkpoints=CHECKPOINTS,
     )
 
 
@@ -72,8 +88,10 @@ def build_demo(rec: Recommender):
 
     # Catalogue photos are served straight from their folders (never copied per request into Gradio's cache).
     gr.set_static_paths(rec.image_folders())
+    # A client may name any path in a request: only uploads and catalogue photos are read.
+    rec.restrict_files([gr.utils.get_upload_folder(), *rec.image_folders()])
     user_errors = (ValueError, ImageError, NotImplementedError)
-    first_id = rec.ids[0]
+    first_id = rec.featured()
     model_name = type(rec.model).__name__
     recon_name = type(rec.recon_model).__name__
     item_choices = [(rec.label(i), i) for i in rec.ids]
@@ -134,18 +152,19 @@ def build_demo(rec: Recommender):
         return gr.update(choices=rec.types(group), value=ALL)
 
     def show_reconstruction(upload):
+        no_mse = gr.update(value=None, visible=False)  # an empty tab shows no MSE (not a "0")
         if upload is None:
-            return None, None, None, ""
+            return None, None, no_mse, ""
         try:
             if not rec.can_reconstruct:  # still show what the model sees
                 pre = rec.preprocessed(upload)
                 note = f"{model_name} has no decoder: this is what it sees, it cannot reconstruct it."
-                return enlarge(pre), None, None, note
+                return enlarge(pre), None, no_mse, note
             pre, recon, mse = rec.reconstruct(upload)
         except user_errors as exc:
             gr.Warning(str(exc))
-            return None, None, None, f"⚠️ {exc}"
-        return (enlarge(pre), enlarge(recon), float(f"{mse:.6g}"),
+            return None, None, no_mse, f"⚠️ {exc}"
+        return (enlarge(pre), enlarge(recon), gr.update(value=float(f"{mse:.6g}"), visible=True),
                 f"Mean squared error per value (pixels in [0, 1]) between the {pre.shape[1]}×{pre.shape[0]} input "
                 f"and {recon_name}'s reconstruction: **{mse:.4g}** (shown enlarged {DISPLAY_SCALE}×).")
 
@@ -155,10 +174,12 @@ def build_demo(rec: Recommender):
     # ---------------------------------------------------------------- API handlers (raise gr.Error)
 
     def api_call(fn, *args, **kwargs):
+        """A user error goes back to the client (AppError) and into the log as one line, not a traceback."""
         try:
             return fn(*args, **kwargs)
         except user_errors as exc:
-            raise gr.Error(str(exc), title="fashrec: bad request") from None
+            log.warning("bad request to %s: %s", fn.__name__, exc)
+            raise gr.Error(str(exc), title="fashrec: bad request", print_exception=False) from None
 
     def reconstruct(image=None):
         """Preprocess an image, reconstruct it with the autoencoder; returns input, reconstruction and MSE."""
@@ -176,7 +197,7 @@ def build_demo(rec: Recommender):
 
     # ---------------------------------------------------------------- layout
 
-    with gr.Blocks(title="fashrec: similar fashion products") as demo:
+    with gr.Blocks(title="fashrec: similar fashion products", delete_cache=(CACHE_SECONDS, CACHE_SECONDS)) as demo:
         gr.Markdown(
             f"# fashrec: visual similar-product search\n"
             f"A catalogue of **{len(rec):,}** H&M products. Pick a product or upload a photo: the nearest "
@@ -238,7 +259,7 @@ def build_demo(rec: Recommender):
                                        elem_classes="pixelated", elem_id="r_input")
                     r_output = gr.Image(label="Reconstruction", format="png", interactive=False, height=256,
                                         elem_classes="pixelated", elem_id="r_output")
-                r_mse = gr.Number(label="MSE", precision=None, interactive=False, elem_id="r_mse")
+                r_mse = gr.Number(label="MSE", precision=None, interactive=False, visible=False, elem_id="r_mse")
                 r_status = gr.Markdown(elem_id="r_status")
         with gr.Row(visible=False):  # inputs of the API-only endpoints
             api_image = gr.Image(type="filepath", label="image")
@@ -293,6 +314,7 @@ def enlarge(image):
 
 def main(argv: list[str] | None = None) -> int:
     """Load, build and serve; prints the local URL. Blocks until interrupted."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     _set_torch_threads()
     rec = load_recommender()
     rec.warm_up()  # before serving: search structures are built once, not on some user's first query
@@ -303,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         server_name=os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",
         server_port=int(os.environ["GRADIO_SERVER_PORT"]) if os.environ.get("GRADIO_SERVER_PORT") else None,
         allowed_paths=rec.image_folders(),
+        max_file_size=MAX_FILE_SIZE,
         # System fonts: the page asks no font server for anything (offline demos, headless tests).
         theme=gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]),
         css=CSS,

@@ -14,10 +14,15 @@ autoencoder (the shipped ``paper-ae``), the baseline. The catalogue photos come 
 ``catalogue.json`` (``fashrec.jobs.embed_job.catalogue_images``), so they always match the embeddings.
 
 Bad input raises ``ValueError`` (``fashrec.ImageError`` for images) with a message meant for the user.
+
+Served to the public (``restrict_files``), it reads no file a client names: an image must be an upload in
+Gradio's cache or a catalogue photo, and any other path gets the same ``"not an uploaded image"`` error,
+whether or not it exists.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 import time
@@ -35,6 +40,7 @@ TYPE_COLUMN = "product_type_name"
 MAX_K = 48
 RECON_DEFAULT = "paper-ae"  # the shipped paper autoencoder: reconstructions when the recommender has no decoder
 NO_MODEL = "none"  # FASHREC_RECON_MODEL=none: no reconstruction model at all
+NOT_UPLOADED = "not an uploaded image: send the photo with the request (gradio_client.handle_file)"
 
 
 @dataclass(frozen=True)
@@ -79,37 +85,46 @@ class Recommender:
         self._timings_file = None if timings_file is None else Path(timings_file)
         self._lock = threading.Lock()
         self._can_reconstruct: bool | None = None
+        self._file_roots: list[str] | None = None  # restrict_files: where an image path may point
 
     # ------------------------------------------------------------------ loading
 
     @classmethod
     def load(cls, *, model: str | None = None, index: str | os.PathLike, thumbnails: str | os.PathLike | None = None,
-             timings_file: str | os.PathLike | None = None, recon_model: str | None = None) -> "Recommender":
+             timings_file: str | os.PathLike | None = None, recon_model: str | None = None,
+             checkpoints: str | os.PathLike | None = None) -> "Recommender":
         """Load ``model`` (a folder, Hub id, shipped name or None for the default) and the index at ``index``.
 
-        The index must have been built with these exact weights (``SimilarityIndex.load(model=)`` checks
-        the weights hash) and by ``fashrec embed`` (its ``catalogue.json`` says where each photo lives).
+        Names are looked up in ``checkpoints`` first (a built Space's own ``checkpoints/`` folder, which
+        travels with its index), then among the checkpoints shipped with fashrec.
+        The index must have been built with these exact weights and preprocessing, and be unchanged since
+        (``SimilarityIndex.load(model=)`` checks the weights hash, ``fashrec.index.integrity`` the rest),
+        and made by ``fashrec embed`` (its ``catalogue.json`` says where each photo lives).
         Photos stored as bytes (a Hub dataset) are written once to ``thumbnails`` (default: a temp folder).
         ``recon_model`` reconstructs: None = ``model`` if it has a decoder, else the shipped ``paper-ae``;
         ``"none"`` = no reconstructions.
         """
         import fashrec
+        from fashrec.index.integrity import check_index
         from fashrec.jobs.embed_job import catalogue_images, read_catalogue
         from fashrec.index import SimilarityIndex
+        from fashrec.jobs.index_folder import apply_embed_options
 
         index_dir = Path(index)
-        model = model_reference(index_dir, model)
-        model_ref = fashrec.pretrained.resolve(model)
-        loaded_model = fashrec.from_pretrained(model_ref)
+        model = model_reference(index_dir, model, checkpoints)
+        loaded_model = fashrec.from_pretrained(checkpoint_folder(model or fashrec.pretrained.DEFAULT, checkpoints))
+        apply_embed_options(loaded_model, index_dir)  # e.g. an index embedded with --no-flip-tta
         model_name = short_name(model or fashrec.pretrained.DEFAULT)
         recon, recon_name = None, None
         if recon_model == NO_MODEL:
             recon, recon_name = _NoDecoder(loaded_model), None
-        elif recon_model or (not has_decoder(loaded_model) and RECON_DEFAULT in fashrec.pretrained.names()):
+        elif recon_model or (not has_decoder(loaded_model) and (
+                RECON_DEFAULT in fashrec.pretrained.names() or checkpoint_folder(RECON_DEFAULT, checkpoints) != RECON_DEFAULT)):
             recon_name = short_name(recon_model or RECON_DEFAULT)
-            recon = fashrec.from_pretrained(fashrec.pretrained.resolve(recon_model or RECON_DEFAULT)).eval()
+            recon = fashrec.from_pretrained(checkpoint_folder(recon_model or RECON_DEFAULT, checkpoints)).eval()
         try:
             loaded_index = SimilarityIndex.load(index_dir, model=loaded_model)
+            check_index(index_dir, loaded_index, loaded_model)
         except ValueError as exc:
             built_with = read_catalogue(index_dir).get("model") if (index_dir / "catalogue.json").is_file() else None
             hint = f" (catalogue.json says it was built with {built_with!r}: set FASHREC_MODEL to it)" if built_with else ""
@@ -203,6 +218,25 @@ class Recommender:
         start = (page * per_page) % len(ids)
         return (ids[start:] + ids[:start])[:per_page]
 
+    def featured(self) -> str:
+        """The product the page opens on: the first of the most common product group whose type is known
+        (the first catalogue item may be a close-up of socks of type "Unknown")."""
+        groups = self._labels[GROUP_COLUMN]
+        types = self._labels[TYPE_COLUMN]
+        if groups is None or types is None:
+            return self.ids[0]
+        common = self._groups[1] if len(self._groups) > 1 else None
+        for i, (group, ptype) in enumerate(zip(groups, types)):
+            if group == common and ptype not in ("", "Unknown"):
+                return self.ids[i]
+        return self.ids[0]
+
+    def restrict_files(self, folders) -> None:
+        """From now on an image given as a path (or Gradio's ``{"path": ...}``) must lie inside one of
+        ``folders`` (Gradio's upload cache, the catalogue photos); other inputs that name no upload are
+        refused alike. What a public Space needs: clients must not make the server read its own files."""
+        self._file_roots = [os.path.realpath(f) for f in folders]
+
     def find(self, text: str, limit: int = 50) -> list[str]:
         """Ids whose id or label contains ``text`` (case-insensitive), catalogue order."""
         text = (text or "").strip().lower()
@@ -226,7 +260,7 @@ class Recommender:
                 "reconstructions are switched off (FASHREC_RECON_MODEL=none)"
             )
         start, cpu = time.perf_counter(), time.thread_time()
-        x = _preprocess(image, self.recon_model.preprocess_config)
+        x = _preprocess(self._uploaded(image), self.recon_model.preprocess_config)
         with torch.no_grad():
             recon = self.recon_model.reconstruct(x).clamp(0, 1)
         mse = float(torch.mean((recon - x) ** 2))
@@ -235,7 +269,7 @@ class Recommender:
 
     def preprocessed(self, image: Any) -> np.ndarray:
         """What the recommendation model sees: the ``(S, S, 3)`` uint8 preprocessed image."""
-        return to_uint8(_preprocess(image, self.model.preprocess_config)[0])
+        return to_uint8(_preprocess(self._uploaded(image), self.model.preprocess_config)[0])
 
     @property
     def can_reconstruct(self) -> bool:
@@ -262,7 +296,7 @@ class Recommender:
         """The ``k`` nearest catalogue items of a photo (any input ``fashrec.preprocess`` takes)."""
         start, cpu = time.perf_counter(), time.thread_time()
         metric, k, where, focus = self._options(metric, k, product_group, product_type, focus)
-        x = _preprocess(image, self.model.preprocess_config)
+        x = _preprocess(self._uploaded(image), self.model.preprocess_config)
         needed = [focus] if isinstance(focus, str) else [f for f, w in focus.items() if w > 0]
         queries = {f: self.model.embed(x, focus=f).numpy() for f in needed}
         ids, dist = self.index.search(queries[focus] if isinstance(focus, str) else queries, k=k, metric=metric,
@@ -286,10 +320,7 @@ class Recommender:
         """Checked search options; ``k`` is lowered to the items the filters leave (besides ``exclude``)."""
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}; choose one of {list(METRICS)}")
-        try:
-            k = int(k)
-        except (TypeError, ValueError):
-            raise ValueError(f"k must be a whole number, got {k!r}") from None
+        k = whole_number(k, "k")
         if not 1 <= k <= MAX_K:
             raise ValueError(f"k must be between 1 and {MAX_K}, got {k}")
         where = {}
@@ -318,13 +349,29 @@ class Recommender:
                 raise ValueError(f"focus weights must look like 'shape=2, colour=1', got {focus!r}") from None
         if isinstance(focus, Mapping):
             unknown = sorted(set(focus) - set(self.focuses))
-            if unknown or not any(w > 0 for w in focus.values()) or any(w < 0 for w in focus.values()):
+            bad = [w for w in focus.values() if not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0]
+            if unknown or bad or not any(w > 0 for w in focus.values()):
                 raise ValueError(f"focus weights {dict(focus)} must be >= 0, not all 0, over {list(self.focuses)}")
             return dict(focus)
         focus = focus or self.focuses[0]
         if focus not in self.focuses:
             raise ValueError(f"unknown focus {focus!r}; this index has {list(self.focuses)}")
         return focus
+
+    def _uploaded(self, image: Any) -> Any:
+        """``image`` unchanged, after ``restrict_files``'s check (one error for every refused input, so that
+        a client learns nothing about the server's files)."""
+        from fashrec.data.preprocess import ImageError
+
+        if self._file_roots is None or image is None:
+            return image
+        path = image.get("path") if isinstance(image, Mapping) else image if isinstance(image, str) else None
+        if not isinstance(path, str) or not path:
+            raise ImageError(NOT_UPLOADED)
+        real = os.path.realpath(path)
+        if not any(os.path.commonpath([real, root]) == root for root in self._file_roots) or not os.path.isfile(real):
+            raise ImageError(NOT_UPLOADED)
+        return image
 
     def _mask(self, product_group, product_type):
         mask = None
@@ -388,19 +435,39 @@ class _NoDecoder:
         raise NotImplementedError("reconstructions are switched off (FASHREC_RECON_MODEL=none)")
 
 
-def model_reference(index_dir: str | os.PathLike, model: str | None = None) -> str | None:
-    """The model to serve with the index at ``index_dir``: ``model`` when given; else the shipped checkpoint
-    or local folder its ``catalogue.json`` names (so an index always comes up with the weights it was built
-    with, with no network); else None, the shipped default."""
+def model_reference(index_dir: str | os.PathLike, model: str | None = None,
+                    checkpoints: str | os.PathLike | None = None) -> str | None:
+    """The model to serve with the index at ``index_dir``: ``model`` when given; else the checkpoint its
+    ``catalogue.json`` names, when that is in ``checkpoints``, shipped, or a local folder (so an index always
+    comes up with the weights it was built with, with no network); else None, the shipped default."""
     if model:
         return model
     from fashrec import pretrained
     from fashrec.jobs.embed_job import read_catalogue
 
     built_with = read_catalogue(index_dir).get("model") if Path(index_dir).is_dir() else None
-    if isinstance(built_with, str) and (built_with in pretrained.names() or Path(built_with).is_dir()):
+    if isinstance(built_with, str) and (built_with in pretrained.names() or Path(built_with).is_dir()
+                                        or checkpoint_folder(built_with, checkpoints) != built_with):
         return built_with
     return None
+
+
+def checkpoint_folder(name: str, checkpoints: str | os.PathLike | None = None) -> str:
+    """``name`` as a folder of ``checkpoints`` when it holds one by that name (a built Space's own), else
+    ``name`` itself, for ``fashrec.from_pretrained`` (a shipped name, a folder or a Hub id)."""
+    if checkpoints is not None and name and (Path(checkpoints) / name / "config.json").is_file():
+        return str(Path(checkpoints) / name)
+    return name
+
+
+def whole_number(value: Any, name: str) -> int:
+    """``value`` as an int when it is a whole number (``8``, ``8.0``), else ValueError: ``2.5`` is not
+    rounded, and ``True`` is not 1 (as ``SimilarityIndex.search`` takes k)."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+        return int(value)
+    raise ValueError(f"{name} must be a whole number, got {value!r}")
 
 
 def to_uint8(x) -> np.ndarray:

@@ -105,6 +105,7 @@ def test_replace_dir_swaps_a_complete_folder_and_keeps_the_old_one_on_failure(tm
 
     import pytest
 
+    import fashrec.atomic
     from fashrec.atomic import replace_dir
 
     target, staging = tmp_path / "index", tmp_path / "staging"
@@ -118,6 +119,8 @@ def test_replace_dir_swaps_a_complete_folder_and_keeps_the_old_one_on_failure(tm
 
     staging.mkdir()
     real_replace = os.replace
+    # the fallback where the OS cannot swap two folders in one step (Linux swaps them: see test_embed_fast)
+    monkeypatch.setattr(fashrec.atomic, "_exchange", lambda a, b: False)
 
     def failing(src, dst):
         if str(src) == str(staging):

@@ -5,7 +5,7 @@ import pytest
 from huggingface_hub import DatasetCard, ModelCard
 
 import fashrec
-from hub_card import cards, render_dataset_card, render_model_card
+from fashrec.hub_card import cards, render_dataset_card, render_model_card
 
 CONFIG = {
     "channels": [16, 8], "latent_dim": None, "model_class": "ConvAE", "fashrec_version": "0.1.0",
@@ -39,9 +39,11 @@ def test_model_card_metadata_parses_with_the_hub_client():
     results = {(r.metric_type, r.metric_name, r.dataset_split): r.metric_value for r in data.eval_results}
     assert results[("mse", "reconstruction MSE (test)", "test")] == pytest.approx(0.004213)
     assert results[("mse", "train mse", "train")] == pytest.approx(0.0039)
-    assert results[("precision@10", "precision@10 (same product_type_name)", "test")] == pytest.approx(0.612)
-    assert results[("map@10", "map@10 (same product_type_name)", "test")] == pytest.approx(0.501)
-    assert results[("precision@10", "precision@10 (same colour_group_name)", "test")] == pytest.approx(0.377)
+    named = "precision@10 of same product_type_name (cosine, query excluded)"
+    assert results[("precision@10", named, "test")] == pytest.approx(0.612)
+    assert results[("map@10", "map@10 of same product_type_name (cosine, query excluded)", "test")] == pytest.approx(0.501)
+    assert results[("precision@10", "precision@10 of same colour_group_name (cosine, query excluded)", "test")] == \
+        pytest.approx(0.377)
     assert len(data.eval_results) == 5
     # the model-index survives a dump and re-parse (what the Hub reads)
     assert ModelCard(str(card)).data.eval_results == data.eval_results
@@ -120,3 +122,110 @@ def test_template_placeholder_without_value_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(cards, "DATASET_TEMPLATE", template)
     with pytest.raises(ValueError, match="row_count_we_forgot"):
         render_dataset_card(pretty_name="x")
+
+
+# ---------------------------------------------------------------------- the shipped cards, as users read them
+
+SHIPPED = ["multitask-cnn", "paper-ae"]
+# What no public card may show: a path of the machine that wrote it, a placeholder, a file the repo lacks.
+NOT_ON_A_CARD = ("../", "/work/", "/tmp/", "/home/", "shared/data", "path/or/repo-id", "SOURCE.md")
+PHOTOS = ["dress.jpg", "shirt.jpg", "skirt.jpg"]  # the files the cards' snippet names
+
+
+def _python_blocks(text: str) -> list[str]:
+    import re
+
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+def _run_snippet(code: str, cwd, photos: list[str]) -> str:
+    """Run ``code`` as written in a fresh interpreter in ``cwd``, beside copies of ``photos``."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import fashrec
+
+    sample = [p for p in sorted((fashrec.SAMPLE_DIR / "images").rglob("*.jpg"))][: len(photos)]
+    for src, name in zip(sample, photos):
+        shutil.copy(src, Path(cwd) / name)
+    repo = Path(__file__).resolve().parents[1]
+    env = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(repo), "HOME": str(cwd)}
+    done = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"the card's snippet failed:\n{code}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_card_snippet_runs_as_written(name, tmp_path):
+    import json
+    from pathlib import Path
+
+    card = (fashrec.pretrained.path(name) / "README.md").read_text(encoding="utf-8")
+    (snippet,) = _python_blocks(card)
+    assert f'model = fashrec.from_pretrained("{name}")' in snippet
+    model_class = json.loads((fashrec.pretrained.path(name) / "config.json").read_text())["model_class"]
+    checks = (f"\nassert type(model).__name__ == {model_class!r}\nassert vectors.shape == (3, model.embedding_dim)\n"
+              "print(index.search(vectors[:1], k=3, metric='cosine')[0][0][0])")
+    out = _run_snippet(snippet + checks, tmp_path, PHOTOS)
+    assert out.strip() == "dress.jpg"  # the photo is its own nearest neighbour
+    assert not list(Path(tmp_path).glob("*.safetensors"))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_cards_are_generated_from_their_folders(name):
+    """The committed card is exactly what the card writer makes of the folder's files today: after a
+    retrain or a new eval.json, run python -m fashrec.hub.model_card."""
+    from fashrec.hub.model_card import shipped_card
+
+    card = fashrec.pretrained.path(name) / "README.md"
+    assert card.read_text(encoding="utf-8") == shipped_card(name), "stale card: python -m fashrec.hub.model_card"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_card_metadata_names_data_metric_and_baselines(name):
+    import json
+
+    from fashrec.hub.model_card import SHIPPED_DATASET
+
+    folder = fashrec.pretrained.path(name)
+    card = ModelCard((folder / "README.md").read_text(encoding="utf-8"))
+    model_class = json.loads((folder / "config.json").read_text())["model_class"]
+    mixin_tags = fashrec.HubModel._hub_mixin_info.model_card_data.tags
+    assert {"model_hub_mixin", "pytorch_model_hub_mixin", "image-feature-extraction"} <= set(card.data.tags)
+    assert set(mixin_tags) <= set(card.data.tags)
+    assert ("autoencoder" in card.data.tags) == (model_class in ("ConvAE", "ConvVAE"))
+    assert card.data.datasets == [SHIPPED_DATASET]
+    names = {r.metric_name for r in card.data.eval_results}
+    assert "precision@10 of same product_type_name (cosine, query excluded)" in names
+    body = card.text
+    assert "query itself excluded" in body and "cosine distance" in body
+    evaluation = json.loads((folder / "eval.json").read_text())
+    baselines = {r["embedding"]: r["precision_at_k"] for r in evaluation["retrieval"]
+                 if r["metric"] == "cosine" and r["label"] == "product_type_name" and r.get("focus") in (None, "overall")}
+    for row, embedding in (("raw pixels", "raw"), ("PCA", "pca"), ("random neighbour", "random")):
+        line = next(line for line in body.splitlines() if line.startswith(f"| {row} |"))
+        assert cards._number(baselines[embedding]) in line, line
+    if name != "paper-ae":
+        paper = json.loads((fashrec.pretrained.path("paper-ae") / "eval.json").read_text())
+        p10 = next(r["precision_at_k"] for r in paper["retrieval"] if r["embedding"] == "model"
+                   and r["metric"] == "cosine" and r["label"] == "product_type_name")
+        assert f"| `paper-ae` | 2,048 | {cards._number(p10)} |" in body
+    for text in NOT_ON_A_CARD:
+        assert text not in str(card), text
+
+
+def test_a_card_without_repo_loads_its_own_folder_and_push_names_the_repo(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    folder = tmp_path / "saved"
+    fashrec.ConvAE().save_pretrained(folder)
+    text = (folder / "README.md").read_text(encoding="utf-8")
+    assert 'fashrec.from_pretrained(".")' in text
+    out = _run_snippet(_python_blocks(text)[0] + "\nprint(vectors.shape[1])", folder, PHOTOS)
+    assert out.strip() == "2048"
+    published = cards.for_repo(text, "org/conv-ae")
+    assert 'fashrec.from_pretrained("org/conv-ae")' in published and '"."' not in published
+    for bad in NOT_ON_A_CARD:
+        assert bad not in text

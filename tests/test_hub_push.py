@@ -12,7 +12,7 @@ import fashrec
 from fashrec.models.hub_model import weights_hash
 from fashrec.cli import main
 from fashrec.hub.push import HubPushError, check_folder, files_to_push, push_folder
-from hub_card import render_model_card
+from fashrec.hub_card import render_model_card
 
 
 def _batch(n: int = 4) -> torch.Tensor:
@@ -211,3 +211,18 @@ def test_fake_hub_round_trips_a_datasets_push(datasets_module, hub_server, tmp_p
     assert any(p.startswith("data/") and p.endswith(".parquet") for p in files)
     back = datasets.load_dataset(repo_id, split="train", cache_dir=str(tmp_path / "cache"))
     assert back["article_id"] == ["0108775015", "0108775044"] and back["label"] == [3, 1]
+
+
+def test_pushed_card_loads_the_repo_it_is_in(hub_server, tmp_path, monkeypatch):
+    """A card written before the repo id was known (save_pretrained: ``from_pretrained(".")``) goes up
+    naming the repo; the folder's own README is left as it was."""
+    folder = tmp_path / "saved"
+    _trained_looking_model().save_pretrained(folder)
+    local = (folder / "README.md").read_text(encoding="utf-8")
+    assert 'fashrec.from_pretrained(".")' in local
+    repo_id = hub_server.repo_id("from-folder")
+    monkeypatch.setenv("HF_TOKEN", hub_server.token)
+    assert main(["push", str(folder), "--repo-id", repo_id]) == 0
+    card = hub_server.files(repo_id)["README.md"].decode()
+    assert f'fashrec.from_pretrained("{repo_id}")' in card and 'from_pretrained(".")' not in card
+    assert (folder / "README.md").read_text(encoding="utf-8") == local

@@ -62,14 +62,21 @@ def default_space() -> bool:
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    from gradio_client import Client
-
+def served(tmp_path_factory):
+    """The running app: its URL, its log file and its upload folder (GRADIO_TEMP_DIR)."""
     from space.local_server import running_space
 
-    log = tmp_path_factory.mktemp("space") / "app.log"
-    with running_space(env={"FASHREC_INDEX": str(INDEX)}, log=log) as url:
-        yield Client(url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
+    folder = tmp_path_factory.mktemp("space")
+    log, uploads = folder / "app.log", folder / "uploads"
+    with running_space(env={"FASHREC_INDEX": str(INDEX), "GRADIO_TEMP_DIR": str(uploads)}, log=log) as url:
+        yield url, log, uploads
+
+
+@pytest.fixture(scope="module")
+def client(served, tmp_path_factory):
+    from gradio_client import Client
+
+    return Client(served[0], verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
 
 
 def parse_gallery(gallery) -> tuple[list[str], np.ndarray]:
@@ -162,9 +169,17 @@ def test_the_page_says_which_model_serves_each_tab(client, library, recon_model)
 
 
 def test_recommend_item_defaults_answer(client, library):
-    _, index, _ = library
+    """With no arguments: the product the page opens on, a garment of a known type (not the first item of
+    the catalogue, a close-up of socks of type "Unknown")."""
+    from space.recommender import Recommender
+
+    _, index, photos = library
+    featured = Recommender(model=library[0], index=index, images=[photos[i] for i in index.ids]).featured()
+    meta = index.metadata.set_index("article_id")
+    assert meta.loc[featured, "product_type_name"] != "Unknown"
+    assert meta.loc[featured, "product_group_name"] == meta["product_group_name"].value_counts().index[0]
     ids, _ = parse_gallery(client.predict(api_name="/recommend_item"))
-    expected, _ = index.search_ids([index.ids[0]], k=8, metric="cosine")
+    expected, _ = index.search_ids([featured], k=8, metric="cosine")
     assert ids == expected[0]
 
 
@@ -278,6 +293,12 @@ def test_odd_image_modes_are_accepted(client, library, tmp_path, mode):
         ({"article_id": "0000000000"}, "'0000000000' is not in this catalogue"),
         ({"metric": "hamming"}, "unknown metric 'hamming'"),
         ({"k": 0}, "k must be between 1 and"),
+        ({"k": 49}, "k must be between 1 and 48, got 49"),  # MAX_K + 1
+        ({"k": 2.5}, "k must be a whole number, got 2.5"),
+        ({"k": 47.99}, "k must be a whole number, got 47.99"),
+        ({"k": True}, "k must be a whole number, got True"),
+        ({"focus": "shape=1.7e308, colour=1"}, "keep each at most"),
+        ({"focus": "shape=nan, colour=1"}, "focus weights"),
         ({"product_group": "Spacesuits"}, "'Spacesuits'"),
         ({"focus": "smell"}, "unknown focus 'smell'"),
     ],
@@ -287,6 +308,111 @@ def test_bad_options_are_named(client, kwargs, words):
 
     with pytest.raises(AppError, match=re.escape(words)):
         client.predict(api_name="/recommend_item", **kwargs)
+
+
+def test_max_k_is_served_and_one_more_is_refused(client, library):
+    from gradio_client.exceptions import AppError
+
+    from space.recommender import MAX_K
+
+    _, index, _ = library
+    ids, _ = parse_gallery(client.predict(article_id=index.ids[2], k=MAX_K, api_name="/recommend_item"))
+    assert len(ids) == MAX_K
+    with pytest.raises(AppError, match=f"between 1 and {MAX_K}"):
+        client.predict(article_id=index.ids[2], k=MAX_K + 1, api_name="/recommend_item")
+
+
+def test_the_largest_focus_weights_never_bypass_exclude_or_the_filters(client, library):
+    _, index, _ = library
+    article_id, group, ptype = item_with_group(index)
+    for focus in ("shape=1000000, colour=1", "shape=1000000, colour=1000000", "overall=1000000"):
+        ids, dist = parse_gallery(client.predict(article_id=article_id, metric="cityblock", k=10, product_group=group,
+                                                 focus=focus, api_name="/recommend_item"))
+        meta = index.metadata.set_index("article_id")
+        assert article_id not in ids and len(ids) == 10
+        assert all(meta.loc[i, "product_group_name"] == group for i in ids)
+        assert np.all(np.isfinite(dist))
+
+
+def _raw_call(url: str, endpoint: str, data: list) -> dict:
+    """One call of the HTTP API as any client could make it (no gradio_client): the final SSE event."""
+    import urllib.request
+
+    request = urllib.request.Request(f"{url}gradio_api/call/{endpoint}", data=json.dumps({"data": data}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        event_id = json.loads(response.read())["event_id"]
+    with urllib.request.urlopen(f"{url}gradio_api/call/{endpoint}/{event_id}", timeout=120) as response:
+        events = response.read().decode().strip().split("\n\n")
+    kind, _, payload = events[-1].partition("\ndata: ")
+    return {"event": kind.removeprefix("event: "), "data": json.loads(payload)}
+
+
+@pytest.mark.parametrize("endpoint", ["reconstruct", "recommend_image"])
+def test_the_server_reads_no_file_a_client_names(served, endpoint):
+    """Paths that exist (a readable image, a text file, a folder, the index) and paths that do not all get
+    one and the same answer: the server opens none of them and says nothing about them. A file given as
+    {"path": ...} (no Gradio "meta") reaches the handler, which refuses it; a bare string never gets past
+    Gradio's own input check."""
+    url = served[0]
+    real_image = str(REPO_ROOT / "docs" / "screenshots" / "recommend_tab.png")
+    options = [] if endpoint == "reconstruct" else ["cosine", 8, "All", "All", "overall"]
+    shapes = {"path": lambda p: {"path": p}, "named": lambda p: {"path": p, "orig_name": "x.png"}, "string": str}
+    for shape, payload in shapes.items():
+        answers = set()
+        for path in (real_image, "/etc/passwd", "/nonexistent/photo.png", "/tmp", str(INDEX / "embeddings.safetensors")):
+            answer = _raw_call(url, endpoint, [payload(path), *options])
+            assert answer["event"] == "error", answer
+            answers.add(json.dumps(answer["data"], sort_keys=True))
+        assert len(answers) == 1, (shape, answers)
+        if shape != "string":
+            assert "not an uploaded image" in answers.pop()
+
+
+def test_gradio_serves_no_server_file(served):
+    import urllib.error
+    import urllib.request
+
+    url = served[0]
+    for path in ("/etc/passwd", str(REPO_ROOT / "space" / "app.py"), str(INDEX / "embeddings.safetensors"),
+                 str(INDEX / "catalogue.json")):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"{url}gradio_api/file={path}", timeout=30)
+        assert err.value.code in (403, 404), path
+
+
+def test_a_bad_request_is_one_line_in_the_log(client, served):
+    from gradio_client.exceptions import AppError
+
+    log = served[1]
+    before = log.read_text(errors="replace")
+    with pytest.raises(AppError):
+        client.predict(article_id="0000000001", api_name="/recommend_item")
+    with pytest.raises(AppError):
+        client.predict(article_id="0000000001", k=2.5, api_name="/recommend_item")
+    new = log.read_text(errors="replace")[len(before):].splitlines()
+    assert "Traceback" not in "\n".join(new)
+    assert [line for line in new if "bad request" in line] == new and len(new) == 2, new
+
+
+def test_uploads_are_capped_and_not_kept(client, served, tmp_path):
+    """An upload over 10 MB is refused before it is stored; the app sets a cache lifetime for the rest."""
+    from gradio_client import handle_file
+
+    uploads = served[2]
+    big = tmp_path / "huge.png"
+    big.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(11 * 1024 * 1024))
+    with pytest.raises(Exception, match="(?i)size|large|413"):
+        client.predict(image=handle_file(str(big)), api_name="/reconstruct")
+    stored = [p for p in uploads.rglob("*") if p.is_file() and p.stat().st_size > 10 * 1024 * 1024]
+    assert stored == []
+
+
+def test_the_app_deletes_old_uploads(two_focus):
+    from space.app import CACHE_SECONDS, build_demo
+
+    rec = two_focus[0]
+    assert build_demo(rec).delete_cache == (CACHE_SECONDS, CACHE_SECONDS) and CACHE_SECONDS <= 24 * 3600
 
 
 # ---------------------------------------------------------------------- the Recommender alone (no server)

@@ -41,6 +41,15 @@ def library():
 
 
 @pytest.fixture(scope="module")
+def featured(library) -> str:
+    """The product the page opens on (Recommender.featured: a garment of a known type)."""
+    from space.recommender import Recommender
+
+    model, index, photos = library
+    return Recommender(model=model, index=index, images=[photos[i] for i in index.ids]).featured()
+
+
+@pytest.fixture(scope="module")
 def recon_model(library):
     """What the app reconstructs with: FASHREC_RECON_MODEL, else the served model if it has a decoder,
     else the shipped paper-ae."""
@@ -138,16 +147,21 @@ def wait_for_status(page, text: str) -> None:
     page.wait_for_function("t => document.querySelector('#status').innerText.includes(t)", arg=text)
 
 
-def test_recommend_tab_upload_metric_focus_and_click(page, library, shots):
+def test_recommend_tab_upload_metric_focus_and_click(page, library, featured, shots):
     from fashrec.data.preprocess import preprocess
+    from space.recommender import MAX_K
 
     model, index, photos = library
-    # The page opens on the first catalogue product and its neighbours; it names the model of each tab.
+    # The page opens on a garment of a known type (not a close-up of socks of type "Unknown") and its
+    # neighbours; it names the model of each tab.
     first = wait_for_results(page)
-    expected, _ = index.search_ids([index.ids[0]], k=8, metric="cosine")
+    expected, _ = index.search_ids([featured], k=8, metric="cosine")
     assert [i for i, _ in first] == expected[0]
     assert type(model).__name__ in page.inner_text("#models").split("Reconstructions")[0]
-    assert index.ids[0] in page.locator("#item input").input_value()
+    assert featured in page.locator("#item input").input_value()
+    assert "Unknown" not in page.locator("#item input").input_value()
+    # The k slider goes up to MAX_K, the most the API serves.
+    assert page.locator("#k input[type=range]").get_attribute("max") == str(MAX_K)
 
     # Upload a catalogue photo: it is embedded and finds itself first; the product picker empties, so the
     # page shows one query (the photo), not a product and a photo.
@@ -247,6 +261,7 @@ def test_reconstruction_tab(page, library, recon_model, shots):
     _, index, photos = library
     page.get_by_role("tab", name="Reconstruction").click()
     assert type(recon_model).__name__ in page.inner_text("#r_model")
+    assert not page.locator("#r_mse").is_visible()  # nothing reconstructed yet: no MSE (it used to read "0")
     photo = photos[index.ids[5]]
     page.locator("#r_upload input[type=file]").set_input_files(photo)
     size = recon_model.preprocess_config.image_size
@@ -261,6 +276,31 @@ def test_reconstruction_tab(page, library, recon_model, shots):
     screenshot(page, shots / "reconstruction_tab.png")
     page.get_by_role("tab", name="Recommend").click()
     assert page.locator("#results").is_visible()
+
+
+def test_huge_focus_weights_are_refused_on_the_page(page, library):
+    _, index, _ = library
+    if len(index.focuses) < 2:
+        pytest.skip("one focus: no weights box")
+    page.get_by_role("tab", name="Recommend").click()
+    box = page.locator("#weights input, #weights textarea").first
+    box.fill("shape=1.7e308, colour=1")
+    box.press("Enter")
+    page.wait_for_function("() => document.querySelector('#status').innerText.includes('keep each at most')")
+    assert "⚠️" in page.inner_text("#status")
+    box.fill("")
+    box.press("Enter")
+    page.wait_for_function("() => !document.querySelector('#status').innerText.includes('⚠️')")
+
+
+def test_an_upload_over_the_size_limit_is_refused_on_the_page(page, tmp_path):
+    big = tmp_path / "huge.png"
+    big.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(11 * 1024 * 1024))
+    page.get_by_role("tab", name="Recommend").click()
+    page.locator("#upload input[type=file]").set_input_files(str(big))
+    toast = page.locator(".toast-body").filter(has_text=re.compile("size|large|exceed", re.IGNORECASE))
+    toast.first.wait_for()
+    assert "10" in toast.first.inner_text()
 
 
 def test_the_page_asks_nothing_of_other_hosts(page):

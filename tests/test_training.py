@@ -494,7 +494,11 @@ def test_card_picks_up_eval_json(data, tmp_path):
     ]}
     (out / "eval.json").write_text(json.dumps(evaluation))
     text = write_card(out)
-    assert "0.4321" in text and "0.1111" not in text  # the model's own scores only, not the baselines'
+    from huggingface_hub import ModelCard
+
+    scores = [r.metric_value for r in ModelCard(text).data.eval_results]
+    assert 0.4321 in scores and 0.1111 not in scores  # the model-index holds the model's own scores only...
+    assert "| PCA | " in text and "0.1111" in text.split("| PCA | ")[1].splitlines()[0]  # ...the baselines a table
     assert (out / "README.md").read_text() == text
 
 

@@ -8,7 +8,7 @@
 The shipped model keeps only the heads its focuses use (auxiliary training heads are dropped: they shape
 the trunk during training, not the embedding) and takes the embedding settings given here. Then
 ``fashrec.evaluate`` scores it on the test split of ``load_hm(data, seed=42, test_size=0.2)`` -> eval.json,
-whose model rows become metrics.json and the card (``hub_card.cards.render_model_card``).
+whose model rows become metrics.json and the card (``fashrec.hub.model_card``, the writer of every card).
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     import fashrec
-    from fashrec.atomic import write_json_atomic, write_text_atomic
+    from fashrec.atomic import write_json_atomic
     from fashrec.models.multitask_cnn import MultiTaskCNN
 
     config, state = load_trained(args.weights)
@@ -79,41 +79,25 @@ def main(argv=None) -> int:
 
 
 def write_card(model, out: Path, result: dict, recipe: str) -> None:
-    from fashrec.atomic import write_json_atomic, write_text_atomic
-    from fashrec.training.trainer import retrieval_rows
+    """metrics.json (the model's scores per focus), training_args.json (the recipe and the data) and the
+    card, by the one card writer (fashrec.hub.model_card): a shipped folder gets the shipped card."""
+    from fashrec.atomic import write_json_atomic
+    from fashrec.data.terms import TERMS
+    from fashrec.hub.model_card import shipped_name, write_model_card, write_shipped_cards
 
     rows = [r for r in result["retrieval"] if r["embedding"] == "model" and r["metric"] == "cosine"]
     metrics = {f"{r.get('focus', 'overall')}/{r['label']}/{key}": r[src] for r in rows
                for key, src in (("precision@10", "precision_at_k"), ("map@10", "map_at_k"))}
     write_json_atomic({"split": result["split"], "k": result["k"], "n_queries": result["n_queries"],
                        "metric": "cosine", "scores": metrics}, out / "metrics.json")
-    table = "\n".join(f"| {r.get('focus', 'overall')} | {r['label']} | {r['precision_at_k']:.3f} | {r['map_at_k']:.3f} |"
-                      for r in rows)
-    extra = (
-        "## Steerable similarity\n\n"
-        f"Focuses: {', '.join(model.focuses)}. `model.embed(x, focus=\"colour\")` ranks by colour only; "
-        "`SimilarityIndex.search(..., focus={\"shape\": 0.7, \"colour\": 0.3})` mixes them. Each focus is a block of "
-        "one shared vector; `overall` is all blocks with equal weight.\n\n"
-        "Test split, held-out queries vs the whole catalogue, query excluded, cosine:\n\n"
-        "| focus | label | P@10 | mAP@10 |\n|---|---|---|---|\n" + table + "\n\n"
-        "## How it was made\n\nA small CNN (BatchNorm, global average pooling) trained from scratch on the catalogue's "
-        "own labels (product type, colour group, graphical appearance; product group and perceived colour as "
-        "auxiliary tasks) with cosine classifiers; each focus is the square root of its column's predicted class "
-        "distribution (averaged with the mirror image); the colour focus also holds a weight-free colour histogram "
-        "of the garment's pixels. Full comparison with the paper's autoencoder, VAEs and PCA: docs/embeddings.md.\n"
-        + (f"\nTrained with: `{recipe}`\n" if recipe else "")
-    )
-    try:
-        from hub_card.cards import render_model_card
-
-        text = render_model_card(model_class=type(model).__name__, config=model.config_dict(),
-                                 retrieval=retrieval_rows(result),
-                                 dataset="H&M Personalized Fashion Recommendations (5,000-image subset)",
-                                 dataset_terms="research use only (see the dataset's SOURCE.md)",
-                                 extra_sections=extra)
-    except ImportError:
-        text = f"# {out.name}\n\nfashrec MultiTaskCNN.\n\n{extra}"
-    write_text_atomic(text, out / "README.md")
+    args = {"dataset": "H&M Personalized Fashion Recommendations (5,000-image subset)", "dataset_terms": TERMS}
+    if recipe:
+        args["recipe"] = recipe
+    write_json_atomic(args, out / "training_args.json")
+    if shipped_name(out):
+        write_shipped_cards([shipped_name(out)])
+    else:
+        write_model_card(out)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 HELP = "launch the Gradio demo (the Space) locally: similar-product search and reconstructions"
+EXTRA = "space"  # what a missing optional package asks to install
 DESCRIPTION = """\
 Serve the fashrec Space on this machine and print its local URL (default http://127.0.0.1:7860).
 
@@ -35,23 +36,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--port", type=int, default=None, help="port (default: GRADIO_SERVER_PORT, else 7860)")
 
 
-def space_app() -> Path:
-    """``space/app.py`` of this checkout (or ``FASHREC_SPACE_DIR``); the Space is not part of the wheel."""
-    candidates = [Path(os.environ["FASHREC_SPACE_DIR"]) / "app.py"] if os.environ.get("FASHREC_SPACE_DIR") else []
-    candidates.append(Path(__file__).resolve().parents[2] / "space" / "app.py")
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise FileNotFoundError(
-        f"the Space app is not at {' or '.join(str(p) for p in candidates)}: run 'fashrec demo' from a source "
-        "checkout of fashrec (git clone ...; pip install -e '.[space]'), or set FASHREC_SPACE_DIR to the space/ folder"
-    )
-
-
 def run(args) -> int:
     import importlib.util
 
-    app_file = space_app()
+    from fashrec.hub.space_build import source_space_dir
+
+    app_file = source_space_dir() / "app.py"
     if args.model:
         os.environ["FASHREC_MODEL"] = args.model
     if args.recon_model:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 HELP = "embed a catalogue of photos with a model into a searchable index (batched, resumable)"
+EXTRA = "data"  # what a missing optional package asks to install
 DESCRIPTION = """\
 Embed every photo of --data with --model and save a SimilarityIndex to --out, for 'fashrec recommend'
 and the Space.
@@ -18,6 +19,20 @@ are skipped. The finished index is moved to --out in one step, and records the m
 so loading the index with another model is refused, and its folder or Hub id, so 'recommend --image'
 can reload it) and where each photo lives (for 'recommend --grid').
 
+Speed: threads decode the next batches while the model runs (--workers, default one per CPU), and the
+model's BatchNorms are folded into its convolutions. --device cuda runs the model on a GPU.
+--no-flip-tta embeds each photo once instead of averaging it with its mirror image (models with a
+flip_tta option, e.g. the default MultiTaskCNN): about half the forward cost, at the quality cost measured
+in docs/scale.md. The choice is recorded in the index, and image queries and updates reuse it.
+
+Photos that cannot be decoded are skipped: their ids and the reason are printed and recorded in the
+index's index.json ("skipped_images"). --strict makes them an error instead.
+
+Beyond one machine: --engine ray embeds with Ray Data, the model in a pool of actors (--ray-actors, GPU
+actors with --device cuda), on the cluster at --address (default: a local Ray). Same index format. The
+photos must be readable from every node (a shared file system, or a dataset whose images are bytes).
+See docs/scale.md.
+
 Example:
     fashrec embed --model paper-ae --data ../shared/data/hm --out runs/hm-index
 """
@@ -32,6 +47,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=int, default=256, help="photos per forward pass (default %(default)s)")
     parser.add_argument("--shard-size", type=int, default=1024, help="photos per resumable shard (default %(default)s)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default %(default)s)")
+    parser.add_argument("--no-flip-tta", dest="flip_tta", action="store_false",
+                        help="embed each photo once, not averaged with its mirror image (models with flip_tta)")
+    parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: one per CPU)")
+    parser.add_argument("--strict", action="store_true", help="a photo that cannot be decoded is an error, not skipped")
+    parser.add_argument("--engine", default="local", choices=["local", "ray"],
+                        help="local: this process; ray: Ray Data with the model in an actor pool (default %(default)s)")
+    parser.add_argument("--address", default=None, help="Ray cluster address for --engine ray (default: a local Ray)")
+    parser.add_argument("--ray-actors", type=int, default=None,
+                        help="model actors for --engine ray (default: one per CPU, or per GPU)")
     parser.add_argument("--restart", action="store_true", help="discard an unfinished job's shards and start over")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing index at --out")
 
@@ -53,14 +77,27 @@ def run(args) -> int:
     import sys
 
     from fashrec.jobs.embed_job import embed_catalogue
-    from fashrec.models.hub_model import from_pretrained
-    from fashrec.models.pretrained import resolve
+    from fashrec.jobs.index_folder import load_model, skipped_images
 
     ref = model_reference(args.model)
-    model = from_pretrained(resolve(ref), map_location=args.device)
+    model = load_model(ref, device=args.device, options=None if args.flip_tta else {"flip_tta": False})
     index = embed_catalogue(model=model, model_ref=ref, data=args.data, out=args.out, n=args.n,
                             batch_size=args.batch_size, shard_size=args.shard_size, restart=args.restart,
-                            overwrite=args.overwrite)
+                            overwrite=args.overwrite, strict=args.strict, workers=args.workers, engine=args.engine,
+                            ray_address=args.address, ray_actors=args.ray_actors)
     dims = ", ".join(f"{name} {dim}-d" for name, dim in index.dims.items())
     print(f"embedded {len(index)} photos with {ref} ({dims}) into {args.out}", file=sys.stderr)
+    report_skipped(skipped_images(args.out))
     return 0
+
+
+def report_skipped(skipped: list[dict]) -> None:
+    """Print the photos that could not be decoded (all ids on one line, the first reasons below)."""
+    import sys
+
+    if not skipped:
+        return
+    print(f"skipped {len(skipped)} photo(s) that cannot be decoded (listed in index.json): "
+          + " ".join(s["id"] for s in skipped), file=sys.stderr)
+    for s in skipped[:5]:
+        print(f"  {s['id']}: {s['reason']}", file=sys.stderr)

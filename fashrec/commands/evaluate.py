@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 HELP = "score a model's recommendations (precision@k, mAP@k, design hit@k) against raw-pixel, PCA and random baselines"
+EXTRA = "eval"  # what a missing optional package asks to install
 DESCRIPTION = """\
 How often do a model's k nearest neighbours share the query's product type, colour group or graphical
 appearance, and how often is the same garment in another colourway (same product_code: the "design"
@@ -19,6 +20,11 @@ cosine), for the model and, in the same run, for three baselines:
 they query each other (a smaller catalogue: harder); --split all: every image queries all the others. The query itself is never among its neighbours. Also reported:
 reconstruction MSE (model, PCA of the same size, the mean train image) and k-means (k = number of
 product types) of the model's embeddings scored with NMI and ARI against product_type_name.
+
+The baselines do not depend on the model: computed once per data set (the images, split, k and seed),
+they are kept in $FASHREC_CACHE (default ~/.cache/fashrec) under eval/, so a second model is scored
+in a fraction of the time. --no-cache recomputes them and keeps nothing. --no-flip-tta scores a model
+with flip TTA (the default MultiTaskCNN) embedding each photo once, as 'fashrec embed --no-flip-tta' does.
 
 Without --model, the project's default shipped checkpoint is scored. --json prints one JSON object on
 stdout (progress goes to stderr); --out also writes it to a file.
@@ -51,6 +57,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--n", type=int, default=None, help="use a seeded random subset of N images (default: all)")
     parser.add_argument("--seed", type=int, default=42, help="seed of the subset, the split, PCA and k-means (default %(default)s)")
     parser.add_argument("--device", default="cpu", help="torch device for the model (default %(default)s)")
+    parser.add_argument("--no-flip-tta", dest="flip_tta", action="store_false",
+                        help="embed each photo once, not averaged with its mirror image (models with flip_tta)")
+    parser.add_argument("--no-cache", action="store_true", help="recompute the baselines and keep nothing on disk")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of markdown tables")
     parser.add_argument("--out", default=None, help="also write the JSON result to this file (atomically)")
 
@@ -67,18 +76,17 @@ def _list(value: str | None, what: str) -> list[str] | None:
 def run(args) -> int:
     import json
 
+    from fashrec.jobs.index_folder import load_model
     from fashrec.eval.evaluation import evaluate, markdown
-    from fashrec.models.hub_model import from_pretrained
-    from fashrec.models.pretrained import DEFAULT, resolve
+    from fashrec.models.pretrained import DEFAULT
 
     if args.k < 1:
         raise ValueError(f"--k must be a positive integer, got {args.k}")
-    ref = resolve(args.model)
-    model = from_pretrained(ref, map_location=args.device)
+    model = load_model(args.model or DEFAULT, device=args.device, options=None if args.flip_tta else {"flip_tta": False})
     result = evaluate(args.data, model=model, model_name=args.model or DEFAULT, split=args.split, k=args.k,
                       metrics=_list(args.metrics, "metrics"), labels=_list(args.labels, "labels"),
                       embeddings=_list(args.embeddings, "embeddings"), n=args.n, seed=args.seed,
-                      extra_train_data=args.extra_train_data)
+                      extra_train_data=args.extra_train_data, cache_dir=False if args.no_cache else None)
     if args.out:
         from fashrec.atomic import write_json_atomic
 

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fashrec.data.terms import TERMS
+
 HELP = "write H&M photos + labels as Hub-ready parquet shards with a dataset card (and push them)"
+EXTRA = "data"  # what a missing optional package asks to install
 DESCRIPTION = """\
 Load an H&M source with fashrec.load_hm (a Kaggle-layout folder, a saved dataset, a Hub id or 'sample'),
 optionally draw a seeded subset of --n photos and shrink them (--max-side), and write
@@ -14,10 +17,10 @@ optionally draw a seeded subset of --n photos and shrink them (--max-side), and 
 
 which `datasets.load_dataset(OUT)` and `fashrec.load_hm(OUT)` read back (same ids, labels and images).
 --push-to-hub REPO_ID uploads the folder as a dataset repo with huggingface_hub (token from HF_TOKEN or
-`hf auth login`; it is never printed).
+`hf auth login`; it is never printed); the card's snippet then loads REPO_ID (without it, ".": the folder).
 
-The H&M photos are Kaggle competition data of H&M Group: research use only. Keep pushed repos private
-to the project (--private) unless the competition rules allow otherwise.
+The H&M photos are Kaggle competition data of H&M Group: research use only, not to be redistributed. A new
+repo is therefore created PRIVATE; --public makes it public, only where the competition rules allow it.
 
 Example (the paper's 5,000 photos, 80/20 split):
 
@@ -31,10 +34,6 @@ Kaggle competition ["H&M Personalized Fashion Recommendations"](https://www.kagg
 repositories: images and per-image metadata from `hungle45/PSE-Recommendor-System` (commit
 `a8979e102022ad3f0a164c745e03aa89c9c6ec29`), the full `articles` table from `Tisha1503/HM-Fashion-Recommender`
 (commit `f22ecf0818c68e0d382a468309aac859d3824dfb`). Photos are 360 x 540 JPEGs unless shrunk (see below)."""
-TERMS = """\
-This is competition data of H&M Group, under the Kaggle competition rules: use it for the competition
-and for non-commercial research and education only. The source repositories carry no licence of their
-own. Do not redistribute it outside the fashrec project; fashrec's own MIT licence does not cover it."""
 LICENSE_LINK = "https://www.kaggle.com/competitions/h-and-m-personalized-fashion-recommendations/rules"
 
 
@@ -50,8 +49,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quality", type=int, default=90, help="JPEG quality of shrunk photos (default %(default)s)")
     parser.add_argument("--pretty-name", default=None, help="title of the dataset card")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier export in --out")
-    parser.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="upload the folder to this dataset repo")
-    parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    parser.add_argument("--push-to-hub", metavar="REPO_ID", default=None,
+                        help="upload the folder to this dataset repo (created private unless --public)")
+    visibility = parser.add_mutually_exclusive_group()
+    visibility.add_argument("--public", dest="private", action="store_false", default=True,
+                            help="create the Hub repo as public (the H&M terms forbid redistributing the photos)")
+    visibility.add_argument("--private", dest="private", action="store_true",
+                            help="create the Hub repo as private (the default)")
 
 
 def run(args) -> int:
@@ -70,7 +74,7 @@ def run(args) -> int:
             allow_patterns=["README.md", "data/*.parquet"], delete_patterns=["data/*.parquet"],
             commit_message=f"fashrec export-dataset: {counts}",
         )
-        print(f"pushed to {url}")
+        print(f"pushed to {url} ({'private' if args.private else 'PUBLIC'})")
     return 0
 
 
@@ -113,7 +117,7 @@ def _export(args, out):
                 full.shard(shards, i, contiguous=True).to_parquet(str(tmp))
         exported[name] = (full, nbytes)
 
-    from hub_card.cards import render_dataset_card
+    from fashrec.hub_card.cards import THIS_FOLDER, render_dataset_card
 
     features = next(iter(exported.values()))[0].features
     labels = [c for c in LABEL_COLUMNS if c in features]
@@ -122,7 +126,7 @@ def _export(args, out):
     skipped_lines = [f"- {len(ids)} {reason.replace('_', ' ')}: {', '.join(ids[:10])}{', ...' if len(ids) > 10 else ''}"
                      for reason, ids in skipped.items() if ids]
     command = " ".join(
-        ["fashrec export-dataset", f"--data {args.data}", f"--out {args.out}"]
+        ["fashrec export-dataset", f"--data {_public_source(args.data)}", f"--out {Path(args.out).name}"]
         + ([f"--n {args.n}"] if args.n else [])
         + [f"--seed {args.seed}", f"--test-size {args.test_size}"]
         + ([f"--max-side {args.max_side} --quality {args.quality}"] if args.max_side else [])
@@ -145,7 +149,7 @@ def _export(args, out):
         summary=(f"{total:,} H&M product photos with their article metadata and {len(labels)} label columns, "
                  "for visual \"similar products\" recommendation and retrieval evaluation "
                  "([fashrec](https://github.com/fashrec/fashrec), after the paper's section 3.1)."),
-        load_id=args.push_to_hub or args.out,
+        load_id=args.push_to_hub or THIS_FOLDER,
         split_counts=", ".join(f"{name} {len(d):,}" for name, (d, _) in exported.items()),
         split_table="\n".join(f"| {name} | {len(d):,} |" for name, (d, _) in exported.items()),
         split_rule=(f"{1 - args.test_size:.0%} / {args.test_size:.0%} cut fixed by seed {args.seed} "
@@ -161,6 +165,13 @@ def _export(args, out):
     )
     write_text_atomic(card, out / "README.md")
     return {name: d for name, (d, _) in exported.items()}
+
+
+def _public_source(data) -> str:
+    """How the card names the source: 'sample' or a Hub id as given, a local folder as HM_DATA (a card is
+    public: no path of this machine goes on it)."""
+    data = str(data)
+    return "HM_DATA" if data != "sample" and Path(data).expanduser().exists() else data
 
 
 def _size_category(n: int) -> str:

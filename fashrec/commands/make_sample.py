@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 HELP = "rebuild the small embedded H&M sample from a full copy of the data"
+EXTRA = "data"  # what a missing optional package asks to install
 DESCRIPTION = """\
 Draw a seeded random subset of an H&M source (any source fashrec.load_hm reads), shrink every photo so
 its longer side is at most --max-side pixels (JPEG quality --quality) and write it in the Kaggle layout

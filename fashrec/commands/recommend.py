@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 HELP = "print the k most similar products of a catalogue item (--item) or a photo (--image)"
+EXTRA = "data"  # what a missing optional package asks to install
 DESCRIPTION = """\
 Search an index made by 'fashrec embed' and print the neighbours as a table: rank, id, distance, name,
 product type and colour.
@@ -18,8 +19,8 @@ product type and colour.
 Metrics are the paper's: cityblock (L1), euclidean (L2), cosine (1 - cosine similarity).
 
 Examples:
-    fashrec recommend --index runs/hm-index --item 0706016001 --k 5 --metric cosine
-    fashrec recommend --index runs/hm-index --image my-dress.jpg --where product_group_name="Garment Upper body" --grid out.png
+    fashrec recommend --index runs/hm-index --item 0456163084 --k 5 --metric cosine
+    fashrec recommend --index runs/hm-index --image ../shared/data/hm/images/045/0456163084.jpg --where product_group_name="Garment Upper body" --grid out.png
 """
 
 COLUMNS = (("name", "prod_name"), ("type", "product_type_name"), ("colour", "colour_group_name"))
@@ -73,7 +74,9 @@ def recommend(*, index_dir, item: str | None = None, image=None, k: int = 10, me
     if image is not None and model is None:
         model = _recorded_model(index_dir, read_catalogue(index_dir))
     if isinstance(model, str):
-        model = _load_model(model)
+        from fashrec.jobs.index_folder import apply_embed_options
+
+        model = apply_embed_options(_load_model(model), index_dir)
     index = SimilarityIndex.load(index_dir, model=model)
     if focus not in index.focuses:
         raise ValueError(f"unknown focus {focus!r}; this index has {list(index.focuses)}")

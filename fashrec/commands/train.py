@@ -1,7 +1,10 @@
 """``fashrec train`` (also ``python -m training.train``): train the default model, the paper's autoencoder or its VAE."""
 from __future__ import annotations
 
+from fashrec.data.terms import TERMS, dataset_name
+
 HELP = "train the default model (multitask), the paper's autoencoder or its VAE; resumable, writes a Hub-ready folder"
+EXTRA = "train"  # what a missing optional package asks to install
 DESCRIPTION = """\
 --model multitask: the default model (MultiTaskCNN). One CNN trunk, one head per focus: product type
 (the shape focus), colour group (with a colour histogram) and graphical appearance (pattern). The shape
@@ -185,7 +188,7 @@ def _portable_argv(argv: list[str]) -> list[str]:
     """The command line as a card may show it: local folders by their name, the command name dropped."""
     import os
 
-    out = [a for a in argv if a != "train"]
+    out = [a for a in argv if a not in ("train", "--resume")]
     return [os.path.basename(os.path.normpath(a)) if os.path.isdir(a) or (i and out[i - 1] == "--out") else a
             for i, a in enumerate(out)]
 
@@ -218,24 +221,7 @@ def _train(model, train_x, test_x, args, test_size):
     return train(model, train_x, test_x, lr=args.lr, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
                  beta=args.beta, out_dir=args.out, resume=args.resume, progress=not args.no_progress,
                  threads=args.threads, channels_last=args.memory_format == "channels_last", ema_decay=args.ema, device=args.device,
-                 dataset=dataset_name(args.data, args.n), dataset_terms=data_terms(),
+                 dataset=dataset_name(args.data, args.n), dataset_terms=TERMS,
                  extra_args={"init": args.init, "data": str(args.data), "n": args.n, "split_seed": args.split_seed,
                              "test_size": test_size, "threads": args.threads, "memory_format": args.memory_format,
                              "device": args.device})
-
-
-def dataset_name(source: str, n: int | None) -> str:
-    """How the card names the training data: a Hub dataset id as is, else a description."""
-    import re
-
-    if re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", str(source)) and not __import__("os").path.exists(source):
-        return str(source)
-    what = "the fashrec embedded sample of" if source == "sample" else "a subset of"
-    size = f", {n} photos" if n else ""
-    return f"H&M product photos ({what} the Kaggle 'H&M Personalized Fashion Recommendations' images{size})"
-
-
-def data_terms() -> str:
-    from fashrec.commands.export_dataset import TERMS
-
-    return TERMS

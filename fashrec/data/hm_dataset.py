@@ -1,7 +1,7 @@
 """The H&M product photos as ``datasets`` objects: one loader for every place the data can live.
 
     dd = fashrec.load_hm("/path/to/hm")          # DatasetDict({"train", "test"}), 80/20, seed 42
-    dd = fashrec.load_hm("sample")               # the ~800-image sample shipped in the package
+    dd = fashrec.load_hm("sample")               # the ~800-image sample of a source checkout
     ds = fashrec.load_hm("org/hm-5k", split=False)
 
 Sources (``source``):
@@ -32,7 +32,6 @@ in full in every returned split's ``info.description``; read them back with ``lo
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -40,6 +39,8 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
+
+from fashrec.data.image_cells import image_bytes, image_problem  # noqa: F401  (image_bytes: public here too)
 
 if TYPE_CHECKING:  # heavy imports stay inside functions
     import datasets
@@ -130,8 +131,11 @@ def load_hm(
     fraction or a count; ``label_columns`` defaults to the ``LABEL_COLUMNS`` the source has (asking for
     one it lacks is an error). See the module docstring for sources, columns and what gets skipped.
     """
-    import datasets
     import numpy as np
+
+    from fashrec.extras import require
+
+    datasets = require("datasets", "fashrec.load_hm")
 
     if n is not None and n < 1:
         raise ValueError(f"load_hm: n must be a positive number of images, got {n}")
@@ -169,7 +173,7 @@ def load_hm(
         for i in walk:
             if n is not None and len(kept) >= n:
                 break
-            problem = _image_problem(t.images[i])
+            problem = image_problem(t.images[i])
             if problem:
                 bad.append(i)
             else:
@@ -372,59 +376,6 @@ def _image_files(folder: Path) -> list[str]:
 
 
 # --------------------------------------------------------------------------- images
-
-
-def _image_problem(cell: dict) -> str | None:
-    """Why this image cannot be used, or None. Cheap: parses the header, never decodes the pixels.
-
-    (A full decode of the 5,000 staged photos takes seconds; this takes ~50 ms. What slips through
-    is caught when the tensors are made: ``fashrec.dataset_tensor`` names every image it cannot decode.)
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        if cell.get("bytes") is not None:
-            data = cell["bytes"]
-            head_source, tail = io.BytesIO(data), data[-64:]
-        else:
-            path = cell["path"]
-            size = os.path.getsize(path)
-            if size == 0:
-                return "empty file"
-            with open(path, "rb") as f:
-                f.seek(max(0, size - 64))
-                tail = f.read()
-            head_source = path
-        with Image.open(head_source) as im:
-            fmt, (w, h) = im.format, im.size
-        if w < 1 or h < 1:
-            return f"bad size {w}x{h}"
-        if fmt == "JPEG" and b"\xff\xd9" not in tail:
-            return "truncated JPEG (no end-of-image marker)"
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
-
-
-def image_bytes(cell: dict, *, max_side: int | None = None, quality: int = 90) -> bytes:
-    """The encoded image of an ``Image(decode=False)`` cell, shrunk so its longer side is ``<= max_side``.
-
-    Unshrunk images are returned byte for byte; shrunk ones are re-encoded as JPEG (Lanczos, ``quality``).
-    """
-    from PIL import Image
-
-    data = cell["bytes"] if cell.get("bytes") is not None else Path(cell["path"]).read_bytes()
-    if max_side is None:
-        return data
-    with Image.open(io.BytesIO(data)) as im:
-        if max(im.size) <= max_side:
-            return data
-        scale = max_side / max(im.size)
-        size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
-        small = im.convert("RGB").resize(size, Image.LANCZOS)
-    buf = io.BytesIO()
-    small.save(buf, format="JPEG", quality=quality, optimize=True)
-    return buf.getvalue()
 
 
 class _NoBar:

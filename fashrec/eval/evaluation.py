@@ -43,6 +43,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from fashrec.data.labels import label_strings
+from fashrec.eval.baseline_cache import BaselineCache, Baselines
 from fashrec.eval.report import markdown  # noqa: F401  (fashrec.eval.evaluation.markdown, as before)
 from fashrec.eval.scores import DESIGN, DESIGN_COLUMN, MISSING, label_scores, random_scores, scored_queries
 
@@ -57,7 +59,7 @@ _QUERY_CHUNK = 256  # queries per search call: bounds memory and drives the prog
 def evaluate(data, *, model=None, split: str = "test", k: int = 10, metrics: Sequence[str] = METRICS,
              labels: Sequence[str] | None = None, embeddings: Sequence[str] = EMBEDDINGS, n: int | None = None,
              seed: int = 42, test_size: float = 0.2, batch_size: int = 256, progress: bool = True,
-             model_name: str | None = None, cache_dir: str | os.PathLike | None = None,
+             model_name: str | None = None, cache_dir: str | os.PathLike | bool | None = None,
              extra_train_data: Sequence = ()) -> dict:
     """Score a model's recommendations on labelled data; see the module docstring for what is measured.
 
@@ -107,7 +109,7 @@ def evaluate(data, *, model=None, split: str = "test", k: int = 10, metrics: Seq
         raise ValueError(f"evaluate: {data} has none of the label columns {list(LABELS)}: nothing to score against")
     x = {name: dataset_tensor(dd[name], model.preprocess_config, cache_dir=cache_dir, progress=progress)
          for name in ("train", "test")}
-    y = {name: {c: _label_strings(dd[name], DESIGN_COLUMN if c == DESIGN else c) for c in available}
+    y = {name: {c: label_strings(dd[name], DESIGN_COLUMN if c == DESIGN else c) for c in available}
          for name in ("train", "test")}
     seen_designs = None
     if extra_train_data and DESIGN in available:
@@ -125,7 +127,7 @@ def evaluate(data, *, model=None, split: str = "test", k: int = 10, metrics: Seq
         model=model, train_images=x["train"], test_images=x["test"], train_labels=y["train"],
         test_labels=y["test"], train_ids=ids["train"], test_ids=ids["test"], split=split, k=k, metrics=metrics,
         embeddings=embeddings, seed=seed, batch_size=batch_size, progress=progress, model_name=model_name,
-        seen_designs=seen_designs,
+        seen_designs=seen_designs, cache_dir=cache_dir,
     )
 
 
@@ -134,7 +136,7 @@ def evaluate_tensors(*, model, train_images, test_images, train_labels: Mapping[
                      test_ids: Sequence[str] | None = None, split: str = "test", k: int = 10,
                      metrics: Sequence[str] = METRICS, embeddings: Sequence[str] = EMBEDDINGS, seed: int = 42,
                      batch_size: int = 256, progress: bool = True, model_name: str | None = None,
-                     seen_designs=None) -> dict:
+                     seen_designs=None, cache_dir: str | os.PathLike | bool | None = False) -> dict:
     """:func:`evaluate` on preprocessed tensors ``(N, 3, S, S)`` and ``{label column: N labels}`` per split.
 
     The key ``"design"`` holds product codes. ``seen_designs`` (codes the model was trained on) adds the
@@ -142,6 +144,9 @@ def evaluate_tensors(*, model, train_images, test_images, train_labels: Mapping[
 
     ``model`` needs ``embed(x, focus=...)``, ``embedding_dim`` and optionally ``focuses`` and
     ``reconstruct``; anything with those works (tests use a two-dimensional fake).
+
+    ``cache_dir``: where the baselines are kept (``fashrec.eval.baseline_cache``); False (the default
+    here) keeps nothing, None is the default cache folder (what :func:`evaluate` and the CLI use).
     """
     import torch
 
@@ -183,22 +188,19 @@ def evaluate_tensors(*, model, train_images, test_images, train_labels: Mapping[
 
     focuses = tuple(getattr(model, "focuses", ("overall",)))
     dim = int(model.embedding_dim)
-    vectors: dict[tuple[str, str | None], np.ndarray] = {}  # (embedding, focus) -> catalogue matrix
+    # The baselines (raw and PCA neighbours, PCA and mean-image errors) do not depend on the model: they
+    # are kept on disk per data set (fashrec.eval.baseline_cache), and PCA is fitted only when one is missing.
+    cache = BaselineCache.open(cache_dir, x_train, x_test, split=split, query_rows=query_rows, k=k, seed=seed)
     # The model's embeddings are always made: k-means clusters them even when "model" is not scored.
-    model_vectors = {f: _embed(model, catalogue_x, f, batch_size, progress) for f in focuses}
+    model_vectors = _embed(model, catalogue_x, focuses, batch_size, progress)
+    flat_all = catalogue_x.reshape(len(catalogue_x), -1).numpy()
+    baselines = Baselines(fit_x.reshape(len(fit_x), -1).numpy(), flat_all, dim, seed, progress)
+    vectors: dict[tuple[str, str | None], object] = {}  # (embedding, focus) -> catalogue matrix (or its maker)
     if "model" in embeddings:
         for f in focuses:
             vectors[("model", f if len(focuses) > 1 else None)] = model_vectors[f]
-    flat_fit = fit_x.reshape(len(fit_x), -1).numpy()
-    flat_all = catalogue_x.reshape(len(catalogue_x), -1).numpy()
-    # PCA is always fitted: the reconstruction scores compare the model with it.
-    from sklearn.decomposition import PCA
-
-    n_components = min(dim, flat_fit.shape[0], flat_fit.shape[1])
-    _say(f"fitting PCA ({n_components} components) on {flat_fit.shape[0]} images", progress)
-    pca = PCA(n_components=n_components, random_state=seed).fit(flat_fit)
     if "pca" in embeddings:
-        vectors[("pca", None)] = pca.transform(flat_all).astype(np.float32)
+        vectors[("pca", None)] = baselines.pca_vectors
     if "raw" in embeddings:
         vectors[("raw", None)] = flat_all
 
@@ -215,10 +217,18 @@ def evaluate_tensors(*, model, train_images, test_images, train_labels: Mapping[
     from fashrec.index import SimilarityIndex
 
     for (embedding, focus), matrix in vectors.items():
-        index = SimilarityIndex(matrix, catalogue_ids)
+        index = None
         for metric in metrics:
-            positions = _neighbours(index, matrix, query_rows, k, metric,
-                                    progress, f"{embedding}{'/' + focus if focus else ''} {metric}")
+            name = baselines.entry(embedding, metric)
+            positions = cache.get(name) if embedding != "model" else None
+            if positions is None:
+                matrix = matrix() if callable(matrix) else matrix
+                if index is None:
+                    index = SimilarityIndex(matrix, catalogue_ids)
+                positions = _neighbours(index, matrix, query_rows, k, metric,
+                                        progress, f"{embedding}{'/' + focus if focus else ''} {metric}")
+                if embedding != "model":
+                    cache.put(name, positions)
             head = {"embedding": embedding, "metric": metric, **({"focus": focus} if focus is not None else {})}
             for column, values in catalogue_y.items():
                 retrieval.append({**head, "label": column, **label_scores(values, query_rows, positions, k, column)})
@@ -232,8 +242,9 @@ def evaluate_tensors(*, model, train_images, test_images, train_labels: Mapping[
                                   **random_scores(values, query_rows, k, column)})
 
     queries_x = catalogue_x[query_rows]
-    reconstruction = _reconstruction(model, queries_x, fit_x, pca, batch_size)
-    clustering = _clustering(model_vectors[focuses[0]][query_rows], catalogue_y, query_rows, seed)
+    reconstruction = {"model_mse": _model_mse(model, queries_x, batch_size, progress),
+                      **baselines.errors(queries_x, cache)}
+    clustering = _clustering(model_vectors[focuses[0]][query_rows], catalogue_y, query_rows, seed, progress)
     return {
         "k": int(k),
         "split": split,
@@ -259,33 +270,30 @@ def _load_model(model, model_name):
     return model, model_name
 
 
-def _label_strings(ds, column: str) -> list:
-    import datasets
-
-    feature = ds.features[column]
-    values = ds[column]
-    if isinstance(feature, datasets.ClassLabel):
-        return [feature.int2str(int(v)) if v is not None and v >= 0 else None for v in values]
-    return [None if v is None else str(v) for v in values]
-
-
 def _labels_array(values) -> np.ndarray:
     return np.array([MISSING if v is None else str(v) for v in values], dtype=object)
 
 
-def _embed(model, x, focus: str, batch_size: int, progress: bool) -> np.ndarray:
+def _embed(model, x, focuses: Sequence[str], batch_size: int, progress: bool) -> dict[str, np.ndarray]:
+    """Every focus of the catalogue ``x``, one pass over its batches, with BatchNorm folded (the vectors
+    ``fashrec embed`` makes: fashrec.models.inference)."""
     import torch
     from tqdm.auto import tqdm
 
-    if hasattr(model, "eval"):
-        model.eval()
+    from fashrec.models.inference import for_inference
+
+    fast = for_inference(model) if isinstance(model, torch.nn.Module) else model
+    if hasattr(fast, "eval"):
+        fast.eval()
     device = _device(model)
-    out = []
+    out: dict[str, list] = {f: [] for f in focuses}
     with torch.no_grad():
-        for start in tqdm(range(0, len(x), batch_size), desc=f"embed ({focus})", unit="batch",
-                          disable=not progress, file=sys.stderr):
-            out.append(model.embed(x[start:start + batch_size].to(device), focus=focus).float().cpu())
-    return torch.cat(out).numpy().astype(np.float32)
+        for start in tqdm(range(0, len(x), batch_size), desc="embed", unit="batch", disable=not progress,
+                          file=sys.stderr):
+            xb = x[start:start + batch_size].to(device)
+            for f in focuses:
+                out[f].append(fast.embed(xb, focus=f).float().cpu())
+    return {f: torch.cat(v).numpy().astype(np.float32) for f, v in out.items()}
 
 
 def _neighbours(index, matrix: np.ndarray, query_rows: np.ndarray, k: int, metric: str,
@@ -304,32 +312,27 @@ def _neighbours(index, matrix: np.ndarray, query_rows: np.ndarray, k: int, metri
     return out
 
 
-def _reconstruction(model, queries_x, fit_x, pca, batch_size: int) -> dict:
-    """MSE per value on the query images: the model's reconstruction, PCA's, and the mean fit image."""
+def _model_mse(model, queries_x, batch_size: int, progress: bool) -> float | None:
+    """MSE per value of the model's reconstruction of the query images (None without a decoder)."""
     import torch
+    from tqdm.auto import tqdm
 
-    model_mse = None
-    if hasattr(model, "reconstruct"):
-        try:
-            total = 0.0
-            with torch.no_grad():
-                for start in range(0, len(queries_x), batch_size):
-                    xb = queries_x[start:start + batch_size]
-                    total += float(((model.reconstruct(xb.to(_device(model))).float().cpu() - xb) ** 2).sum())
-            model_mse = total / queries_x.numel()
-        except NotImplementedError:
-            model_mse = None
-    flat = queries_x.reshape(len(queries_x), -1).numpy().astype(np.float64)
-    mean_image = fit_x.reshape(len(fit_x), -1).numpy().astype(np.float64).mean(axis=0)
-    mean_mse = float(((flat - mean_image) ** 2).mean())
-    pca_mse = None
-    if pca is not None:
-        approx = pca.inverse_transform(pca.transform(flat.astype(np.float32)))
-        pca_mse = float(((flat - approx) ** 2).mean())
-    return {"model_mse": model_mse, "pca_mse": pca_mse, "mean_image_mse": mean_mse}
+    if not hasattr(model, "reconstruct"):
+        return None
+    total = 0.0
+    try:
+        with torch.no_grad():
+            for start in tqdm(range(0, len(queries_x), batch_size), desc="reconstruct", unit="batch",
+                              disable=not progress, file=sys.stderr):
+                xb = queries_x[start:start + batch_size]
+                total += float(((model.reconstruct(xb.to(_device(model))).float().cpu() - xb) ** 2).sum())
+    except NotImplementedError:
+        return None
+    return total / queries_x.numel()
 
 
-def _clustering(vectors: np.ndarray, catalogue_y: Mapping[str, np.ndarray], query_rows: np.ndarray, seed: int):
+def _clustering(vectors: np.ndarray, catalogue_y: Mapping[str, np.ndarray], query_rows: np.ndarray, seed: int,
+                progress: bool = False):
     """k-means of the query images' model embeddings vs their product type (NMI, ARI); None without labels."""
     if CLUSTER_LABEL not in catalogue_y:
         return None
@@ -342,7 +345,10 @@ def _clustering(vectors: np.ndarray, catalogue_y: Mapping[str, np.ndarray], quer
     n_clusters = len(set(labels.tolist()))
     if n_clusters < 2 or len(labels) <= n_clusters:
         return None
-    predicted = KMeans(n_clusters=n_clusters, random_state=seed, n_init=4).fit_predict(vectors.astype(np.float64))
+    from fashrec.eval.progress import phase
+
+    with phase(f"k-means (k={n_clusters}) of {len(labels)} query embeddings", progress=progress):
+        predicted = KMeans(n_clusters=n_clusters, random_state=seed, n_init=4).fit_predict(vectors.astype(np.float64))
     return {
         "label": CLUSTER_LABEL,
         "nmi": float(normalized_mutual_info_score(labels, predicted)),

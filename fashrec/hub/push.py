@@ -4,16 +4,20 @@ The folder is checked first, so a half-written model never reaches the Hub: a mo
 ``config.json``, ``model.safetensors`` and ``README.md``; a dataset repo needs ``README.md`` and a
 ``data/`` folder. Temporary and checkpoint files (``*.tmp``, ``checkpoint/``, ``checkpoints/``, ...) are
 left behind. Everything else goes up in a single commit, so the repo never shows a mix of old and new files.
+The card goes up with its load snippet naming the repo (``fashrec.hub_card.cards.for_repo``): a card
+written before the repo id was known says ``from_pretrained(".")``, which only works beside the files.
 
 The token comes from the ``token`` argument, else ``HF_TOKEN``, else ``hf auth login``; it is never
 printed, logged or written anywhere by this module.
 """
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import re
 from pathlib import Path
+from typing import Iterator
 
 REQUIRED = {
     "model": ("config.json", "model.safetensors", "README.md"),
@@ -81,6 +85,11 @@ def _check_config(path: Path) -> None:
         raise ValueError(f"{path}: not a fashrec config (no \"model_class\"); save it with model.save_pretrained")
 
 
+def check_repo_id(repo_id: str) -> None:
+    if not re.fullmatch(r"([A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*", repo_id or ""):
+        raise ValueError(f"repo_id must look like 'namespace/name' (or 'name' for your own namespace), got {repo_id!r}")
+
+
 def resolve_token(token: str | None = None) -> str:
     """The token to push with: the argument, else ``HF_TOKEN``, else the stored Hub login."""
     from huggingface_hub import get_token
@@ -101,19 +110,28 @@ def push_folder(folder: str | os.PathLike, repo_id: str, *, repo_type: str = "mo
     Nothing is created on the Hub when the folder is incomplete or the token is missing.
     """
     from huggingface_hub import CommitOperationAdd, HfApi
-    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
-    if not re.fullmatch(r"([A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*", repo_id or ""):
-        raise ValueError(f"repo_id must look like 'namespace/name' (or 'name' for your own namespace), got {repo_id!r}")
+    check_repo_id(repo_id)
     files = check_folder(folder, repo_type)
     api = HfApi(token=resolve_token(token))
     root = Path(folder)
     message = commit_message or f"Upload {repo_type} with fashrec push ({len(files)} files)"
-    try:
+    with hub_errors(repo_id, repo_type, api):
         repo_url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
-        operations = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(root / rel)) for rel in files]
+        operations = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=_content(root / rel, rel, repo_url.repo_id))
+                      for rel in files]
         info = api.create_commit(repo_id=repo_url.repo_id, repo_type=repo_type, operations=operations,
                                  commit_message=message)
+    return str(info.commit_url)
+
+
+@contextlib.contextmanager
+def hub_errors(repo_id: str, repo_type: str, api) -> Iterator[None]:
+    """Turn what the Hub or the network answers into a HubPushError that says what to do (no token in it)."""
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    try:
+        yield
     except RepositoryNotFoundError as exc:
         raise HubPushError(
             f"cannot write to {repo_type} repo {repo_id!r}: it does not exist or the token cannot write to it "
@@ -128,7 +146,15 @@ def push_folder(folder: str | os.PathLike, repo_id: str, *, repo_type: str = "mo
         raise HubPushError(f"pushing to {repo_id!r} failed: {_first_line(exc)}") from None
     except _transport_errors() as exc:
         raise HubPushError(f"cannot reach the Hub at {api.endpoint}: {type(exc).__name__}: {exc}") from None
-    return str(info.commit_url)
+
+
+def _content(path: Path, rel: str, repo_id: str) -> str | bytes:
+    """What goes up for one file: the file itself, or for the card, the card loading ``repo_id``."""
+    if rel != "README.md":
+        return str(path)
+    from fashrec.hub_card.cards import for_repo
+
+    return for_repo(path.read_text(encoding="utf-8"), repo_id).encode("utf-8")
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:

@@ -11,6 +11,7 @@
 - :mod:`.faiss_backend`: FAISS flat / HNSW (``pip install 'fashrec[faiss]'``).
 """
 from fashrec.index.faiss_backend import FaissBackend
+from fashrec.index.focus import MAX_FOCUS_WEIGHT
 from fashrec.index.similarity_index import SimilarityIndex
 
-__all__ = ["FaissBackend", "SimilarityIndex"]
+__all__ = ["FaissBackend", "MAX_FOCUS_WEIGHT", "SimilarityIndex"]

@@ -16,6 +16,9 @@ from fashrec.index.distances import U64, FocusVectors, exact_distances, mask
 from fashrec.index.engines.flat import approx_scores, blocked_search
 
 DEFAULT_FOCUS = "overall"
+# Weights are relative: beyond this a weighted distance can overflow to inf, and inf distances would tie
+# with the masked (excluded / filtered-out) items, which could then be returned.
+MAX_FOCUS_WEIGHT = 1e6
 
 
 def check_focus_name(name, focuses: Mapping[str, object]) -> None:
@@ -36,6 +39,9 @@ def focus_weights(focus, focuses: Mapping[str, object]) -> dict[str, float]:
         w = float(w)
         if not np.isfinite(w) or w < 0:
             raise ValueError(f"focus weight for {name!r} must be finite and >= 0, got {w}")
+        if w > MAX_FOCUS_WEIGHT:
+            raise ValueError(f"focus weight for {name!r} is {w:g}: weights are relative, keep each at most "
+                             f"{MAX_FOCUS_WEIGHT:g}")
         if w > 0:
             weights[name] = w
     if not weights:

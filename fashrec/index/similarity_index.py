@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from fashrec.index import persistence
+from fashrec.index import persistence, updates
 from fashrec.index.catalogue import Catalogue, as_float32_matrix, check_k
 from fashrec.index.distances import METRICS, FocusVectors
 from fashrec.index.focus import DEFAULT_FOCUS, check_focus_name, focus_queries, focus_weights, weighted_search
@@ -223,6 +223,24 @@ class SimilarityIndex:
         if exclude_self:
             per_query = [list(extra) + [item] for extra, item in zip(per_query, item_ids)]
         return self.search(queries, k=k, metric=metric, exclude=per_query, where=where, focus=focus)
+
+    # ------------------------------------------------------------------ updates (fashrec.index.updates)
+
+    def add(self, embeddings, ids: Sequence[str], metadata=None) -> "SimilarityIndex":
+        """Append items (``embeddings`` as in the constructor, new unique ``ids``, optional metadata rows
+        of the index's columns) and return the index: it then answers as a fresh build of its items does."""
+        updates.add(self, embeddings, ids, metadata)
+        return self
+
+    def remove(self, ids: Sequence[str]) -> "SimilarityIndex":
+        """Drop the items ``ids`` (all must be in the index); the others keep their order."""
+        updates.remove(self, ids)
+        return self
+
+    def replace(self, embeddings, ids: Sequence[str], metadata=None) -> "SimilarityIndex":
+        """New vectors (and metadata, for the columns given) for items already in the index, in place."""
+        updates.replace(self, embeddings, ids, metadata)
+        return self
 
     # ------------------------------------------------------------------ save / load
 

@@ -2,17 +2,22 @@
 
     fashrec.jobs.embed_job.embed_catalogue(model=model, model_ref="paper-ae", data="../shared/data/hm", out="runs/hm-index")
 
+Photos are decoded on a pool of threads a few batches ahead of the model (``fashrec.jobs.embed_stream``),
+or by a Ray Data pipeline with the model in an actor pool (``engine="ray"``, ``fashrec.jobs.ray_embed``).
+
 A catalogue of any size is cut into shards of ``shard_size`` images (1,024 by default). Each finished
-shard is written atomically to ``<out>.partial/shards/00000.safetensors`` (one float32 tensor per focus,
-the shard's ids in its metadata), beside a ``manifest.json`` naming the model (weights hash), the data
-(a hash of the ids) and the shard size. A job killed at any moment loses at most the shard in
+shard is written atomically to ``<out>.partial/shards/00000.safetensors`` (``fashrec.jobs.shards``),
+beside a ``manifest.json`` naming the model (weights hash and embed options such as ``flip_tta``), the
+data (a hash of the ids) and the shard size. A job killed at any moment loses at most the shards in
 progress: running the same command again skips every finished shard. A different model or catalogue
 in the manifest is refused rather than mixed in (``restart=True`` starts over).
 
-When every shard is there the index is built and saved (``SimilarityIndex.save(..., model=model)``, so
-loading it with another model is refused), ``catalogue.json`` is added beside it, and the folder is
-renamed to ``out`` in one step; the ``.partial`` folder is then removed. ``out`` therefore only ever
-holds a complete index.
+A photo that cannot be decoded does not stop the job: it is left out and listed, with the reason, in
+the index's ``index.json`` (``"skipped_images"``); ``strict=True`` makes it an error instead.
+
+When every shard is there the index is built and written with ``catalogue.json`` beside it
+(``fashrec.jobs.index_folder.write_index_folder``: the whole folder is swapped in atomically, and a full
+disk is one clear error with the previous index untouched); the ``.partial`` folder is then removed.
 
 ``catalogue.json`` records what the index cannot: the model reference it was built with (a folder or
 Hub id, so ``fashrec recommend --image`` can reload it) and where each photo lives (so the neighbour
@@ -26,6 +31,8 @@ import os
 import shutil
 from pathlib import Path
 from typing import Any, Callable
+
+from fashrec.data.preprocess import ImageError
 
 SHARD_SIZE = 1024
 CATALOGUE_FILE = "catalogue.json"
@@ -53,12 +60,14 @@ def catalogue_metadata(ds) -> dict[str, list]:
     import datasets
 
     columns = {}
+    table = ds.select_columns([c for c in ds.column_names if c != "image"]).with_format("arrow")[:]
     for name, feature in ds.features.items():
         if name == "image":
             continue
-        values = ds[name]
+        values = table.column(name).to_pylist()  # one Arrow read a column, not a formatted list
         if isinstance(feature, datasets.ClassLabel):
-            columns[name] = [feature.int2str(int(v)) if v is not None and v >= 0 else None for v in values]
+            names = feature.names
+            columns[name] = [names[v] if v is not None and 0 <= v < len(names) else None for v in values]
         else:
             columns[name] = [None if v is None else str(v) for v in values]
     return columns
@@ -67,17 +76,23 @@ def catalogue_metadata(ds) -> dict[str, list]:
 def embed_catalogue(*, model, data: str | os.PathLike, out: str | os.PathLike, model_ref: str | None = None,
                     n: int | None = None, batch_size: int = 256, shard_size: int = SHARD_SIZE,
                     restart: bool = False, overwrite: bool = False, progress: bool = True,
-                    on_shard: Callable[[int], Any] | None = None):
+                    on_shard: Callable[[int], Any] | None = None, strict: bool = False, workers: int | None = None,
+                    engine: str = "local", ray_address: str | None = None, ray_actors: int | None = None):
     """Embed every image of ``data`` with every focus of ``model`` and save the index to ``out``.
 
     Returns the ``SimilarityIndex``. ``model_ref`` (a checkpoint folder or Hub id) is recorded so the
     model can be reloaded from the index; ``on_shard(i)`` is called after shard ``i`` is on disk (tests
     use it to interrupt a job). ``overwrite`` replaces an existing index at ``out``.
-    """
-    import torch
-    from tqdm.auto import tqdm
 
-    from fashrec.atomic import write_json_atomic
+    Photos that cannot be decoded are left out and listed in ``index.json`` (``"skipped_images"``, read
+    with :func:`fashrec.jobs.index_folder.skipped_images`); ``strict=True`` makes the first one an
+    ``ImageError`` instead. ``engine="ray"`` embeds with Ray Data (:mod:`fashrec.jobs.ray_embed`) on
+    the cluster at ``ray_address`` (None: a local Ray), into the very same files.
+    """
+    from fashrec.atomic import disk_full_as_error
+    from fashrec.jobs.embed_stream import embed_batches
+    from fashrec.jobs.index_folder import EMBED_OPTIONS, write_index_folder
+    from fashrec.jobs.shards import ShardStore
     from fashrec.models.hub_model import weights_hash
     from fashrec.index import SimilarityIndex
 
@@ -86,60 +101,62 @@ def embed_catalogue(*, model, data: str | os.PathLike, out: str | os.PathLike, m
         raise ValueError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it")
     if batch_size < 1 or shard_size < 1:
         raise ValueError(f"batch_size and shard_size must be positive, got {batch_size} and {shard_size}")
+    if engine not in ("local", "ray"):
+        raise ValueError(f"unknown engine {engine!r}; choose 'local' or 'ray'")
     ds = open_catalogue(data, n=n)
     ids = list(ds["article_id"])
+    skipped = [{"id": i, "reason": "failed the loader's integrity check (unreadable or truncated file)"}
+               for i in _unreadable(ds)]
+    if strict and skipped:
+        raise ImageError(f"{len(skipped)} photo(s) of {data} cannot be decoded (first: {skipped[0]['id']}); "
+                         "without --strict they are skipped and listed in index.json")
     focuses = tuple(getattr(model, "focuses", ("overall",)))
     work = out.parent / f"{out.name}.partial"
     manifest = {
         "format": _FORMAT,
         "model_weights_hash": weights_hash(model),
         "model": model_ref,
+        "embed_options": {k: getattr(model, k) for k in EMBED_OPTIONS if hasattr(model, k)},
         "data": str(data),
         "n_items": len(ids),
         "ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
         "shard_size": int(shard_size),
         "focuses": {f: int(model.embedding_dim) for f in focuses},
     }
-    _start_work_folder(work, manifest, restart=restart)
-
+    kept_note = (f"{out} is unchanged" if out.exists() else "no index was written") + \
+        f"; finished shards are kept in {work}: run the same command again when there is room"
+    with disk_full_as_error(work, unchanged=kept_note):
+        _start_work_folder(work, manifest, restart=restart)
     model.eval()
-    device = next(model.parameters()).device
-    n_shards = (len(ids) + shard_size - 1) // shard_size
+    store = ShardStore(work / "shards", ids, shard_size=shard_size, dims=manifest["focuses"])
+    todo = store.todo()
+    batches = [range(b, min(hi, b + batch_size))
+               for lo, hi in map(store.bounds, todo) for b in range(lo, hi, batch_size)]
     cells = ds.cast_column("image", _undecoded_image())
-    bar = tqdm(total=len(ids), desc="embed", unit="img", disable=not progress)
-    for s in range(n_shards):
-        lo, hi = s * shard_size, min(len(ids), (s + 1) * shard_size)
-        shard_file = work / "shards" / f"{s:05d}.safetensors"
-        if _shard_ok(shard_file, ids[lo:hi], manifest["focuses"]):
-            bar.update(hi - lo)
-            continue
-        chunks: dict[str, list] = {f: [] for f in focuses}
-        for b in range(lo, hi, batch_size):
-            x = _preprocess_cells(cells[b:min(hi, b + batch_size)]["image"], ids[b:min(hi, b + batch_size)], model)
-            x = x.to(device)
-            with torch.no_grad():
-                for f in focuses:
-                    chunks[f].append(model.embed(x, focus=f).cpu())
-            bar.update(x.shape[0])
-        _save_shard({f: torch.cat(v) for f, v in chunks.items()}, ids[lo:hi], shard_file)
-        if on_shard is not None:
-            on_shard(s)
-    bar.close()
+    sources = _CellSources(cells)
+    if engine == "ray":
+        from fashrec.jobs.ray_embed import ray_embed_batches
 
-    vectors = {f: [] for f in focuses}
-    for s in range(n_shards):
-        tensors = _load_shard(work / "shards" / f"{s:05d}.safetensors")
-        for f in focuses:
-            vectors[f].append(tensors[f])
-    embeddings = {f: torch.cat(v) for f, v in vectors.items()}
-    index = SimilarityIndex(embeddings if len(focuses) > 1 else embeddings[focuses[0]], ids, catalogue_metadata(ds))
+        stream = ray_embed_batches(model, sources, batches, address=ray_address, actors=ray_actors, progress=progress)
+    else:
+        stream = embed_batches(model, sources, batches, workers=workers, progress=progress)
 
-    staging = work / "index"
-    if staging.exists():
-        shutil.rmtree(staging)
-    index.save(staging, model=model)
-    write_json_atomic(_catalogue_record(data, model_ref, cells, manifest), staging / CATALOGUE_FILE)
-    _move_into_place(staging, out)
+    def refuse(failed):
+        if strict:
+            position, why = failed[0]
+            raise ImageError(f"article_id {ids[position]}: {why}")
+
+    with disk_full_as_error(work, unchanged=kept_note):
+        store.collect(stream, on_shard=on_shard, check=refuse)
+    kept, vectors, failed = store.load_all()
+    skipped += [{"id": ids[p], "reason": why} for p, why in failed]
+    if not kept:
+        raise ImageError(f"none of the {len(ids)} photos of {data} could be decoded (first: {skipped[0]['reason']})")
+    kept_ds = ds.select(kept) if len(kept) < len(ids) else ds
+    index = SimilarityIndex(vectors if len(focuses) > 1 else vectors[focuses[0]], [ids[p] for p in kept],
+                            catalogue_metadata(kept_ds))
+    record = _catalogue_record(data, model_ref, kept_ds.cast_column("image", _undecoded_image()), manifest)
+    write_index_folder(out, index, model=model, catalogue=record, skipped=skipped)
     shutil.rmtree(work, ignore_errors=True)
     return index
 
@@ -165,20 +182,9 @@ def catalogue_images(index_dir: str | os.PathLike, item_ids: list[str]) -> list:
     source is reloaded with ``fashrec.load_hm``. Never raises for a missing photo: the grid shows a gap.
     """
     record = read_catalogue(index_dir)
-    images = record.get("images") or {}
-    root, files = images.get("root"), images.get("files")
-    ids = record.get("ids")
-    if root is not None and files is not None and ids is not None:
-        if root == SAMPLE_ROOT:
-            from fashrec.data.sample import SAMPLE_DIR
-
-            root = SAMPLE_DIR
-        where = dict(zip(ids, files))
-        out = []
-        for i in item_ids:
-            path = Path(root) / where[i] if i in where else None
-            out.append(str(path) if path is not None and path.is_file() else None)
-        return out
+    where = photo_locations(index_dir, record)
+    if where is not None:
+        return [where[i] if i in where and Path(where[i]).is_file() else None for i in item_ids]
     if record.get("data"):
         try:
             ds = open_catalogue(record["data"])
@@ -188,6 +194,30 @@ def catalogue_images(index_dir: str | os.PathLike, item_ids: list[str]) -> list:
         position = {a: k for k, a in enumerate(cells["article_id"])}
         return [_cell_source(cells[position[i]]["image"]) if i in position else None for i in item_ids]
     return [None] * len(item_ids)
+
+
+def photo_locations(index_dir: str | os.PathLike, record: dict | None = None) -> dict[str, str] | None:
+    """``{id: photo path}`` from ``catalogue.json``'s file list (``record`` if given), or None when it
+    has none (a Hub or saved dataset). Files are relative to ``images.root``: ``@sample`` (the sample
+    shipped in the package), a folder relative to the index (photos that travel with it, ``fashrec space
+    build``) or an absolute one; a file may also be an absolute path of its own (an added photo)."""
+    record = read_catalogue(index_dir) if record is None else record
+    images = record.get("images") or {}
+    root, files, ids = images.get("root"), images.get("files"), record.get("ids")
+    if root is None or files is None or ids is None:
+        return None
+    return {i: str(image_root(index_dir, root) / f) for i, f in zip(ids, files)}
+
+
+def image_root(index_dir: str | os.PathLike, root: str) -> Path:
+    """The folder ``images.root`` of ``catalogue.json`` names."""
+    if root == SAMPLE_ROOT:
+        from fashrec.data.sample import SAMPLE_DIR
+
+        return Path(SAMPLE_DIR)
+    if not Path(root).is_absolute():  # photos that travel with the index (fashrec space build)
+        return Path(index_dir) / root
+    return Path(root)
 
 
 # --------------------------------------------------------------------------- internals
@@ -203,17 +233,6 @@ def _cell_source(cell: dict):
     if cell.get("bytes") is not None:
         return cell["bytes"]
     return cell.get("path")
-
-
-def _preprocess_cells(cells: list[dict], ids: list[str], model):
-    from fashrec.data.preprocess import ImageError, preprocess_batch
-
-    try:
-        return preprocess_batch([_cell_source(c) for c in cells], model.preprocess_config)
-    except ImageError as exc:  # name the catalogue id, not only the position in the batch
-        position = str(exc).split(":", 1)[0].removeprefix("item ")
-        who = ids[int(position)] if position.isdigit() and int(position) < len(ids) else "?"
-        raise ImageError(f"article_id {who}: {exc}") from exc
 
 
 def _start_work_folder(work: Path, manifest: dict, *, restart: bool) -> None:
@@ -236,33 +255,6 @@ def _start_work_folder(work: Path, manifest: dict, *, restart: bool) -> None:
         return
     (work / "shards").mkdir(parents=True, exist_ok=True)
     write_json_atomic(manifest, path)
-
-
-def _save_shard(tensors: dict, ids: list[str], path: Path) -> None:
-    from fashrec.atomic import save_safetensors_atomic
-
-    save_safetensors_atomic(tensors, path, metadata={"ids": json.dumps(ids)})
-
-
-def _load_shard(path: Path) -> dict:
-    from safetensors.torch import load_file
-
-    return load_file(str(path))
-
-
-def _shard_ok(path: Path, ids: list[str], focuses: dict[str, int]) -> bool:
-    """A shard counts as done only if it reads back with the expected ids, focuses and shapes."""
-    if not path.is_file():
-        return False
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            if json.loads((f.metadata() or {}).get("ids", "null")) != ids or set(f.keys()) != set(focuses):
-                return False
-            return all(tuple(f.get_slice(name).get_shape()) == (len(ids), dim) for name, dim in focuses.items())
-    except (SafetensorError, OSError, ValueError):
-        return False
 
 
 def _catalogue_record(data, model_ref, cells, manifest: dict) -> dict:
@@ -293,7 +285,32 @@ def _catalogue_record(data, model_ref, cells, manifest: dict) -> dict:
     }
 
 
-def _move_into_place(staging: Path, out: Path) -> None:
-    from fashrec.atomic import replace_dir
+class _CellSources:
+    """The photo of each row (encoded bytes or a path), read from the dataset's image column a block of
+    rows at a time (one Arrow slice instead of a formatted row per photo; bytes stay bounded)."""
 
-    replace_dir(staging, out)
+    BLOCK = 1024
+
+    def __init__(self, cells) -> None:
+        self.images = cells.select_columns(["image"])
+        self.block, self.start = [], -1
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        i = int(i)
+        if not self.start <= i < self.start + len(self.block):
+            self.start = i - i % self.BLOCK
+            self.block = self.images[self.start:self.start + self.BLOCK]["image"]
+        return _cell_source(self.block[i - self.start])
+
+
+def _unreadable(ds) -> list[str]:
+    """The ids ``load_hm`` left out because the photo failed its integrity check."""
+    from fashrec.data.hm_dataset import load_report
+
+    try:
+        return list(load_report(ds).get("skipped", {}).get("undecodable", []))
+    except ValueError:  # not made by load_hm
+        return []

@@ -135,13 +135,18 @@ class HubModel(
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *, revision: str | None = None,
                         cache_dir: str | os.PathLike | None = None, force_download: bool = False,
                         token: str | bool | None = None, local_files_only: bool = False,
-                        map_location: str | torch.device = "cpu", **overrides) -> "HubModel":
-        """Load a model from a local folder or a Hub repo id, strictly.
+                        map_location: str | torch.device = "cpu", strict: bool = True, **overrides) -> "HubModel":
+        """Load a model from a shipped name (``"paper-ae"``, ``"default"``), a local folder or a Hub repo id.
 
         Called on ``HubModel`` (or via ``fashrec.from_pretrained``) it returns whichever class
         ``config.json`` names; called on a subclass it also checks the checkpoint is of that class.
+        The keywords are ``PyTorchModelHubMixin.from_pretrained``'s: ``revision``, ``cache_dir``,
+        ``force_download``, ``token`` and ``local_files_only`` go to the Hub download, ``map_location`` is
+        where the weights land, and ``strict=False`` tolerates missing or unexpected weights (a shape
+        mismatch is still an error; the default, unlike the mixin's, is strict). Any other keyword overrides
+        a ``config.json`` value.
         """
-        source = str(pretrained_model_name_or_path)
+        source = _shipped_folder(str(pretrained_model_name_or_path))
         fetch = dict(revision=revision, cache_dir=cache_dir, force_download=force_download, token=token,
                      local_files_only=local_files_only)
         config_file = _fetch(source, CONFIG_NAME, **fetch)
@@ -158,8 +163,20 @@ class HubModel(
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{source}: {CONFIG_NAME} holds a config {target.__name__} cannot take: {exc}") from exc
         weights_file = _fetch(source, WEIGHTS_NAME, **fetch)
-        load_state_strict(model, weights_file, source=source)
+        load_state_strict(model, weights_file, source=source, strict=strict)
         return model.to(map_location).eval()
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *, config: dict | None = None, **kwargs):
+        """The mixin's ``save_pretrained``. ``config.json`` is always this model's own ``config_dict()`` (the
+        arguments that rebuild it), so a different ``config=`` is refused rather than silently dropped."""
+        mine = self.config_dict()
+        differs = sorted(k for k, v in json.loads(json.dumps(config or {})).items() if k not in mine or mine[k] != v)
+        if differs:
+            raise ValueError(
+                f"save_pretrained(config=...) differs from this {type(self).__name__}'s config in {differs}: a fashrec "
+                "config.json always holds the model's own constructor arguments; build the model with the config instead"
+            )
+        return super().save_pretrained(save_directory, **kwargs)
 
     def push_to_hub(self, repo_id: str, *, model_card_kwargs: dict | None = None, **kwargs) -> str:
         """Upload config, weights and card in one commit; the card's load snippet names ``repo_id``."""
@@ -170,14 +187,14 @@ class HubModel(
         from huggingface_hub import ModelCard
 
         try:
-            from hub_card.cards import render_model_card
+            from fashrec.hub_card.cards import render_model_card
         except ImportError:  # hub_card is packaged with fashrec; this only guards a partial install
             return super().generate_model_card(*args, **kwargs)
         return ModelCard(render_model_card(model_class=type(self).__name__, config=self.config_dict(), **kwargs))
 
 
 def from_pretrained(path_or_repo_id: str | os.PathLike, **kwargs) -> HubModel:
-    """Load any fashrec model from a folder or Hub repo id; the class comes from ``config.json``."""
+    """Load any fashrec model from a shipped name, a folder or a Hub repo id; the class comes from ``config.json``."""
     return HubModel.from_pretrained(path_or_repo_id, **kwargs)
 
 
@@ -191,8 +208,10 @@ def weights_hash(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def load_state_strict(model: torch.nn.Module, weights_file: str | os.PathLike, *, source: str = "") -> None:
-    """Load safetensors weights into ``model``; any missing, unexpected or mis-shaped tensor is an error."""
+def load_state_strict(model: torch.nn.Module, weights_file: str | os.PathLike, *, source: str = "",
+                      strict: bool = True) -> None:
+    """Load safetensors weights into ``model``; any missing, unexpected or mis-shaped tensor is an error
+    (``strict=False``: missing and unexpected tensors are tolerated, a shape mismatch still is one)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -208,6 +227,8 @@ def load_state_strict(model: torch.nn.Module, weights_file: str | os.PathLike, *
         f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
         for k in set(state) & set(expected) if state[k].shape != expected[k].shape
     )
+    if not strict:
+        missing = unexpected = []
     if missing or unexpected or mismatched:
         parts = []
         if missing:
@@ -217,7 +238,17 @@ def load_state_strict(model: torch.nn.Module, weights_file: str | os.PathLike, *
         if mismatched:
             parts.append(f"shape mismatches {mismatched}")
         raise ValueError(f"{where}: weights do not match {type(model).__name__}: " + "; ".join(parts))
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=strict)
+
+
+def _shipped_folder(source: str) -> str:
+    """A shipped checkpoint's name (``"paper-ae"``, ``"default"``) as its folder; anything else unchanged.
+    A local folder of the same name wins over the shipped one."""
+    from fashrec.models import pretrained
+
+    if not os.path.exists(source) and (source == "default" or source in pretrained.names()):
+        return str(pretrained.path(source))
+    return source
 
 
 def _fetch(source: str, filename: str, **fetch) -> str:
@@ -228,11 +259,20 @@ def _fetch(source: str, filename: str, **fetch) -> str:
         return path
     if os.path.exists(source) or source.startswith((".", "/", "~")) or source.count("/") > 1:
         raise FileNotFoundError(f"{source}: not a checkpoint folder, and not a Hub repo id of the form 'org/name'")
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 
     try:
         return hf_hub_download(repo_id=source, filename=filename, **fetch)
+    except LocalEntryNotFoundError as exc:  # before EntryNotFoundError, its parent: nothing was asked of the Hub
+        from fashrec.models import pretrained
+
+        why = ("HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else
+               "local_files_only=True" if fetch.get("local_files_only") else "the Hub could not be reached")
+        raise FileNotFoundError(
+            f"{source}: not in the local Hub cache and {why}, so its {filename} cannot be downloaded; "
+            f"go online once, or load a folder or a shipped name ({', '.join(pretrained.names())})"
+        ) from exc
     except EntryNotFoundError as exc:
         raise FileNotFoundError(f"{source}: the Hub repo has no {filename}") from exc
     except RepositoryNotFoundError as exc:

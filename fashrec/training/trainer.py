@@ -24,10 +24,9 @@ picks up an ``eval.json`` written by ``fashrec evaluate --out``).
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import torch
 
@@ -316,51 +315,14 @@ def write_outputs(out_dir: str | os.PathLike, model, metrics: Mapping, test_x: t
 
 
 def write_card(out_dir: str | os.PathLike, *, repo_id: str | None = None) -> str:
-    """(Re)write ``out_dir/README.md`` from the folder's config, metrics, training args and ``eval.json``.
+    """(Re)write ``out_dir/README.md`` from the folder's config, metrics, training args and ``eval.json``
+    (``fashrec.hub.model_card.write_model_card``).
 
     Run again after ``fashrec evaluate --out out_dir/eval.json`` to put retrieval scores on the card.
     """
-    from hub_card.cards import render_model_card
+    from fashrec.hub.model_card import write_model_card
 
-    from fashrec.atomic import write_text_atomic
-
-    out = Path(out_dir)
-    config = _read_json(out / "config.json")
-    metrics = _read_json(out / "metrics.json")
-    args = _read_json(out / "training_args.json") if (out / "training_args.json").exists() else {}
-    retrieval = retrieval_rows(_read_json(out / "eval.json")) if (out / "eval.json").exists() else None
-    card_metrics = {k: v for k, v in metrics.items()
-                    if k.endswith(("_mse", "_loss", "_kl")) and isinstance(v, (int, float))}
-    hyper = {k: v for k, v in args.items() if k not in ("dataset", "dataset_terms") and v is not None}
-    if metrics.get("train_seconds"):
-        hyper["training time (s)"] = metrics["train_seconds"]
-    images = {"loss curve (train and test, per epoch)": "loss_curve.png",
-              "test images (top) and their reconstructions (bottom)": "reconstructions.png"}
-    text = render_model_card(model_class=config.get("model_class", "model"), config=config, repo_id=repo_id,
-                             metrics=card_metrics, retrieval=retrieval, hyperparameters=hyper,
-                             dataset=args.get("dataset"), dataset_terms=args.get("dataset_terms"),
-                             images={k: v for k, v in images.items() if (out / v).exists()})
-    write_text_atomic(text, out / "README.md")
-    return text
-
-
-def retrieval_rows(evaluation: Mapping) -> list[dict]:
-    """The card's retrieval rows from a ``fashrec evaluate`` result: the model's own embedding, cosine."""
-    k = evaluation.get("k", 10)
-    rows = []
-    for row in evaluation.get("retrieval", []):
-        if row.get("embedding", "model") != "model" or row.get("metric", "cosine") != "cosine":
-            continue
-        if row.get("focus") not in (None, "overall"):
-            continue
-        if row.get("subset"):
-            continue
-        if row.get("label") == "design":
-            rows.append({"label": "design", f"hit@{k}": row.get("design_hit_at_k"), f"map@{k}": row.get("map_at_k")})
-        else:
-            rows.append({"label": row.get("label"), f"precision@{k}": row.get("precision_at_k"),
-                         f"map@{k}": row.get("map_at_k")})
-    return rows
+    return write_model_card(out_dir, repo_id=repo_id)
 
 
 def push_to_hub(out_dir: str | os.PathLike, repo_id: str, *, token: str | None = None, private: bool = False) -> str:
@@ -421,10 +383,3 @@ def _loss_name(model, beta: float) -> str:
     return "per-value MSE"
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: missing (is {path.parent} a finished training folder?)") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from exc

@@ -1,0 +1,49 @@
+"""What ``pip install fashrec`` leaves out, and the one-line error that names the extra to install.
+
+The core install loads, preprocesses and embeds. The rest needs an extra (pyproject's
+``optional-dependencies``): the H&M loader, index metadata and exports need ``data``; the scoreboard
+``eval``; training ``train``; the Space ``space``; the FAISS backends ``faiss``.
+"""
+from __future__ import annotations
+
+import importlib
+
+# top-level module -> the smallest extra that brings it
+EXTRA_OF = {
+    "datasets": "data", "pandas": "data", "pyarrow": "data",
+    "sklearn": "eval", "matplotlib": "eval",
+    "gradio": "space", "gradio_client": "space",
+    "faiss": "faiss",
+}
+
+
+class MissingExtra(ModuleNotFoundError):
+    """A module of an optional extra is not installed; the message says which ``pip install`` fixes it."""
+
+
+def install_hint(extra: str) -> str:
+    return f"pip install 'fashrec[{extra}]'"
+
+
+def missing_extra(exc: ModuleNotFoundError, extra: str | None = None) -> MissingExtra | None:
+    """``exc`` as a MissingExtra naming the extra to install (``extra``, e.g. the command's, else the
+    module's own), or None for a module no extra brings (a real bug, left alone)."""
+    if isinstance(exc, MissingExtra) and extra is None:
+        return exc
+    module = (exc.name or "").split(".")[0]
+    if module not in EXTRA_OF:
+        return None
+    extra = extra or EXTRA_OF[module]
+    return MissingExtra(f"this needs the '{extra}' extra (no module named '{module}'): {install_hint(extra)}",
+                        name=module)
+
+
+def require(module: str, what: str):
+    """``import module``, or raise MissingExtra: ``"<what> needs the 'data' extra: pip install 'fashrec[data]'"``."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        extra = EXTRA_OF.get((exc.name or module).split(".")[0])
+        if extra is None:
+            raise
+        raise MissingExtra(f"{what} needs the '{extra}' extra: {install_hint(extra)}", name=exc.name) from None

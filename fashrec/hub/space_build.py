@@ -1,0 +1,294 @@
+"""A Hugging Face Space that deploys from its own folder: ``fashrec space build`` / ``fashrec space push``.
+
+    build_space("runs/space")                                  # the Space of space/index, the default models
+    push_space("runs/space", "org/fashrec-demo")              # one commit, replacing the Space's files
+
+The folder holds everything the Space runs, so nothing it needs can move under it:
+
+    app.py, recommender.py     the app (copied from the checkout's space/)
+    requirements.txt           one line: the fashrec wheel below (with its [data] extra), by relative path
+    wheels/fashrec-*.whl       fashrec itself, built from this checkout (or --wheel)
+    checkpoints/<name>/        the checkpoints it serves: config.json, model.safetensors, card
+    index/                     the index those checkpoints made (sealed: fashrec.index.integrity) and
+    index/photos/              the catalogue photos it shows, shrunk to thumbnails
+    space.json                 which checkpoint recommends, which reconstructs
+    README.md                  the Space card (YAML: sdk gradio, sdk_version, app_file)
+
+The index and the checkpoints are checked against each other (weights, preprocessing, ids, checksums)
+before anything is written, and the folder appears in one step (built beside it, then renamed).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+SPACE_SOURCES = ("app.py", "recommender.py")
+CHECKPOINT_FILES = ("config.json", "model.safetensors", "README.md")
+INDEX_FILES = ("embeddings.safetensors", "ids.json", "metadata.parquet", "index.json")
+# What a wheel is built from: the package, the card templates it installs as fashrec.hub_card, the metadata.
+WHEEL_SOURCES = ("pyproject.toml", "README.md", "LICENSE", "fashrec", "hub_card")
+REQUIRED = ("app.py", "recommender.py", "requirements.txt", "README.md", "space.json", "index/index.json")
+THUMBNAIL_SIDE = 128  # the longer side of a shown catalogue photo, in pixels (the sample's own size)
+NO_MODEL = "none"
+
+
+def source_space_dir() -> Path:
+    """The ``space/`` folder of this checkout (or ``FASHREC_SPACE_DIR``): the app's source, not in the wheel."""
+    candidates = [Path(os.environ["FASHREC_SPACE_DIR"])] if os.environ.get("FASHREC_SPACE_DIR") else []
+    candidates.append(Path(__file__).resolve().parents[2] / "space")
+    for folder in candidates:
+        if (folder / "app.py").is_file():
+            return folder
+    raise FileNotFoundError(
+        f"the Space app is not at {' or '.join(str(p / 'app.py') for p in candidates)}: run this from a source "
+        "checkout of fashrec (git clone ...; pip install -e '.[space]'), or set FASHREC_SPACE_DIR to the space/ folder"
+    )
+
+
+def build_wheel(out_dir: str | os.PathLike, source: str | os.PathLike | None = None) -> Path:
+    """Build the fashrec wheel of the checkout ``source`` (default: this one) into ``out_dir``.
+
+    Built from a clean copy of the package's sources, so nothing stale in the checkout (``build/``) and
+    nothing the wheel must not carry gets in; no network (``--no-build-isolation``).
+    """
+    source = Path(source) if source else source_space_dir().parent
+    missing = [name for name in WHEEL_SOURCES if not (source / name).exists()]
+    if missing:
+        raise FileNotFoundError(f"{source} is not a fashrec checkout (no {', '.join(missing)}): pass --wheel")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="fashrec-wheel-") as tmp:
+        for name in WHEEL_SOURCES:
+            src = source / name
+            if src.is_dir():
+                shutil.copytree(src, Path(tmp) / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "hm_sample"))
+            else:
+                shutil.copy2(src, Path(tmp) / name)
+        done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
+                               "--wheel-dir", str(out_dir), tmp], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"building the fashrec wheel failed:\n{done.stderr[-2000:]}")
+    wheels = sorted(out_dir.glob("fashrec-*.whl"), key=lambda p: p.stat().st_mtime)
+    return wheels[-1]
+
+
+def build_space(out: str | os.PathLike, *, index: str | os.PathLike | None = None, model: str | None = None,
+                recon_model: str | None = None, wheel: str | os.PathLike | None = None, overwrite: bool = False,
+                thumbnail_side: int = THUMBNAIL_SIDE) -> Path:
+    """Write a complete Space repo to ``out`` (see the module docstring) and return it.
+
+    ``index``: an index made by ``fashrec embed`` (default: the checkout's ``space/index``); ``model``: the
+    checkpoint that made it (default: the one its ``catalogue.json`` records); ``recon_model``: the one that
+    reconstructs (default: ``model`` if it has a decoder, else the shipped ``paper-ae``; ``"none"``: none);
+    ``wheel``: a fashrec wheel to vendor (default: built from this checkout).
+    """
+    import fashrec
+    from fashrec.atomic import replace_dir
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise ValueError(f"{out} is not empty; pass --overwrite to replace it with a new build")
+    space_dir = source_space_dir()
+    index_dir = Path(index) if index else space_dir / "index"
+    app = _recommender_module(space_dir)
+    model_ref = model or _recorded_model(index_dir) or fashrec.pretrained.DEFAULT
+    recon_ref = recon_model
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    staging.chmod(0o755)  # mkdtemp's 0700 would stay on the finished folder
+    try:
+        model_name = _copy_checkpoint(model_ref, staging / "checkpoints", app.short_name)
+        loaded = fashrec.from_pretrained(staging / "checkpoints" / model_name)
+        if recon_ref is None:
+            recon_ref = None if app.has_decoder(loaded) else app.RECON_DEFAULT
+        recon_name = model_name if recon_ref is None else NO_MODEL if recon_ref == NO_MODEL else \
+            _copy_checkpoint(recon_ref, staging / "checkpoints", app.short_name)
+        ids = _copy_index(index_dir, staging / "index", loaded, model_name, thumbnail_side)
+        for name in SPACE_SOURCES:
+            shutil.copy2(space_dir / name, staging / name)
+        _write_json({"index": "index", "model": model_name, "recon_model": recon_name}, staging / "space.json")
+        vendored = _vendor_wheel(wheel, staging / "wheels")
+        (staging / "requirements.txt").write_text(_requirements(vendored.name), encoding="utf-8")
+        (staging / "README.md").write_text(_card(staging, app, loaded, model_name, recon_name, vendored.name, ids),
+                                           encoding="utf-8")
+        replace_dir(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
+
+
+def check_space(folder: str | os.PathLike) -> list[str]:
+    """Raise FileNotFoundError naming what a Space folder lacks; return its files (relative, sorted)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such Space folder (make one with 'fashrec space build')")
+    missing = [name for name in REQUIRED if not (folder / name).is_file()]
+    if missing or not list(folder.glob("wheels/fashrec-*.whl")):
+        missing += [] if list(folder.glob("wheels/fashrec-*.whl")) else ["wheels/fashrec-*.whl"]
+        raise FileNotFoundError(f"{folder} is not a built Space: missing {', '.join(missing)} "
+                                "(make it with 'fashrec space build')")
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def push_space(folder: str | os.PathLike, repo_id: str, *, token: str | None = None, private: bool = False,
+               commit_message: str | None = None) -> str:
+    """Create the Space ``repo_id`` (sdk gradio) if needed and make its files exactly ``folder``'s, in one
+    commit (files of an earlier build that this one lacks are deleted). Returns the commit URL."""
+    from huggingface_hub import HfApi
+
+    from fashrec.hub.push import check_repo_id, hub_errors, resolve_token
+
+    check_repo_id(repo_id)
+    files = check_space(folder)
+    api = HfApi(token=resolve_token(token))
+    with hub_errors(repo_id, "space", api):
+        repo = api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
+        info = api.upload_folder(repo_id=repo.repo_id, repo_type="space", folder_path=str(folder),
+                                 delete_patterns="*",
+                                 commit_message=commit_message or f"fashrec space build ({len(files)} files)")
+    return str(info.commit_url)
+
+
+# ----- pieces ------------------------------------------------------------------------------------------
+
+def _recommender_module(space_dir: Path):
+    """The Space's ``recommender.py`` (not an installed module: it ships in the Space folder)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fashrec_space_recommender", space_dir / "recommender.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _recorded_model(index_dir: Path) -> str | None:
+    from fashrec.jobs.embed_job import read_catalogue
+
+    return read_catalogue(index_dir).get("model") if index_dir.is_dir() else None
+
+
+def _copy_checkpoint(ref: str, into: Path, short_name) -> str:
+    """Copy the checkpoint ``ref`` (shipped name, folder or Hub id) into ``into/<name>``; return the name."""
+    from fashrec.models import pretrained
+
+    if Path(ref).is_dir():
+        folder = Path(ref)
+    elif ref == "default" or ref in pretrained.names():
+        folder = pretrained.path(ref)
+    else:
+        from huggingface_hub import snapshot_download
+
+        folder = Path(snapshot_download(ref, allow_patterns=list(CHECKPOINT_FILES)))
+    name = pretrained.DEFAULT if ref == "default" else short_name(ref).split("/")[-1]
+    target = into / name
+    if target.exists():
+        return name
+    target.mkdir(parents=True)
+    for file in CHECKPOINT_FILES:
+        if (folder / file).is_file():
+            shutil.copy2(folder / file, target / file)
+    return name
+
+
+def _copy_index(index_dir: Path, target: Path, model, model_name: str, side: int) -> list[str]:
+    """The index (checked against ``model`` first), its photos as thumbnails, a catalogue.json naming both."""
+    from fashrec.index.integrity import check_index, seal
+    from fashrec.jobs.embed_job import CATALOGUE_FILE, catalogue_images, read_catalogue
+    from fashrec.models.hub_model import weights_hash
+    from fashrec.index import SimilarityIndex
+
+    index = SimilarityIndex.load(index_dir, model=model)
+    check_index(index_dir, index, model, require_seal=False)  # sealed or not, it is sealed again below
+    sources = catalogue_images(index_dir, index.ids)
+    missing = [i for i, s in zip(index.ids, sources) if s is None]
+    if missing:
+        raise FileNotFoundError(f"{index_dir}: no photo for {len(missing)} item(s) (first: {missing[:5]})")
+    target.mkdir(parents=True)
+    for name in INDEX_FILES:
+        if (index_dir / name).is_file():
+            shutil.copy2(index_dir / name, target / name)
+    seal(target)
+    files = [f"photos/{i[:3]}/{i}.jpg" for i in index.ids]
+    for source, file in zip(sources, files):
+        _thumbnail(source, target / file, side)
+    data = read_catalogue(index_dir).get("data")
+    _write_json({"format": "fashrec.catalogue", "data": data if data == "sample" else None, "model": model_name,
+                 "model_weights_hash": weights_hash(model), "ids": list(index.ids),
+                 "images": {"root": "photos", "files": [f.removeprefix("photos/") for f in files]}},
+                target / CATALOGUE_FILE)
+    return list(index.ids)
+
+
+def _thumbnail(source, path: Path, side: int) -> None:
+    """A catalogue photo (a path or encoded bytes) as a JPEG whose longer side is at most ``side``."""
+    import io
+
+    from PIL import Image
+
+    data = Path(source).read_bytes() if isinstance(source, (str, os.PathLike)) else bytes(source)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with Image.open(io.BytesIO(data)) as im:
+        if max(im.size) <= side and im.format == "JPEG":
+            path.write_bytes(data)
+            return
+        im = im.convert("RGB")
+        im.thumbnail((side, side), Image.Resampling.LANCZOS)
+        im.save(path, format="JPEG", quality=90)
+
+
+def _vendor_wheel(wheel, into: Path) -> Path:
+    into.mkdir(parents=True)
+    if wheel is None:
+        return build_wheel(into)
+    wheel = Path(wheel)
+    if not (wheel.is_file() and wheel.name.startswith("fashrec-") and wheel.suffix == ".whl"):
+        raise FileNotFoundError(f"--wheel {wheel}: not a fashrec wheel file (fashrec-*.whl)")
+    return Path(shutil.copy2(wheel, into / wheel.name))
+
+
+def _requirements(wheel_name: str) -> str:
+    return (
+        "# Installed by the Space on top of gradio (sdk_version in README.md). fashrec is the wheel vendored in\n"
+        "# wheels/, the very code this folder's index and checkpoints were checked with; [data] adds\n"
+        "# pandas/pyarrow for the index metadata. Its other requirements (torch, huggingface-hub, ...) come\n"
+        "# from PyPI. Paths are relative to this folder, where the Space runs pip.\n"
+        f"./wheels/{wheel_name}[data]\n"
+    )
+
+
+def _card(folder: Path, app, model, model_name: str, recon_name: str, wheel_name: str, ids: list[str]) -> str:
+    import gradio
+
+    import fashrec
+    from fashrec.hub_card.cards import render_space_card
+
+    space = json.loads((folder / "space.json").read_text())
+    focuses = list(getattr(model, "focuses", ("overall",)))
+    what = f"**`{model_name}`** (`{type(model).__name__}`, {model.embedding_dim}-d"
+    what += f" per focus: {', '.join(focuses)})" if len(focuses) > 1 else ")"
+    if recon_name == NO_MODEL:
+        recon = "none (switched off)"
+    elif recon_name == model_name:
+        recon = "the same model"
+    else:
+        recon_model = fashrec.from_pretrained(folder / "checkpoints" / recon_name)
+        recon = f"**`{recon_name}`** (`{type(recon_model).__name__}`, {recon_model.embedding_dim}-d)"
+    checkpoints = sorted(p.name for p in (folder / "checkpoints").iterdir())
+    example = app.Recommender.load(index=folder / space["index"], model=model_name, recon_model=NO_MODEL,
+                               checkpoints=folder / "checkpoints").featured()
+    return render_space_card(title="fashrec similar fashion products", sdk_version=gradio.__version__,
+                             n_items=len(ids), model_description=what, recon_description=recon,
+                             checkpoints=checkpoints, wheel=wheel_name, fashrec_version=fashrec.__version__,
+                             example_id=example, focuses=focuses)
+
+
+def _write_json(value, path: Path) -> None:
+    path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n", encoding="utf-8")
