@@ -165,3 +165,16 @@ def test_a_full_disk_is_one_line_and_the_previous_index_still_loads(untrained_ae
     after = SimilarityIndex.load(out)
     assert after.ids == before.ids
     np.testing.assert_array_equal(after.embeddings(), before.embeddings())
+
+
+def test_switching_flip_tta_is_never_answered_from_the_remembered_batch():
+    model = fashrec.from_pretrained(fashrec.pretrained.path("default"))  # a model that sees left from right
+    x = torch.linspace(0, 1, 64).expand(3, 3, 64, 64).clone()  # ramps: not their own mirror images
+    x[1], x[2] = x[1] ** 3, 1 - x[2].sqrt()
+    with_tta = model.embed(x)
+    model.flip_tta = False
+    without = model.embed(x)  # the same tensor: MultiTaskCNN's memo must not hand back the averaged views
+    fresh = fashrec.from_pretrained(fashrec.pretrained.path("default"))
+    fresh.flip_tta = False
+    torch.testing.assert_close(without, fresh.embed(x.clone()), rtol=0, atol=0)
+    assert (with_tta - without).abs().max() > 0.05

@@ -163,16 +163,10 @@ def embed_catalogue(*, model, data: str | os.PathLike, out: str | os.PathLike, m
 
 def read_catalogue(index_dir: str | os.PathLike) -> dict:
     """The ``catalogue.json`` of an index made by :func:`embed_catalogue` (``{}`` for other indexes)."""
+    from fashrec.jobs.index_folder import read_json_object
+
     path = Path(index_dir) / CATALOGUE_FILE
-    if not path.is_file():
-        return {}
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc})") from None
-    if not isinstance(record, dict):
-        raise ValueError(f"{path} must hold a JSON object")
-    return record
+    return read_json_object(path) if path.is_file() else {}
 
 
 def catalogue_images(index_dir: str | os.PathLike, item_ids: list[str]) -> list:
@@ -265,7 +259,8 @@ def _catalogue_record(data, model_ref, cells, manifest: dict) -> dict:
     paths = [c.get("path") if c.get("bytes") is None else None for c in cells["image"]]
     images = None
     if all(paths):
-        absolute = [Path(p).resolve() for p in paths]
+        folders: dict[Path, Path] = {}  # resolve each folder once, not each of thousands of photos
+        absolute = [_resolved(folders, Path(p).parent) / Path(p).name for p in paths]
         root = Path(os.path.commonpath([str(p.parent) for p in absolute]))
         files = [p.relative_to(root).as_posix() for p in absolute]
         label = SAMPLE_ROOT if root == SAMPLE_DIR.resolve() or SAMPLE_DIR.resolve() in root.parents else str(root)
@@ -283,6 +278,12 @@ def _catalogue_record(data, model_ref, cells, manifest: dict) -> dict:
         "ids": ids,
         "images": images,
     }
+
+
+def _resolved(cache: dict, folder: Path) -> Path:
+    if folder not in cache:
+        cache[folder] = folder.resolve()
+    return cache[folder]
 
 
 class _CellSources:

@@ -69,6 +69,11 @@ def read_record(index_dir: str | os.PathLike) -> dict:
     path = Path(index_dir) / INDEX_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {index_dir} is not an index folder")
+    return read_json_object(path)
+
+
+def read_json_object(path: Path) -> dict:
+    """A JSON file that must hold an object; ValueError naming the file otherwise."""
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:

@@ -285,7 +285,7 @@ class MultiTaskCNN(HubModel):
         if not self.training and not torch.is_grad_enabled():
             key = (x.data_ptr(), tuple(x.shape), x.stride(), x._version, str(x.device), x.dtype,
                    float(x.double().sum()), float((x.double() ** 2).sum()), self.histogram_weight,
-                   sum(p._version for p in self.parameters()))
+                   self.flip_tta, sum(p._version for p in self.parameters()))
             if key in self._memo:
                 self._memo.move_to_end(key)
                 return self._memo[key]
