@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # no torchvision.
 TORCH := torch==2.14.1
 
-.PHONY: setup demo test browser clean-cache
+.PHONY: setup demo test browser mutation clean-cache
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ demo: setup
 
 test: setup browser
 	$(BIN)/python -m pytest
+
+# Mutation testing of the core modules (not part of CI; tens of minutes on two cores, at low priority).
+# One module: make mutation MODULES=preprocess. Results: build/mutation/summary.md; see docs/testing.md.
+mutation: setup
+	nice -n 10 $(BIN)/python tools/mutation.py $(MODULES)
 
 clean-cache:
 	rm -rf $${FASHREC_CACHE:-$$HOME/.cache/fashrec}

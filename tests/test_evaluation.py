@@ -143,28 +143,83 @@ def test_bad_arguments_are_named():
         run_points(test_labels={"product_type_name": ["A"]})
 
 
-def test_cli_json_is_one_object_on_stdout_with_every_row(untrained_ae_dir, tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "2", "FASHREC_CACHE": str(tmp_path / "cache")}
+def _assert_same_result(actual, expected, where="result"):
+    """Equal JSON values, floats to 1e-6 (BLAS thread counts may differ between the CLI and this process)."""
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict) and set(actual) == set(expected), where
+        for key in expected:
+            _assert_same_result(actual[key], expected[key], f"{where}[{key!r}]")
+    elif isinstance(expected, list):
+        assert isinstance(actual, list) and len(actual) == len(expected), where
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            _assert_same_result(a, e, f"{where}[{i}]")
+    elif isinstance(expected, float):
+        assert actual == pytest.approx(expected, rel=1e-6, abs=1e-9, nan_ok=True), where
+    else:
+        assert actual == expected, where
+
+
+def _brute_force_scores(vectors, labels, queries, k):
+    """Mean P@k and AP@k (AP divided by min(k, R)) by plain Python over float64 cityblock distances."""
+    p_sum = ap_sum = 0.0
+    for q in queries:
+        others = [j for j in range(len(vectors)) if j != q]
+        d = np.abs(vectors[others].astype(np.float64) - vectors[q].astype(np.float64)).sum(axis=1)
+        ranked = [others[i] for i in np.argsort(d, kind="stable")[:k]]
+        rel = [labels[j] == labels[q] for j in ranked]
+        r = sum(labels[j] == labels[q] for j in others)
+        p_sum += sum(rel) / k
+        hits, ap = 0, 0.0
+        for i, hit in enumerate(rel, start=1):
+            if hit:
+                hits += 1
+                ap += hits / i
+        ap_sum += ap / min(k, r) if min(k, r) else 0.0
+    return p_sum / len(queries), ap_sum / len(queries)
+
+
+def test_cli_json_equals_the_library_result_and_a_brute_force_row(untrained_ae_dir, tmp_path):
+    """`fashrec evaluate --json` prints exactly what fashrec.evaluate returns for the same (non-default)
+    arguments, and one of its rows equals a brute-force computation from the model's own embeddings."""
+    import fashrec
+    from fashrec.data.hm_dataset import load_hm
+    from fashrec.data.tensor_cache import dataset_tensor
+
+    cache = tmp_path / "cache"
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "FASHREC_CACHE": str(cache)}
     out = tmp_path / "eval.json"
     proc = subprocess.run(
         [sys.executable, "-m", "fashrec.cli", "evaluate", "--data", "sample", "--n", "120", "--model", str(untrained_ae_dir),
-         "--k", "5", "--json", "--out", str(out)],
+         "--k", "5", "--seed", "7", "--json", "--out", str(out)],
         capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)  # stdout is pure JSON: progress went to stderr
     assert json.loads(out.read_text()) == result
-    assert set(result) == {"k", "split", "n_queries", "model", "embedding_dim", "retrieval", "reconstruction", "clustering"}
     assert (result["k"], result["split"], result["n_queries"], result["embedding_dim"]) == (5, "test", 24, 2048)
     assert result["model"] == str(untrained_ae_dir)
+    assert set(result) == {"k", "split", "n_queries", "model", "embedding_dim", "retrieval", "reconstruction", "clustering"}
     keys = {(r["embedding"], r["metric"], r["label"]) for r in result["retrieval"]}
     assert keys == {(e, m, c) for e in EMBEDDINGS for m in METRICS for c in (*LABELS, DESIGN)}
     for r in result["retrieval"]:
         design = {"design_hit_at_k", "n_scored"} if r["label"] == DESIGN else set()
         assert set(r) == {"embedding", "metric", "label", "precision_at_k", "map_at_k"} | design
-        if r["label"] != DESIGN or r["n_scored"]:
-            assert 0.0 <= r["map_at_k"] <= 1.0 and 0.0 <= r["precision_at_k"] <= 1.0
+
+    data = load_hm("sample", n=120, seed=7, progress=False)
+    expected = fashrec.evaluate(data, model=str(untrained_ae_dir), k=5, seed=7, progress=False, cache_dir=cache)
+    _assert_same_result(result, expected)
+
+    # one row by brute force: the model's embeddings, cityblock, product type; the test rows query train + test
+    model = fashrec.from_pretrained(untrained_ae_dir)
+    x = torch.cat([dataset_tensor(data[s], model.preprocess_config, cache_dir=cache, progress=False)
+                   for s in ("train", "test")])
+    labels = [data[s].features["product_type_name"].int2str(v) for s in ("train", "test")
+              for v in data[s]["product_type_name"]]
+    vectors = model.embed(x).numpy()
+    n_train = len(data["train"])
+    p, ap = _brute_force_scores(vectors, labels, range(n_train, len(labels)), 5)
+    (row,) = [r for r in result["retrieval"]
+              if (r["embedding"], r["metric"], r["label"]) == ("model", "cityblock", "product_type_name")]
+    assert (row["precision_at_k"], row["map_at_k"]) == pytest.approx((p, ap), rel=1e-9)
     rec = result["reconstruction"]
-    assert set(rec) == {"model_mse", "pca_mse", "mean_image_mse"} and all(v > 0 for v in rec.values())
-    assert set(result["clustering"]) == {"label", "nmi", "ari"} and result["clustering"]["label"] == "product_type_name"
-    assert 0.0 <= result["clustering"]["nmi"] <= 1.0
+    assert rec["model_mse"] == pytest.approx(float(((model.reconstruct(x[n_train:]) - x[n_train:]) ** 2).mean()), rel=1e-5)

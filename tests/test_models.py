@@ -1,6 +1,8 @@
 """Models: the paper's shapes, save/load round trips, class dispatch and strict loading."""
 import json
+import re
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -67,6 +69,56 @@ def test_vae_embeds_mu_not_a_sample():
     assert not torch.equal(r1, r2), "training forward must sample z"
 
 
+def _set_vae_heads(m, *, mu_bias, logvar_bias):
+    """Zero both heads' weights and set their biases: mu and logvar become known constants for any input."""
+    with torch.no_grad():
+        for head, bias in ((m.mu, mu_bias), (m.logvar, logvar_bias)):
+            head.weight.zero_()
+            head.bias.fill_(bias)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"channels": [8, 8, 4], "latent_dim": 16}])
+def test_vae_forward_returns_mu_then_logvar_from_their_own_heads(kwargs):
+    """forward is (recon, mu, logvar): with the heads set by hand, each output must be its own head's value."""
+    m = ConvVAE(**kwargs).eval()
+    _set_vae_heads(m, mu_bias=0.25, logvar_bias=-1.5)
+    x = _batch()
+    recon, mu, logvar = m(x)
+    assert torch.all(mu == 0.25) and torch.all(logvar == -1.5)
+    assert torch.equal(m.embed(x), mu.flatten(1))  # the embedding is mu, not logvar
+    assert torch.equal(recon, m.decode(mu))  # eval mode decodes mu itself
+    assert mu.shape == logvar.shape and mu.flatten(1).shape[1] == m.embedding_dim
+
+
+def test_vae_samples_with_standard_deviation_exp_half_logvar():
+    """z = mu + exp(logvar / 2) * eps: logvar = log 4 gives sigma = 2 around mu."""
+    m = ConvVAE()
+    mu = torch.full((4000,), 3.0)
+    logvar = torch.full((4000,), float(np.log(4.0)))
+    torch.manual_seed(0)
+    z = m.sample(mu, logvar)
+    assert abs(float(z.mean()) - 3.0) < 0.1 and abs(float(z.std()) - 2.0) < 0.1
+    m.train()
+    _set_vae_heads(m, mu_bias=0.0, logvar_bias=-30.0)  # sigma = exp(-15): a sample is mu up to 1e-6
+    x = _batch()
+    recon, mu_out, _ = m(x)
+    assert torch.allclose(recon, m.decode(mu_out), atol=1e-5)
+
+
+@pytest.mark.parametrize("mu_value,logvar_value", [(0.0, 0.0), (0.5, 0.0), (0.0, -2.0), (1.0, 0.7)])
+def test_vae_kl_is_the_closed_form_of_known_mu_and_logvar(mu_value, logvar_value):
+    """KL(N(mu, sigma) || N(0, 1)) summed over z, per image, from heads set by hand: independent of the
+    model's own outputs, so a swapped (mu, logvar) or a wrong sign is seen."""
+    m = ConvVAE(channels=[8, 4])
+    _set_vae_heads(m, mu_bias=mu_value, logvar_bias=logvar_value)
+    x = _batch()
+    parts = m.loss(x, beta=2.0)
+    per_value = 0.5 * (mu_value**2 + np.exp(logvar_value) - 1.0 - logvar_value)
+    expected_kl = per_value * m.embedding_dim
+    assert float(parts["kl"]) == pytest.approx(expected_kl, rel=1e-5, abs=1e-6)
+    assert float(parts["loss"].detach()) == pytest.approx(float(parts["mse"]) + 2.0 * expected_kl / (3 * 64 * 64), rel=1e-5, abs=1e-7)
+
+
 def test_vae_loss_matches_formula():
     m = ConvVAE()
     x = _batch()
@@ -126,6 +178,26 @@ def test_strict_loading_names_missing_and_unexpected_keys(tmp_path):
         fashrec.from_pretrained(tmp_path)
     assert "missing keys ['decoder.2.bias']" in str(info.value)
     assert "unexpected keys ['extra.weight']" in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["missing", "unexpected"])
+def test_strict_loading_refuses_each_kind_of_key_error_on_its_own(tmp_path, kind):
+    """Missing keys alone (or unexpected keys alone) are refused: a loader that only checks one kind, or
+    that needs both before it complains, would load a half-initialised model."""
+    ConvAE().save_pretrained(tmp_path)
+    state = load_file(str(tmp_path / "model.safetensors"))
+    if kind == "missing":
+        state.pop("decoder.2.bias")
+    else:
+        state["extra.weight"] = torch.zeros(1)
+    save_file(state, str(tmp_path / "model.safetensors"))
+    with pytest.raises(ValueError) as info:
+        fashrec.from_pretrained(tmp_path)
+    message = str(info.value)
+    if kind == "missing":
+        assert "missing keys ['decoder.2.bias']" in message and "unexpected" not in message
+    else:
+        assert "unexpected keys ['extra.weight']" in message and "missing" not in message
 
 
 def test_strict_loading_names_shape_mismatch(tmp_path):
@@ -224,3 +296,204 @@ def test_compact_convae_code_is_linear_and_trains_away_from_the_mean_image():
     assert float(codes.std(0).mean()) > 1e-3, "codes collapsed to one point"
     mean_image_mse = float(((x - x.mean(0, keepdim=True)) ** 2).mean())
     assert float(m.loss(x)["mse"]) < mean_image_mse
+
+
+# ----- contracts pinned by mutation testing (docs/testing.md) ------------------------------------------
+
+
+def test_input_check_names_the_model_the_shape_and_the_fix():
+    m = ConvAE()
+    with pytest.raises(ValueError) as info:
+        m.embed(torch.rand(2, 3, 32, 32))
+    assert str(info.value) == (
+        "ConvAE expects a preprocessed batch of shape (N, 3, 64, 64); got (2, 3, 32, 32). "
+        "Use fashrec.preprocess_batch(images, model.preprocess_config) or model.embed_images(images).")
+    with pytest.raises(ValueError, match=r"^ConvAE expects .*; got ndarray\. Use"):
+        m.embed(np.zeros((2, 3, 64, 64), np.float32))  # right shape, but not a tensor
+
+
+class _TwoFocusAE(ConvAE):
+    """A ConvAE with a second focus that doubles the code: enough to see which focus was used."""
+
+    focuses = ("overall", "double")
+
+    def _embed(self, x, focus):
+        return self._code(x) * (2 if focus == "double" else 1)
+
+
+def test_embed_images_batches_preprocesses_and_passes_every_option(monkeypatch, capsys):
+    import fashrec.data.preprocess as preprocess_module
+    from PIL import Image
+
+    m = _TwoFocusAE(channels=[8, 4]).eval()
+    assert m.embed_images([]).shape == (0, m.embedding_dim)
+    images = [Image.new("RGB", (6, 9), (i, 100, 200 - i)) for i in range(300)]
+    calls = []
+    real = preprocess_module.preprocess_batch
+
+    def spy(batch, config=None, *, progress=False):
+        calls.append(len(batch))
+        return real(batch, config, progress=progress)
+
+    monkeypatch.setattr(preprocess_module, "preprocess_batch", spy)
+    out = m.embed_images(images)
+    assert calls == [256, 44]  # the default batch size
+    x = real(images, m.preprocess_config)
+    assert torch.equal(out, m.embed(x))
+    assert capsys.readouterr().err == ""  # no progress bar unless asked
+    assert torch.allclose(m.embed_images(images, batch_size=100, normalize=True, focus="double"),
+                          m.embed(x, normalize=True, focus="double"))
+    assert calls[2:] == [100, 100, 100]
+    assert torch.equal(m.embed_images(images[:3], focus="double"), 2 * m.embed(x[:3]))
+    m.embed_images(images[:3], progress=True)
+    assert "preprocess" in capsys.readouterr().err
+
+
+def test_config_json_and_weights_file_carry_what_readers_expect(tmp_path):
+    from safetensors import safe_open
+
+    ConvAE(channels=[8, 4]).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["fashrec_version"] == fashrec.__version__ and config["embedding_dim"] == 4 * 16 * 16
+    with safe_open(str(tmp_path / "model.safetensors"), framework="pt") as f:
+        assert f.metadata() == {"format": "pt"}
+    card = (tmp_path / "README.md").read_text()
+    assert "`ConvAE`" in card
+
+
+def test_weights_hash_is_the_documented_digest():
+    """sha256 over sorted names: 'name|dtype|shape|' then the raw bytes (none for an empty tensor). The
+    digest is stored in saved indexes, so it must not drift."""
+    import hashlib
+
+    state = {"b": torch.arange(3, dtype=torch.float32), "a": torch.zeros(0), "c": torch.tensor(7)}
+    module = torch.nn.Module()
+    for name, value in state.items():
+        module.register_buffer(name, value)
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name]
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.numpy().tobytes())
+    assert weights_hash(module) == h.hexdigest()
+
+
+def test_load_messages_start_with_the_source(tmp_path):
+    from fashrec.models.hub_model import load_state_strict
+
+    ConvAE().save_pretrained(tmp_path)
+    src = re.escape(str(tmp_path))
+    config = json.loads((tmp_path / "config.json").read_text())
+    state = load_file(str(tmp_path / "model.safetensors"))
+    state.pop("decoder.2.bias")
+    state["extra.weight"] = torch.zeros(1)
+    save_file(state, str(tmp_path / "model.safetensors"))
+    with pytest.raises(ValueError, match=rf"^{src}: weights do not match ConvAE: missing keys \['decoder.2.bias'\]; "
+                                         r"unexpected keys \['extra.weight'\]$"):
+        fashrec.from_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(weights))}: weights do not match ConvAE: missing"):
+        load_state_strict(ConvAE(), weights)  # no source given: the file names itself
+    for mutate, message in ((lambda c: c.update(model_class="Nope"), "unknown model_class 'Nope'"),
+                            (lambda c: c.update(depth=2), r"config.json has keys ConvAE does not take: \['depth'\]"),
+                            (lambda c: c.update(self=1), r"config.json has keys ConvAE does not take: \['self'\]")):
+        changed = dict(config)
+        mutate(changed)
+        (tmp_path / "config.json").write_text(json.dumps(changed))
+        with pytest.raises(ValueError, match=rf"^{src}: {message}"):
+            fashrec.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match=rf"^{src}: config.json must hold a JSON object$"):
+        fashrec.from_pretrained(tmp_path)
+
+
+def test_a_config_without_model_class_needs_the_class(tmp_path):
+    m = ConvAE(channels=[8, 4])
+    m.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["model_class"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(tmp_path))}: config.json has no 'model_class'; "
+                                         "load it with the model class itself$"):
+        fashrec.from_pretrained(tmp_path)
+    assert weights_hash(ConvAE.from_pretrained(tmp_path)) == weights_hash(m)
+
+
+def test_map_location_reaches_the_loaded_model(tmp_path):
+    ConvAE(channels=[8, 4]).save_pretrained(tmp_path)
+    loaded = fashrec.from_pretrained(tmp_path, map_location="meta")
+    assert {p.device.type for p in loaded.parameters()} == {"meta"} and not loaded.training
+
+
+@pytest.mark.parametrize("source", ["./nope", ".nope", "/nope", "~nope", "a/b/c"])
+def test_what_is_not_a_repo_id_never_reaches_the_hub(source, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda **kw: pytest.fail(f"asked the Hub for {kw}"))
+    with pytest.raises(FileNotFoundError, match=f"^{re.escape(source)}: not a checkpoint folder, and not a Hub repo id"):
+        fashrec.from_pretrained(source)
+
+
+def test_hub_downloads_pass_every_option(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    folder = tmp_path / "ckpt"
+    ConvAE(channels=[8, 4]).save_pretrained(folder)
+    calls = []
+
+    def fake_download(**kwargs):
+        calls.append(kwargs)
+        return str(folder / kwargs["filename"])
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    fashrec.from_pretrained("org/name")
+    options = dict(revision=None, cache_dir=None, force_download=False, token=None, local_files_only=False)
+    assert calls == [dict(repo_id="org/name", filename=f, **options) for f in ("config.json", "model.safetensors")]
+    calls.clear()
+    options = dict(revision="v1", cache_dir=str(tmp_path), force_download=True, token="t", local_files_only=True)
+    ConvAE.from_pretrained("org/name", **options)
+    assert calls == [dict(repo_id="org/name", filename=f, **options) for f in ("config.json", "model.safetensors")]
+
+
+def test_push_and_load_through_a_fake_hub(hub_server, tmp_path):
+    """The Hub path for real: push (the card names the repo), load by id into a cache, a past revision,
+    and the errors for a missing repo and a missing file."""
+    import huggingface_hub
+    from tests.hub_server import USER
+
+    repo = f"{USER}/tiny-ae"
+    first = ConvAE(channels=[8, 4]).eval()
+    first.push_to_hub(repo, token=hub_server.token)
+    api = huggingface_hub.HfApi(token=hub_server.token)
+    card = open(huggingface_hub.hf_hub_download(repo, "README.md", token=hub_server.token)).read()
+    assert f'fashrec.from_pretrained("{repo}")' in card
+    revision = api.list_repo_commits(repo)[0].commit_id
+    torch.manual_seed(1)
+    second = ConvAE(channels=[8, 4]).eval()
+    second.push_to_hub(repo, token=hub_server.token)
+    cache = tmp_path / "cache"
+    loaded = fashrec.from_pretrained(repo, cache_dir=cache, token=hub_server.token)
+    assert weights_hash(loaded) == weights_hash(second) and any(cache.rglob("model.safetensors"))
+    assert weights_hash(fashrec.from_pretrained(repo, revision=revision, token=hub_server.token)) == weights_hash(first)
+    with pytest.raises(FileNotFoundError, match=f"^{USER}/nothing-here: no such Hub repo \\(or no access to it\\)$"):
+        fashrec.from_pretrained(f"{USER}/nothing-here", token=hub_server.token)
+    api.delete_file("model.safetensors", repo)
+    with pytest.raises(FileNotFoundError, match=f"^{repo}: the Hub repo has no model.safetensors$"):
+        fashrec.from_pretrained(repo, token=hub_server.token, force_download=True)
+
+
+def test_from_pretrained_imports_the_model_module_it_needs(tmp_path, monkeypatch):
+    """A checkpoint whose class is not registered yet (its module not imported) still loads: the model
+    modules are imported on demand, and one that fails to import does not stop the others."""
+    import sys
+
+    import fashrec.models
+    from fashrec.models import hub_model
+
+    ConvVAE(channels=[8, 4]).save_pretrained(tmp_path)
+    monkeypatch.delitem(hub_model._REGISTRY, "ConvVAE")
+    monkeypatch.delitem(sys.modules, "fashrec.models.conv_vae")
+    monkeypatch.setattr(fashrec.models, "conv_vae", None)  # the import rebinds it; restored afterwards
+    monkeypatch.setitem(sys.modules, "fashrec.models.conv_ae", None)  # an earlier module that fails to import
+    loaded = fashrec.from_pretrained(tmp_path)
+    assert type(loaded).__name__ == "ConvVAE" and type(loaded) is not ConvVAE  # from a fresh import

@@ -393,3 +393,131 @@ def test_config_dict_equals_dataclass_and_unknown_key():
     assert torch.equal(preprocess(halves()), preprocess(halves(), PreprocessConfig()))
     with pytest.raises(ValueError, match="imagesize"):
         preprocess(halves(), {"imagesize": 64})
+
+
+# --- contracts pinned by mutation testing (docs/testing.md) -----------------------------------------
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"image_size": 32, "resize_height": 40, "resize_width": 20}, "resize box 40x20 does not fit in image_size 32"),
+    ({"image_size": 32, "resize_height": 20, "resize_width": 40}, "resize box 20x40 does not fit in image_size 32"),
+    ({"resize_height": 0}, "sizes must be positive"),
+    ({"resize_width": 0}, "sizes must be positive"),
+    ({"pad_value": 1.5}, r"pad_value must be in \[0, 1\], got 1.5"),
+    ({"pad_value": -0.5}, r"pad_value must be in \[0, 1\], got -0.5"),
+])
+def test_config_refuses_each_bad_field_on_its_own(kwargs, message):
+    with pytest.raises(ValueError, match=f"^PreprocessConfig: {message}$"):
+        PreprocessConfig(**kwargs)
+
+
+def test_batch_progress_bar_only_when_asked(monkeypatch):
+    """No bar by default, even on a terminal (tqdm's own default would draw one there); with
+    progress=True one bar named 'preprocess' counting images."""
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    images = [Image.new("RGB", (4, 6), RED)] * 3
+    for kwargs in ({}, {"progress": False}):
+        monkeypatch.setattr(sys, "stderr", Terminal())
+        preprocess_batch(images, **kwargs)
+        assert sys.stderr.getvalue() == ""
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    preprocess_batch(images, progress=True)
+    assert re.search(r"^\rpreprocess: +0%.* 0/3 .*\rpreprocess: 100%.* 3/3 \[.*img/s\]", sys.stderr.getvalue())
+
+
+def test_error_messages_name_the_source_and_the_problem_in_full(tmp_path, monkeypatch):
+    import fashrec.data.preprocess as module
+
+    with pytest.raises(ImageError) as err:
+        preprocess(torch.rand(3, 8, 8))
+    assert str(err.value) == (
+        "<tensor shape (3, 8, 8)>: preprocess takes an image (PIL, path, bytes, file object or numpy array), "
+        "not a torch tensor; a tensor is assumed to be preprocessed already - pass it to the model directly, "
+        "or convert it with image.permute(1, 2, 0).numpy() first")
+    with pytest.raises(ImageError) as err:
+        preprocess(3.5)
+    assert str(err.value) == ("<float>: unsupported input type; expected a PIL image, a path, bytes, a binary file "
+                              "object or a numpy array")
+
+    class Broken(io.RawIOBase):
+        def read(self, *_):
+            raise OSError("disk on fire")
+
+    with pytest.raises(ImageError, match=r"^<file object Broken>: cannot read \(OSError: disk on fire\)$"):
+        preprocess(Broken())
+    with pytest.raises(ImageError, match=r"^<file object StringIO>: read\(\) returned str, open the file in binary mode"):
+        preprocess(io.StringIO("text"))
+    with pytest.raises(ImageError, match=r"^<bytes>: not a readable image \(UnidentifiedImageError: "):
+        preprocess(b"not an image at all")
+    jpg = encode(halves(), "JPEG", quality=90)
+    with pytest.raises(ImageError, match=r"^<bytes>: cannot decode image \(OSError: image file is truncated"):
+        preprocess(jpg[: len(jpg) // 2])
+    path = tmp_path / "a.png"
+    halves(10, 10).save(path)
+
+    def refuse(*_args, **_kw):
+        raise PermissionError("no access")
+
+    monkeypatch.setattr(module, "open", refuse, raising=False)  # as a locked file would
+    with pytest.raises(ImageError, match=rf"^{path}: cannot open \(no access\)$"):
+        preprocess(path)
+
+
+def test_empty_and_one_byte_files_by_path(tmp_path):
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(ImageError, match=r"empty.png: empty file, no image data$"):
+        preprocess(tmp_path / "empty.png")
+    (tmp_path / "one.png").write_bytes(b"x")
+    with pytest.raises(ImageError, match=r"one.png: not a readable image"):
+        preprocess(tmp_path / "one.png")
+
+
+def test_a_path_object_whose_fspath_is_bytes(tmp_path):
+    path = tmp_path / "a.png"
+    halves(30, 60).save(path)
+
+    class BytesPath:
+        def __fspath__(self):
+            return bytes(path)
+
+    assert torch.equal(preprocess(BytesPath()), preprocess(path))
+
+
+def test_pixel_limit_is_inclusive_and_named(monkeypatch):
+    import fashrec.data.preprocess as module
+
+    monkeypatch.setattr(module, "MAX_PIXELS", 100)
+    assert preprocess(Image.new("RGB", (10, 10), RED)).shape == (3, 64, 64)  # exactly the limit is fine
+    with pytest.raises(ImageError, match=r"^<PIL image>: refused as a possible decompression bomb "
+                                         r"\(101x1 = 101 pixels > 100\)$"):
+        preprocess(Image.new("RGB", (101, 1), RED))
+
+
+def test_pils_own_bomb_warning_becomes_a_refusal():
+    """Between PIL's warning threshold (~89 Mpx) and its error (~179 Mpx) PIL only warns: that must refuse too."""
+    with pytest.raises(ImageError, match=r"^<bytes>: refused as a possible decompression bomb \(Image size \(100000000 pixels\)"):
+        preprocess(png_claiming(10_000, 10_000))
+
+
+def test_mode_i_range_is_inclusive():
+    a = np.array([[0, 65535], [0, 65535]], np.int32)  # already the box's size: no resampling
+    t = preprocess(Image.fromarray(a, "I"), {"image_size": 2, "resize_height": 2, "resize_width": 2})
+    assert t[:, :, 0].max() == 0.0 and t[:, :, 1].min() == 1.0
+    for bad in (-1, 65536):
+        with pytest.raises(ImageError, match=rf"^<PIL image>: mode I values span \[{min(bad, 0)}, {max(bad, 0)}\]"):
+            preprocess(Image.fromarray(np.array([[0, bad]], np.int32), "I"))
+    with pytest.raises(ImageError, match=r"^<PIL image>: float values span \[0, 2\]; expected \[0, 1\]$"):
+        preprocess(Image.fromarray(np.array([[0.0, 2.0]], np.float32), "F"))
+
+
+def test_gray_alpha_arrays_are_composited_on_white():
+    a = np.zeros((6, 4, 2), np.uint8)
+    a[..., 0] = 100
+    a[:3, :, 1] = 255  # top half opaque gray 100, bottom half fully transparent
+    t = preprocess(a, {"image_size": 6, "resize_height": 6, "resize_width": 4})
+    assert torch.all(t[:, :3, 1:5] == 100 / 255) and torch.all(t[:, 3:, 1:5] == 1.0)

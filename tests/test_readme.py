@@ -83,7 +83,10 @@ def test_every_flag_path_and_id_of_the_command_lines_exists(doc, hm_dir):
         for key in ("image",):
             if args.get(key):
                 assert (REPO_ROOT / args[key]).is_file(), f"{line}: {args[key]} does not exist"
-        if args.get("model") and words[0] == "fashrec":
+        for extra in args.get("data_extra") or []:
+            assert (REPO_ROOT / extra).exists(), f"{line}: {extra} does not exist"
+        # fashrec train's --model is a kind (ae, vae, multitask), which argparse's choices already check
+        if args.get("model") and words[0] == "fashrec" and args.get("command") != "train":
             assert args["model"] in ("default", *fashrec.pretrained.names()) or (REPO_ROOT / args["model"]).exists()
         if args.get("command") == "embed":
             produced.add(args["out"])

@@ -98,5 +98,19 @@ def test_bad_input():
         precision_at_k(["a", "b"], [["a", "b"]], k=1)
     with pytest.raises(ValueError, match="positive integer"):
         precision_at_k(["a"], [["a"]], k=0)
-    with pytest.raises(ValueError, match=r"n_relevant\[0\] = 1 .* 2 relevant"):
+    with pytest.raises(ValueError, match=r"n_relevant\[0\] = 1 but query 0 already has 2 relevant neighbours in its top k: count the relevant"):
         average_precision_at_k(["a"], [["a", "a"]], k=2, n_relevant=[1])
+    for k in (True, 2.0, "2"):  # a bool is an int to Python, a float or a string is not a count
+        with pytest.raises(ValueError, match=f"k must be a positive integer, got {k!r}"):
+            precision_at_k(["a"], [["a", "a"]], k=k)
+    with pytest.raises(ValueError, match=r"query_labels must have shape \(Q,\), got \(1, 1\)"):
+        precision_at_k([["a"]], [["a"]], k=1)
+    with pytest.raises(ValueError, match=r"neighbour_labels must have shape \(Q=2, >=k\), got \(1, 2\)"):
+        precision_at_k(["a", "b"], [["a", "b"]], k=1)
+    with pytest.raises(ValueError, match="^no queries: query_labels is empty$"):
+        precision_at_k(np.array([], dtype=str), np.empty((0, 3), dtype=str), k=1)
+    with pytest.raises(ValueError, match=r"n_relevant must have shape \(1,\), got \(2,\)"):
+        average_precision_at_k(["a"], [["a", "b"]], k=2, n_relevant=[1, 1])
+    for bad in ([-1], [1.5]):  # negative (which would also fail the hits check) and fractional counts
+        with pytest.raises(ValueError, match="^n_relevant must hold non-negative integers$"):
+            average_precision_at_k(["a"], [["b", "b"]], k=2, n_relevant=bad)

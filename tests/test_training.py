@@ -261,6 +261,129 @@ def test_train_state_round_trip_is_exact(tmp_path):
         load_train_state(tmp_path / "bad.safetensors")
 
 
+def _tiny_state(tmp_path, *, seed=0):
+    """A small model + Adam after one step, saved; returns (model, optimizer, path)."""
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    model(torch.rand(5, 3)).sum().backward()
+    opt.step()
+    path = tmp_path / "tiny.safetensors"
+    save_train_state(path, model=model, optimizer=opt, epoch=1)
+    return model, opt, path
+
+
+def test_restore_puts_back_the_rng_state_it_saved_and_only_when_asked(tmp_path):
+    """The draws after a restore are the draws that followed the save: resume continues the same stream."""
+    torch.manual_seed(123)
+    torch.rand(7)  # somewhere mid-stream, not at a seed
+    model, opt, path = _tiny_state(tmp_path)
+    at_save = torch.get_rng_state()  # _tiny_state draws nothing after saving
+    expected = torch.rand(16)  # what comes right after the checkpoint
+    state = load_train_state(path)
+    assert torch.equal(state.rng_state, at_save)
+    torch.manual_seed(999)  # move the global RNG elsewhere
+    state.restore(model, opt)
+    assert torch.equal(torch.rand(16), expected)
+    torch.manual_seed(999)
+    before = torch.get_rng_state()
+    state.restore(model, opt, rng=False)
+    assert torch.equal(torch.get_rng_state(), before), "rng=False must leave the global RNG alone"
+
+
+@pytest.mark.parametrize("kind", ["missing", "unexpected"])
+def test_restore_refuses_weights_with_only_missing_or_only_unexpected_keys(tmp_path, kind):
+    model, opt, path = _tiny_state(tmp_path)
+    state = load_train_state(path)
+    if kind == "missing":
+        state.model_state.pop("2.bias")
+    else:
+        state.model_state["3.weight"] = torch.zeros(1)
+    other = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    with pytest.raises(ValueError, match=r"^checkpoint weights do not match Sequential: missing \['2.bias'\], unexpected \[\]$"
+                       if kind == "missing" else r"^checkpoint weights do not match Sequential: missing \[\], unexpected \['3.weight'\]$"):
+        state.restore(other)
+
+
+def test_restore_of_the_average_is_strict_and_refuses_a_checkpoint_without_one(tmp_path):
+    from torch.optim.swa_utils import AveragedModel
+
+    model, opt, path = _tiny_state(tmp_path)
+    with pytest.raises(ValueError, match=r"^checkpoint holds no weight average to resume \(it was written without one\)$"):
+        load_train_state(path).restore(model, opt, averaged=AveragedModel(model))
+    averaged = AveragedModel(model)
+    averaged.update_parameters(model)
+    save_train_state(path, model=model, optimizer=opt, epoch=2, averaged=averaged)
+    fresh = AveragedModel(torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2)))
+    load_train_state(path).restore(model, opt, averaged=fresh)
+    for key, value in averaged.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value)
+
+
+def test_average_with_a_missing_key_is_refused(tmp_path):
+    from torch.optim.swa_utils import AveragedModel
+
+    model, opt, path = _tiny_state(tmp_path)
+    averaged = AveragedModel(model)
+    save_train_state(path, model=model, optimizer=opt, epoch=2, averaged=averaged)
+    state = load_train_state(path)
+    state.averaged_state.pop("module.2.bias")
+    with pytest.raises(RuntimeError, match="module.2.bias"):
+        state.restore(model, opt, averaged=AveragedModel(model))
+
+
+def test_optimizer_state_round_trips_unused_parameters_scalars_and_keys_with_slashes(tmp_path):
+    """A parameter the optimizer never stepped has no state; non-tensor entries travel as JSON; a state key
+    may itself contain '/' (the tensor names are 'optimizer/<index>/<key>')."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    model[0](torch.rand(5, 3)).sum().backward()  # only the first layer gets gradients
+    opt.step()
+    first = model[0].weight
+    opt.state[first]["note"] = 3
+    opt.state[first]["ema/slow"] = torch.full((4, 3), 0.5)
+    path = tmp_path / "s.safetensors"
+    save_train_state(path, model=model, optimizer=opt, epoch=1)
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        assert f.metadata()["format"] == "pt"  # what safetensors readers expect of a torch file
+    other = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    opt2 = torch.optim.Adam(other.parameters(), lr=0.01)
+    load_train_state(path).restore(other, opt2)
+    state = opt2.state[other[0].weight]
+    assert state["note"] == 3 and torch.equal(state["ema/slow"], torch.full((4, 3), 0.5))
+    assert torch.equal(state["exp_avg"], opt.state[first]["exp_avg"])
+    assert other[1].weight not in opt2.state and other[0].bias in opt2.state
+
+
+def test_foreign_and_future_checkpoints_are_refused_by_name(tmp_path):
+    from safetensors.torch import save_file
+
+    plain = tmp_path / "plain.safetensors"
+    save_file({"x": torch.zeros(1)}, str(plain))
+    with pytest.raises(ValueError, match=rf"^{plain}: safetensors file without fashrec training state metadata$"):
+        load_train_state(plain)
+    for fmt, version in (("fashrec-train-state", 2), ("other-format", 1)):
+        path = tmp_path / f"{fmt}-{version}.safetensors"
+        save_file({"x": torch.zeros(1)}, str(path), metadata={"train_state": json.dumps({"format": fmt, "version": version})})
+        with pytest.raises(ValueError, match=rf"^{path}: unsupported checkpoint format '{fmt}' version {version} "
+                                             r"\(expected 'fashrec-train-state' 1\)$"):
+            load_train_state(path)
+
+
+def test_a_checkpoint_without_info_loads_with_empty_info(tmp_path):
+    from safetensors.torch import save_file
+
+    structure = {"format": "fashrec-train-state", "version": 1, "epoch": 3,
+                 "optimizer": {"param_groups": [], "state_indices": [], "scalars": {}}}
+    path = tmp_path / "s.safetensors"
+    save_file({"model/w": torch.ones(2)}, str(path), metadata={"train_state": json.dumps(structure)})
+    state = load_train_state(path)
+    assert state.info == {} and state.epoch == 3 and state.rng_state is None and state.averaged_state == {}
+
+
 # ----- crashes --------------------------------------------------------------------------------------
 
 def _wait_for(condition, *, timeout: float, what: str, proc=None) -> None:

@@ -44,8 +44,8 @@ def main(argv=None) -> int:
     train, test = dd["train"], dd["test"]
     ids = list(train["article_id"]) + list(test["article_id"])
     codes = list(train["product_code"]) + list(test["product_code"])
-    types = [train.features["product_type_name"].int2str(v) for v in train["product_type_name"] + test["product_type_name"]]
-    colours = [train.features["colour_group_name"].int2str(v) for v in train["colour_group_name"] + test["colour_group_name"]]
+    types = [train.features["product_type_name"].int2str(v) for v in list(train["product_type_name"]) + list(test["product_type_name"])]
+    colours = [train.features["colour_group_name"].int2str(v) for v in list(train["colour_group_name"]) + list(test["colour_group_name"])]
     cells = [c for split in (train, test) for c in split.cast_column("image", datasets.Image(decode=False))["image"]]
     count = {c: codes.count(c) for c in set(codes)}
     candidates = [i for i in range(len(train), len(ids)) if count[codes[i]] > 1]

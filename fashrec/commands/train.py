@@ -188,7 +188,7 @@ def _portable_argv(argv: list[str]) -> list[str]:
     """The command line as a card may show it: local folders by their name, the command name dropped."""
     import os
 
-    out = [a for a in argv if a != "train"]
+    out = [a for a in argv if a not in ("train", "--resume")]
     return [os.path.basename(os.path.normpath(a)) if os.path.isdir(a) or (i and out[i - 1] == "--out") else a
             for i, a in enumerate(out)]
 

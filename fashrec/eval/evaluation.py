@@ -43,6 +43,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from fashrec.data.labels import label_strings
 from fashrec.eval.baseline_cache import BaselineCache, Baselines
 from fashrec.eval.report import markdown  # noqa: F401  (fashrec.eval.evaluation.markdown, as before)
 from fashrec.eval.scores import DESIGN, DESIGN_COLUMN, MISSING, label_scores, random_scores, scored_queries
@@ -108,7 +109,7 @@ def evaluate(data, *, model=None, split: str = "test", k: int = 10, metrics: Seq
         raise ValueError(f"evaluate: {data} has none of the label columns {list(LABELS)}: nothing to score against")
     x = {name: dataset_tensor(dd[name], model.preprocess_config, cache_dir=cache_dir, progress=progress)
          for name in ("train", "test")}
-    y = {name: {c: _label_strings(dd[name], DESIGN_COLUMN if c == DESIGN else c) for c in available}
+    y = {name: {c: label_strings(dd[name], DESIGN_COLUMN if c == DESIGN else c) for c in available}
          for name in ("train", "test")}
     seen_designs = None
     if extra_train_data and DESIGN in available:
@@ -267,16 +268,6 @@ def _load_model(model, model_name):
         ref = resolve(None if model is None else str(model))
         return from_pretrained(ref), model_name or (str(model) if model is not None else ref)
     return model, model_name
-
-
-def _label_strings(ds, column: str) -> list:
-    import datasets
-
-    feature = ds.features[column]
-    values = ds[column]
-    if isinstance(feature, datasets.ClassLabel):
-        return [feature.int2str(int(v)) if v is not None and v >= 0 else None for v in values]
-    return [None if v is None else str(v) for v in values]
 
 
 def _labels_array(values) -> np.ndarray:

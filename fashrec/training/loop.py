@@ -32,12 +32,15 @@ CHECKPOINT = Path("checkpoint") / "train_state.safetensors"
 def run_epochs(model, optimizer, *, train_epoch: Callable[[int, int], Mapping[str, float]],
                evaluate: Callable[[], Mapping[str, float]], epochs: int, seed: int, settings: Mapping,
                out_dir=None, resume: bool = False, progress: bool = True, averaged=None,
-               desc: str = "training", on_restore: Callable[[], None] | None = None) -> tuple[dict, float, float]:
+               desc: str = "training", on_restore: Callable[[], None] | None = None,
+               free_config_keys: frozenset = frozenset()) -> tuple[dict, float, float]:
     """Run ``epochs`` epochs (or the rest of them, when resuming); returns ``(history, wall s, CPU s)``.
 
     ``history`` maps ``train_<term>`` / ``test_<term>`` to one value per epoch. ``averaged`` (an
     ``AveragedModel``) is checkpointed beside the weights. ``on_restore`` runs after a checkpoint was
-    loaded (e.g. to move restored optimizer state to the training device's layout).
+    loaded (e.g. to move restored optimizer state to the training device's layout). ``free_config_keys``
+    are keys of ``settings["model_config"]`` that a resumed run may change (read-out settings that
+    training does not depend on).
     """
     from fashrec.training.train_state import save_train_state
 
@@ -52,7 +55,7 @@ def run_epochs(model, optimizer, *, train_epoch: Callable[[int, int], Mapping[st
             if not resume:
                 raise ValueError(f"{out}: holds a training checkpoint ({CHECKPOINT}); pass --resume to continue "
                                  "it, or choose another --out")
-            start_epoch, history, wall, cpu = _resume(ckpt, model, optimizer, settings, averaged)
+            start_epoch, history, wall, cpu = _resume(ckpt, model, optimizer, settings, averaged, free_config_keys)
             if start_epoch > epochs:
                 raise ValueError(f"{ckpt}: already trained {start_epoch} epochs, more than the {epochs} asked for")
             if on_restore is not None:
@@ -108,11 +111,15 @@ def remove_stray_temporaries(out: Path) -> None:
                 tmp.unlink(missing_ok=True)
 
 
-def _resume(ckpt: Path, model, optimizer, settings: dict, averaged=None) -> tuple[int, dict, float, float]:
+def _resume(ckpt: Path, model, optimizer, settings: dict, averaged=None,
+            free_config_keys: frozenset = frozenset()) -> tuple[int, dict, float, float]:
     from fashrec.training.train_state import load_train_state
 
     state = load_train_state(ckpt)
     saved = state.info.get("settings", {})
+    if free_config_keys:
+        settings, saved = ({**s, "model_config": {k: v for k, v in s.get("model_config", {}).items()
+                                                  if k not in free_config_keys}} for s in (settings, saved))
     different = sorted(k for k in set(settings) | set(saved) if saved.get(k) != settings.get(k))
     if different:
         detail = "; ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {settings.get(k)!r}" for k in different

@@ -22,6 +22,8 @@ from typing import Sequence
 
 import torch
 
+from fashrec.data.labels import label_strings
+
 UNKNOWN_LABELS = frozenset({"Unknown", ""})
 DESIGN_COLUMN = "product_code"
 
@@ -67,7 +69,7 @@ def load_multitask_data(data, extra: Sequence = (), *, columns: Sequence[str], p
         raise ValueError(f"--val-size must be between 1 and {len(train) - 1} (the train split of {data}), got {val_size}")
 
     parts = [(str(data), train)] + extras
-    strings = {name: {c: _strings(ds, c) for c in required} for name, ds in parts}
+    strings = {name: {c: label_strings(ds, c) for c in required} for name, ds in parts}
     classes = {c: sorted({v for name, _ in parts for v in strings[name][c]
                           if v is not None and v not in UNKNOWN_LABELS}) for c in columns}
     codes = sorted({v for name, _ in parts for v in strings[name][DESIGN_COLUMN] if v is not None})
@@ -111,16 +113,6 @@ def _require(ds, required: Sequence[str], source, reference=None) -> None:
         against = f" (unlike {reference})" if reference is not None else ""
         raise ValueError(f"{source}: missing column(s) {missing}{against}; the default model trains on "
                          f"{list(required)}")
-
-
-def _strings(ds, column: str) -> list:
-    import datasets
-
-    feature = ds.features[column]
-    values = ds[column]
-    if isinstance(feature, datasets.ClassLabel):
-        return [feature.int2str(int(v)) if v is not None and v >= 0 else None for v in values]
-    return [None if v is None else str(v) for v in values]
 
 
 def _ids(values: Sequence, names: Sequence[str]) -> torch.Tensor:

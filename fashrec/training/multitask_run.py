@@ -31,7 +31,7 @@ WEIGHT_GRID = {"shape": (1.0,), "colour": (0.3, 0.5, 0.7, 1.0), "pattern": (0.0,
 def train_default_model(*, data, out, extra: Sequence = (), epochs: int = 24, batch_size: int = 128, lr: float = 3e-3,
                         seed: int = 0, widths: Sequence[int] = (32, 64, 128, 256), head_dim: int = 64,
                         stem_stride: int = 2, contrastive_weight: float = 1.0, temperature: float = 0.1,
-                        colour_jitter: float = 0.5, histogram_bins: int = 4, histogram_weight: float = 0.5,
+                        colour_jitter: float = 0.5, histogram_bins: int = 2, histogram_weight: float = 0.5,
                         shape_representation: str = "embedding+probabilities", val_size: int = 1000,
                         split_seed: int = 42, pad_value: float = 1.0, device: str = "cpu", threads: int | None = 2,
                         resume: bool = False, evaluate: bool = True, progress: bool = True, cache_dir=None,
@@ -62,7 +62,7 @@ def train_default_model(*, data, out, extra: Sequence = (), epochs: int = 24, ba
                              contrastive_weight=contrastive_weight, temperature=temperature, device=device,
                              progress=progress, out_dir=out, resume=resume)
     weights, table = choose_overall_weights(model, ds)
-    model.overall_weights = weights
+    model = with_config(model, overall_weights=weights)
     validation = validation_scores(model, ds)
     metrics = {**{k: v for k, v in result.items()}, "validation": validation, "overall_weight_search": table,
                "data": ds.report()}
@@ -92,6 +92,16 @@ def train_default_model(*, data, out, extra: Sequence = (), epochs: int = 24, ba
 
     write_card(out)
     return metrics
+
+
+def with_config(model, **changes):
+    """The same weights in a model built with some constructor arguments changed (embedding settings
+    such as ``overall_weights``, ``histogram_weight`` or a focus's representation: nothing trained)."""
+    config = {k: v for k, v in model.config_dict().items() if k not in ("model_class", "fashrec_version",
+                                                                         "embedding_dim")}
+    rebuilt = type(model)(**{**config, **changes})
+    rebuilt.load_state_dict(model.state_dict())
+    return rebuilt.eval()
 
 
 def choose_overall_weights(model, ds) -> tuple[dict[str, float], list[dict]]:

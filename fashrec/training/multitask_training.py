@@ -30,6 +30,12 @@ from fashrec.training.augment import as_float_images, augment_batch, colour_jitt
 from fashrec.training.loop import fingerprint, run_epochs
 
 
+# Constructor arguments that shape how the trained heads are read out, not what is trained: changing them
+# on --resume (e.g. to finish a run with other embedding settings) is allowed.
+_EMBEDDING_ONLY = frozenset({"fashrec_version", "embedding_dim", "representation", "colour_histogram_bins",
+                             "histogram_weight", "overall_weights", "flip_tta"})
+
+
 def train_multitask(model, images: torch.Tensor, labels: Mapping[str, torch.Tensor], *,
                     designs: torch.Tensor | None = None, val_images: torch.Tensor | None = None,
                     val_labels: Mapping[str, torch.Tensor] | None = None, val_designs: torch.Tensor | None = None,
@@ -111,8 +117,8 @@ def train_multitask(model, images: torch.Tensor, labels: Mapping[str, torch.Tens
         return validation_terms(model, val_images, val_labels, val_designs, device=device, **loss_args)
 
     settings = {
-        "model_class": type(model).__name__, "model_config": {k: v for k, v in model.config_dict().items()
-                                                               if k != "fashrec_version"},
+        "model_class": type(model).__name__,
+        "model_config": {k: v for k, v in model.config_dict().items() if k != "fashrec_version"},
         "epochs_total": int(epochs), "batch_size": int(batch_size), "lr": float(lr), "weight_decay": float(weight_decay),
         "max_shift": int(max_shift), "flip": bool(flip), "colour_jitter": float(colour_jitter_p),
         "colour_columns": colour_columns, "pair_fraction": float(pair_fraction), "seed": int(seed), **loss_args,
@@ -123,7 +129,8 @@ def train_multitask(model, images: torch.Tensor, labels: Mapping[str, torch.Tens
     }
     history, seconds, cpu = run_epochs(model, optimizer, train_epoch=train_epoch,
                                        evaluate=evaluate, epochs=epochs, seed=seed, settings=settings,
-                                       out_dir=out_dir, resume=resume, progress=progress, desc="train multitask")
+                                       out_dir=out_dir, resume=resume, progress=progress, desc="train multitask",
+                                       free_config_keys=_EMBEDDING_ONLY)
     recalibrate_batchnorm(model, x_all)
     model.cpu().eval()
     return {"history": history, "train_seconds": round(seconds, 3), "train_cpu_seconds": round(cpu, 3),
