@@ -23,7 +23,7 @@ import importlib
 import sys
 import types
 
-__version__ = "0.1.0"
+from fashrec.version import __version__  # noqa: E402  (the one version source)
 
 # The function ``fashrec.preprocess`` shares its name with the module ``fashrec/data/preprocess.py`` (and
 # with the deprecated path ``fashrec.preprocess``). Importing it eagerly binds the package attribute to the

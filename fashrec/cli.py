@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog="Run 'fashrec COMMAND --help' for a command's options.",
     )
-    from fashrec import __version__
+    from fashrec.version import __version__
 
     parser.add_argument("--version", action="version", version=f"fashrec {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

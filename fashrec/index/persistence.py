@@ -36,7 +36,7 @@ def save_index(
     renamed over it, so a crash leaves either the old index or the new one)."""
     import torch
 
-    from fashrec import __version__
+    from fashrec.version import __version__
     from fashrec.atomic import replace_dir, save_safetensors_atomic, write_json_atomic
 
     target = Path(path)

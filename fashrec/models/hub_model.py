@@ -116,7 +116,7 @@ class HubModel(
     # ----- config and persistence -----------------------------------------------------------------
     def config_dict(self) -> dict:
         """Everything needed to rebuild this model: its constructor arguments plus ``model_class``."""
-        from fashrec import __version__
+        from fashrec.version import __version__
 
         cfg = dict(self._hub_mixin_config or {})
         cfg["preprocess"] = self.preprocess_config.to_dict()
