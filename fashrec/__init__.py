@@ -20,19 +20,11 @@ Names are imported lazily so that ``import fashrec`` (and ``fashrec --help``) st
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 
-from fashrec.version import __version__  # noqa: E402  (the one version source)
+from fashrec.version import __version__  # the one version source
 
-# The function ``fashrec.preprocess`` shares its name with the module ``fashrec/data/preprocess.py`` (and
-# with the deprecated path ``fashrec.preprocess``). Importing it eagerly binds the package attribute to the
-# function; ``_Package`` below keeps an import of the old module path from rebinding it to the module.
-from fashrec.data.preprocess import ImageError, PreprocessConfig, preprocess, preprocess_batch  # noqa: E402
-from fashrec import _checkout, _moved  # noqa: E402
-
-_moved.install()
-_checkout.install()
+# Imported eagerly: the function ``fashrec.preprocess`` is the package's most used name (and cheap).
+from fashrec.data.preprocess import ImageError, PreprocessConfig, preprocess, preprocess_batch
 
 _EXPORTS = {
     "HubModel": "fashrec.models.hub_model",
@@ -71,15 +63,3 @@ def __getattr__(name: str):
 def __dir__():
     return __all__
 
-
-class _Package(types.ModuleType):
-    """``fashrec`` itself: the public function ``preprocess`` is never replaced by the module that an import
-    of the old path ``fashrec.preprocess`` would bind to the package."""
-
-    def __setattr__(self, name, value):
-        if name == "preprocess" and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
