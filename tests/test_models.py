@@ -358,7 +358,7 @@ def test_config_json_and_weights_file_carry_what_readers_expect(tmp_path):
     with safe_open(str(tmp_path / "model.safetensors"), framework="pt") as f:
         assert f.metadata() == {"format": "pt"}
     card = (tmp_path / "README.md").read_text()
-    assert "`ConvAE`" in card
+    assert "library_name: fashrec" in card
 
 
 def test_weights_hash_is_the_documented_digest():
@@ -456,7 +456,7 @@ def test_hub_downloads_pass_every_option(monkeypatch, tmp_path):
 
 
 def test_push_and_load_through_a_fake_hub(hub_server, tmp_path):
-    """The Hub path for real: push (the card names the repo), load by id into a cache, a past revision,
+    """The Hub path for real: push, load by id into a cache, a past revision,
     and the errors for a missing repo and a missing file."""
     import huggingface_hub
     from tests.hub_server import USER
@@ -466,7 +466,7 @@ def test_push_and_load_through_a_fake_hub(hub_server, tmp_path):
     first.push_to_hub(repo, token=hub_server.token)
     api = huggingface_hub.HfApi(token=hub_server.token)
     card = open(huggingface_hub.hf_hub_download(repo, "README.md", token=hub_server.token)).read()
-    assert f'fashrec.from_pretrained("{repo}")' in card
+    assert "library_name: fashrec" in card
     revision = api.list_repo_commits(repo)[0].commit_id
     torch.manual_seed(1)
     second = ConvAE(channels=[8, 4]).eval()

@@ -8,7 +8,7 @@
 The shipped model keeps only the heads its focuses use (auxiliary training heads are dropped: they shape
 the trunk during training, not the embedding) and takes the embedding settings given here. Then
 ``fashrec.evaluate`` scores it on the test split of ``load_hm(data, seed=42, test_size=0.2)`` -> eval.json,
-whose model rows become metrics.json and the card (``fashrec.hub.model_card``, the writer of every card).
+whose model rows become metrics.json and the card (``fashrec.hub_card.write_model_card``, the writer of every model card).
 """
 from __future__ import annotations
 
@@ -80,10 +80,10 @@ def main(argv=None) -> int:
 
 def write_card(model, out: Path, result: dict, recipe: str) -> None:
     """metrics.json (the model's scores per focus), training_args.json (the recipe and the data) and the
-    card, by the one card writer (fashrec.hub.model_card): a shipped folder gets the shipped card."""
+    card, by the one card writer (fashrec.hub_card): a shipped folder gets the shipped card."""
     from fashrec.atomic import write_json_atomic
     from fashrec.data.terms import TERMS
-    from fashrec.hub.model_card import shipped_name, write_model_card, write_shipped_cards
+    from fashrec.hub_card.checkpoint import shipped_name, write_model_card, write_shipped_cards
 
     rows = [r for r in result["retrieval"] if r["embedding"] == "model" and r["metric"] == "cosine"]
     metrics = {f"{r.get('focus', 'overall')}/{r['label']}/{key}": r[src] for r in rows

@@ -10,6 +10,11 @@ changes that make checkpoints safe to share:
   mismatch raises an error that names them. Nothing is silently dropped.
 - Weights are only ever read from ``model.safetensors``; the mixin's fallback to pickled
   ``pytorch_model.bin`` is removed (loading must not be able to run code).
+
+The README that ``save_pretrained`` / ``push_to_hub`` write is the mixin's own card (library, task, tags,
+links to the code and the docs), with no licence: a model in memory knows neither its training data nor its
+scores. fashrec's full card is written from a checkpoint folder's files by the publishing layer
+(``fashrec.hub_card.write_model_card``; training does it), never from here.
 """
 from __future__ import annotations
 
@@ -38,8 +43,8 @@ class HubModel(
     torch.nn.Module,
     PyTorchModelHubMixin,
     library_name="fashrec",
-    license="mit",
     repo_url="https://github.com/fashrec/fashrec",
+    docs_url="https://github.com/fashrec/fashrec/blob/main/docs/hub.md",
     tags=["fashrec", "image-feature-extraction", "fashion"],
     pipeline_tag="image-feature-extraction",
 ):
@@ -177,20 +182,6 @@ class HubModel(
                 "config.json always holds the model's own constructor arguments; build the model with the config instead"
             )
         return super().save_pretrained(save_directory, **kwargs)
-
-    def push_to_hub(self, repo_id: str, *, model_card_kwargs: dict | None = None, **kwargs) -> str:
-        """Upload config, weights and card in one commit; the card's load snippet names ``repo_id``."""
-        return super().push_to_hub(repo_id, model_card_kwargs={"repo_id": repo_id, **(model_card_kwargs or {})}, **kwargs)
-
-    def generate_model_card(self, *args, **kwargs):
-        """A minimal card for ``save_pretrained``; training writes the full one (hub_card/)."""
-        from huggingface_hub import ModelCard
-
-        try:
-            from fashrec.hub_card.cards import render_model_card
-        except ImportError:  # hub_card is packaged with fashrec; this only guards a partial install
-            return super().generate_model_card(*args, **kwargs)
-        return ModelCard(render_model_card(model_class=type(self).__name__, config=self.config_dict(), **kwargs))
 
 
 def from_pretrained(path_or_repo_id: str | os.PathLike, **kwargs) -> HubModel:

@@ -316,19 +316,22 @@ def write_outputs(out_dir: str | os.PathLike, model, metrics: Mapping, test_x: t
 
 def write_card(out_dir: str | os.PathLike, *, repo_id: str | None = None) -> str:
     """(Re)write ``out_dir/README.md`` from the folder's config, metrics, training args and ``eval.json``
-    (``fashrec.hub.model_card.write_model_card``).
+    (``fashrec.hub_card.write_model_card``).
 
     Run again after ``fashrec evaluate --out out_dir/eval.json`` to put retrieval scores on the card.
     """
-    from fashrec.hub.model_card import write_model_card
+    from fashrec.hub_card import write_model_card
 
     return write_model_card(out_dir, repo_id=repo_id)
 
 
-def push_to_hub(out_dir: str | os.PathLike, repo_id: str, *, token: str | None = None, private: bool = False) -> str:
+def push_to_hub(out_dir: str | os.PathLike, repo_id: str, *, token: str | None = None,
+                private: bool | None = None) -> str:
     """Rewrite the card so its snippet names ``repo_id``, then upload the model folder in one commit.
 
-    The resume checkpoint and temporary files stay behind (``fashrec.hub_push`` ignores them).
+    The resume checkpoint and temporary files stay behind (``fashrec.hub.push`` ignores them). The folder's
+    reconstructions.png shows H&M test photos, so ``private=None`` makes a new repo private
+    (``fashrec.hub.visibility``).
     """
     from fashrec.hub.push import push_folder
 

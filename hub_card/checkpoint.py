@@ -3,6 +3,7 @@
     write_model_card("runs/paper-ae")                        # after training, or after fashrec evaluate --out
     write_model_card("runs/paper-ae", repo_id="org/name")   # what the Hub repo shows
     write_shipped_cards()                                    # fashrec/checkpoints/*/README.md
+    python -m fashrec.hub_card                               # the same, from the shell
 
 A folder holds ``config.json`` (required), and what training and scoring left beside it: ``metrics.json``
 (reconstruction MSE), ``training_args.json`` (hyperparameters, the training data and its terms, the
@@ -12,6 +13,7 @@ nothing is recomputed. Re-run after any of them changes (a retrained checkpoint,
 
 The snippet loads the Hub ``repo_id`` when given, else the shipped name of a checkpoint in
 ``fashrec/checkpoints/``, else ``"."`` (the folder itself; ``fashrec push`` writes the repo id there).
+Weights whose ``training_args.json`` records the data's terms (the H&M photos) get ``license: other``.
 """
 from __future__ import annotations
 
@@ -20,12 +22,8 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-# The Hub id of the 5,000-photo H&M export (fashrec export-dataset) the shipped checkpoints were trained and
-# scored on: the cards' ``datasets:`` metadata. It is private to the project (H&M's terms).
-SHIPPED_DATASET = "fashrec/hm-fashion-5k"
-SHIPPED_DATASET_NOTE = ("5,000 H&M product photos with their labels, split 80/20 with seed 42; the Hub copy is "
-                        "private to the fashrec project, since the competition rules forbid redistributing the "
-                        "photos: get them from the Kaggle competition 'H&M Personalized Fashion Recommendations'.")
+from .model import render_model_card
+
 # The shipped checkpoint every other shipped card compares itself with (the paper's autoencoder).
 BASELINE_CHECKPOINT = "paper-ae"
 PICTURES = {"loss curve (train and test, per epoch)": "loss_curve.png",
@@ -52,8 +50,6 @@ def model_card(folder: str | os.PathLike, *, repo_id: str | None = None,
     (``{"paper-ae": <its eval.json>}``); ``dataset`` / ``dataset_terms`` override what
     ``training_args.json`` says about the training data.
     """
-    from fashrec.hub_card.cards import render_model_card
-
     out = Path(folder)
     config = _read_json(out / "config.json")
     metrics = _read_json(out / "metrics.json", {})
@@ -87,15 +83,14 @@ def write_shipped_cards(names: list[str] | None = None) -> list[Path]:
 
 
 def shipped_card(name: str) -> str:
-    """The card of the shipped checkpoint ``name``: it loads by that name, names the training data's Hub id,
-    and compares itself with the paper's autoencoder."""
-    from fashrec.data.terms import TERMS
+    """The card of the shipped checkpoint ``name``: it loads by that name and compares itself with the
+    paper's autoencoder. Its training data is described, never named as a Hub dataset: the H&M photos may
+    not be redistributed, so there is no public copy to point at."""
     from fashrec.models import pretrained
 
     baseline = pretrained.CHECKPOINT_DIR / BASELINE_CHECKPOINT / "eval.json"
     compare = {BASELINE_CHECKPOINT: _read_json(baseline)} if name != BASELINE_CHECKPOINT and baseline.is_file() else None
-    return model_card(pretrained.path(name), compare=compare, dataset=SHIPPED_DATASET,
-                      dataset_terms=f"{SHIPPED_DATASET_NOTE}\n\n{TERMS}")
+    return model_card(pretrained.path(name), compare=compare)
 
 
 def shipped_name(folder: str | os.PathLike) -> str | None:
@@ -115,8 +110,3 @@ def _read_json(path: Path, default: Any = ...) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is not valid JSON ({exc})") from None
-
-
-if __name__ == "__main__":  # python -m fashrec.hub.model_card: rewrite the shipped cards
-    for card in write_shipped_cards():
-        print(f"wrote {card}")
