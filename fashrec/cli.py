@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from fashrec.atomic import DiskFullError
+    from fashrec.hub.push import HubPushError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"fashrec {args.command}: error: {error}", file=sys.stderr)
         return 1
-    except (FileNotFoundError, ValueError, DiskFullError) as exc:  # user errors, a full disk: one clear line
+    except (FileNotFoundError, ValueError, DiskFullError, HubPushError) as exc:  # user errors, a full disk, the Hub
         print(f"fashrec {args.command}: error: {exc}", file=sys.stderr)
         return 1
 

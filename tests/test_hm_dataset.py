@@ -252,7 +252,8 @@ def test_export_push_to_hub(tmp_path, hub_server, monkeypatch):
     repo_id = hub_server.repo_id("hm-mini")
     out = tmp_path / "export"
     assert cli(["export-dataset", "--data", "sample", "--out", str(out), "--n", "30",
-                "--push-to-hub", repo_id, "--private"]) == 0
+                "--push-to-hub", repo_id]) == 0
+    assert hub_server.state.repo(repo_id, "dataset").private  # H&M photos: private unless --public
     files = hub_server.files(repo_id, "dataset")
     assert {"README.md", "data/train-00000-of-00001.parquet", "data/test-00000-of-00001.parquet"} <= set(files)
     assert files["data/test-00000-of-00001.parquet"] == (out / "data/test-00000-of-00001.parquet").read_bytes()

@@ -61,8 +61,8 @@ def test_push_to_hub_then_from_pretrained_gives_identical_outputs(hub_server):
     assert {"config.json", "model.safetensors", "README.md"} <= set(files)
     assert json.loads(files["config.json"])["model_class"] == "ConvAE"
     card = ModelCard(files["README.md"].decode())
-    assert card.data.library_name == "fashrec"
-    assert f'fashrec.from_pretrained("{repo_id}")' in card.text  # the card's snippet names the pushed repo
+    # straight from memory: the mixin's own card (a model knows neither its data nor its scores)
+    assert card.data.library_name == "fashrec" and card.data.license is None
 
 
 def test_push_folder_makes_one_commit_with_every_file(hub_server, tmp_path):
@@ -81,7 +81,7 @@ def test_push_folder_makes_one_commit_with_every_file(hub_server, tmp_path):
     for name in expected:
         assert pushed[name] == (folder / name).read_bytes(), name
     # the pushed model loads back to the same weights, and the card shows its score
-    loaded = fashrec.from_pretrained(repo_id)
+    loaded = fashrec.from_pretrained(repo_id, token=hub_server.token)  # private: it shows a grid of photos
     assert torch.equal(loaded.embed(_batch()), model.embed(_batch()))
     info = HfApi(token=hub_server.token).model_info(repo_id)
     assert info.library_name == "fashrec" and info.pipeline_tag == "image-feature-extraction"
@@ -216,8 +216,11 @@ def test_fake_hub_round_trips_a_datasets_push(datasets_module, hub_server, tmp_p
 def test_pushed_card_loads_the_repo_it_is_in(hub_server, tmp_path, monkeypatch):
     """A card written before the repo id was known (save_pretrained: ``from_pretrained(".")``) goes up
     naming the repo; the folder's own README is left as it was."""
+    from fashrec.hub_card import write_model_card
+
     folder = tmp_path / "saved"
     _trained_looking_model().save_pretrained(folder)
+    write_model_card(folder)
     local = (folder / "README.md").read_text(encoding="utf-8")
     assert 'fashrec.from_pretrained(".")' in local
     repo_id = hub_server.repo_id("from-folder")
@@ -226,3 +229,63 @@ def test_pushed_card_loads_the_repo_it_is_in(hub_server, tmp_path, monkeypatch):
     card = hub_server.files(repo_id)["README.md"].decode()
     assert f'fashrec.from_pretrained("{repo_id}")' in card and 'from_pretrained(".")' not in card
     assert (folder / "README.md").read_text(encoding="utf-8") == local
+
+
+# ----- data terms: photos stay private unless asked, cards name only datasets a stranger can open ---------
+
+def test_a_folder_with_photos_goes_up_private_and_one_without_public(hub_server, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_TOKEN", hub_server.token)
+    folder = _model_folder(tmp_path, _trained_looking_model())  # examples/grid.png: a picture of photos
+    with_photos = hub_server.repo_id("with-photos")
+    assert main(["push", str(folder), "--repo-id", with_photos]) == 0
+    assert hub_server.state.repo(with_photos, "model").private
+    assert "private: the folder holds 1 H&M photo file(s) (e.g. examples/grid.png)" in capsys.readouterr().out
+    (folder / "examples" / "grid.png").unlink()  # the loss curve is a plot, not a photo
+    plain = hub_server.repo_id("weights-only")
+    assert main(["push", str(folder), "--repo-id", plain]) == 0
+    assert not hub_server.state.repo(plain, "model").private
+
+
+def test_public_is_asked_for_and_prints_the_terms(hub_server, tmp_path, monkeypatch, capsys):
+    from fashrec.data.terms import TERMS
+
+    monkeypatch.setenv("HF_TOKEN", hub_server.token)
+    folder = _model_folder(tmp_path, _trained_looking_model())
+    repo_id = hub_server.repo_id("asked-public")
+    assert main(["push", str(folder), "--repo-id", repo_id, "--public"]) == 0
+    assert not hub_server.state.repo(repo_id, "model").private
+    assert TERMS in capsys.readouterr().out
+
+
+def test_photos_are_not_added_to_an_existing_public_repo_unasked(hub_server, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_TOKEN", hub_server.token)
+    repo_id = hub_server.repo_id("already-public")
+    HfApi(token=hub_server.token).create_repo(repo_id, private=False)
+    folder = _model_folder(tmp_path, _trained_looking_model())
+    assert main(["push", str(folder), "--repo-id", repo_id]) == 1
+    err = capsys.readouterr().err
+    assert "is public and this folder holds 1 H&M photo file(s)" in err and len(err.splitlines()) == 1
+    assert set(hub_server.files(repo_id)) == {".gitattributes"}  # nothing went up
+
+
+def test_a_pushed_card_names_only_public_datasets(hub_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", hub_server.token)
+    api = HfApi(token=hub_server.token)
+    public, private = hub_server.repo_id("public-data"), hub_server.repo_id("private-data")
+    api.create_repo(public, repo_type="dataset", private=False)
+    api.create_repo(private, repo_type="dataset", private=True)
+    model = _trained_looking_model()
+    cards = {}
+    for dataset in (public, private, "nobody/missing-data"):
+        folder = tmp_path / dataset.replace("/", "_")
+        model.save_pretrained(folder)
+        (folder / "README.md").write_text(render_model_card(
+            model_class="ConvAE", config=model.config_dict(), metrics={"test_mse": 0.01}, dataset=dataset))
+        repo_id = hub_server.repo_id("m-" + dataset.split("/")[1])
+        push_folder(folder, repo_id, token=hub_server.token)
+        cards[dataset] = ModelCard(hub_server.files(repo_id)["README.md"].decode())
+    assert cards[public].data.datasets == [public]
+    assert {r.dataset_type for r in cards[public].data.eval_results} == {public}
+    for hidden in (private, "nobody/missing-data"):  # a 404 for a stranger: a description, not a link
+        assert cards[hidden].data.datasets is None
+        assert {r.dataset_type for r in cards[hidden].data.eval_results} == {"custom"}

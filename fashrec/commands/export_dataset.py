@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fashrec.data.terms import TERMS
+from fashrec.commands.push import add_visibility_arguments, say_visibility
+from fashrec.data.terms import DATA_LICENSE_NAME, RULES, TERMS
 
 HELP = "write H&M photos + labels as Hub-ready parquet shards with a dataset card (and push them)"
 EXTRA = "data"  # what a missing optional package asks to install
@@ -34,7 +35,6 @@ Kaggle competition ["H&M Personalized Fashion Recommendations"](https://www.kagg
 repositories: images and per-image metadata from `hungle45/PSE-Recommendor-System` (commit
 `a8979e102022ad3f0a164c745e03aa89c9c6ec29`), the full `articles` table from `Tisha1503/HM-Fashion-Recommender`
 (commit `f22ecf0818c68e0d382a468309aac859d3824dfb`). Photos are 360 x 540 JPEGs unless shrunk (see below)."""
-LICENSE_LINK = "https://www.kaggle.com/competitions/h-and-m-personalized-fashion-recommendations/rules"
 
 
 def add_arguments(parser) -> None:
@@ -51,11 +51,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier export in --out")
     parser.add_argument("--push-to-hub", metavar="REPO_ID", default=None,
                         help="upload the folder to this dataset repo (created private unless --public)")
-    visibility = parser.add_mutually_exclusive_group()
-    visibility.add_argument("--public", dest="private", action="store_false", default=True,
-                            help="create the Hub repo as public (the H&M terms forbid redistributing the photos)")
-    visibility.add_argument("--private", dest="private", action="store_true",
-                            help="create the Hub repo as private (the default)")
+    add_visibility_arguments(parser)
 
 
 def run(args) -> int:
@@ -67,14 +63,22 @@ def run(args) -> int:
     if args.push_to_hub:
         from huggingface_hub import HfApi
 
-        api = HfApi()
-        url = api.create_repo(args.push_to_hub, repo_type="dataset", private=args.private, exist_ok=True)
-        api.upload_folder(
-            repo_id=args.push_to_hub, repo_type="dataset", folder_path=str(out),
-            allow_patterns=["README.md", "data/*.parquet"], delete_patterns=["data/*.parquet"],
-            commit_message=f"fashrec export-dataset: {counts}",
-        )
-        print(f"pushed to {url} ({'private' if args.private else 'PUBLIC'})")
+        from fashrec.hub.push import hub_errors, resolve_token
+        from fashrec.hub.visibility import choose_private, refuse_public_repo
+
+        photos = [p.relative_to(out).as_posix() for p in sorted((out / "data").glob("*.parquet"))]
+        say_visibility(args.private, photos)
+        api = HfApi(token=resolve_token())
+        with hub_errors(args.push_to_hub, "dataset", api):
+            refuse_public_repo(api, args.push_to_hub, "dataset", photos, private=args.private)
+            url = api.create_repo(args.push_to_hub, repo_type="dataset", private=choose_private(args.private, photos),
+                                  exist_ok=True)
+            api.upload_folder(
+                repo_id=args.push_to_hub, repo_type="dataset", folder_path=str(out),
+                allow_patterns=["README.md", "data/*.parquet"], delete_patterns=["data/*.parquet"],
+                commit_message=f"fashrec export-dataset: {counts}",
+            )
+        print(f"pushed to {url}")
     return 0
 
 
@@ -117,7 +121,7 @@ def _export(args, out):
                 full.shard(shards, i, contiguous=True).to_parquet(str(tmp))
         exported[name] = (full, nbytes)
 
-    from fashrec.hub_card.cards import THIS_FOLDER, render_dataset_card
+    from fashrec.hub_card import THIS_FOLDER, render_dataset_card
 
     features = next(iter(exported.values()))[0].features
     labels = [c for c in LABEL_COLUMNS if c in features]
@@ -134,8 +138,8 @@ def _export(args, out):
     card = render_dataset_card(
         pretty_name=args.pretty_name or f"H&M fashion product photos ({total:,})",
         license="other",
-        license_name="kaggle-hm-competition-rules",
-        license_link=LICENSE_LINK,
+        license_name=DATA_LICENSE_NAME,
+        license_link=RULES,
         task_categories=["image-feature-extraction", "image-classification"],
         size_categories=[_size_category(total)],
         tags=["h-and-m", "kaggle", "product-images", "similar-products"],

@@ -1,6 +1,7 @@
 """``fashrec train`` (also ``python -m training.train``): train the default model, the paper's autoencoder or its VAE."""
 from __future__ import annotations
 
+from fashrec.commands.push import add_visibility_arguments, say_visibility
 from fashrec.data.terms import TERMS, dataset_name
 
 HELP = "train the default model (multitask), the paper's autoencoder or its VAE; resumable, writes a Hub-ready folder"
@@ -107,7 +108,7 @@ def add_arguments(parser) -> None:
     out.add_argument("--out", required=True, help="folder to write (see above)")
     out.add_argument("--resume", action="store_true", help="continue the checkpoint in --out (same flags)")
     out.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="upload the finished folder to this Hub repo")
-    out.add_argument("--private", action="store_true", help="with --push-to-hub: create the repo as private")
+    add_visibility_arguments(out)  # with --push-to-hub: reconstructions.png shows H&M photos, so private by default
     out.add_argument("--no-progress", action="store_true", help="no progress bars")
     out.add_argument("--no-evaluate", action="store_true", help="multitask: skip fashrec evaluate on the test split")
 
@@ -152,8 +153,10 @@ def run(args) -> int:
         if metrics is None:
             return 1
     if args.push_to_hub:
-        from fashrec.hub.push import HubPushError
+        from fashrec.hub.push import HubPushError, files_to_push
+        from fashrec.hub.visibility import photo_files
 
+        say_visibility(args.private, photo_files(files_to_push(args.out), "model"))
         try:
             url = push_to_hub(args.out, args.push_to_hub, private=args.private)
         except HubPushError as exc:

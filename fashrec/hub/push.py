@@ -4,8 +4,10 @@ The folder is checked first, so a half-written model never reaches the Hub: a mo
 ``config.json``, ``model.safetensors`` and ``README.md``; a dataset repo needs ``README.md`` and a
 ``data/`` folder. Temporary and checkpoint files (``*.tmp``, ``checkpoint/``, ``checkpoints/``, ...) are
 left behind. Everything else goes up in a single commit, so the repo never shows a mix of old and new files.
-The card goes up with its load snippet naming the repo (``fashrec.hub_card.cards.for_repo``): a card
+The card goes up with its load snippet naming the repo (``fashrec.hub_card.for_repo``): a card
 written before the repo id was known says ``from_pretrained(".")``, which only works beside the files.
+A folder that holds H&M photos (or pictures of them) goes up to a private repo unless public is asked for
+(``fashrec.hub.visibility``); a model card's ``datasets:`` keeps only datasets that are public.
 
 The token comes from the ``token`` argument, else ``HF_TOKEN``, else ``hf auth login``; it is never
 printed, logged or written anywhere by this module.
@@ -66,7 +68,7 @@ def check_folder(folder: str | os.PathLike, repo_type: str = "model") -> list[st
             missing.append(name)
     if missing:
         what = "a model" if repo_type == "model" else "a dataset"
-        hint = (" Save the model with model.save_pretrained(folder) and write the card (hub_card.render_model_card)."
+        hint = (" Save the model with model.save_pretrained(folder) and write its card (fashrec.hub_card.write_model_card(folder))."
                 if repo_type == "model" else " Export the dataset first (its parquet files under data/ and a card).")
         raise FileNotFoundError(f"{root} is not {what} ready to push: missing {', '.join(missing)}.{hint}")
     if repo_type == "model":
@@ -104,21 +106,30 @@ def resolve_token(token: str | None = None) -> str:
 
 
 def push_folder(folder: str | os.PathLike, repo_id: str, *, repo_type: str = "model", token: str | None = None,
-                private: bool = False, commit_message: str | None = None) -> str:
+                private: bool | None = None, commit_message: str | None = None) -> str:
     """Create ``repo_id`` if needed and upload ``folder`` to it in one commit; return the commit URL.
 
-    Nothing is created on the Hub when the folder is incomplete or the token is missing.
+    ``private=None`` (the default) creates the repo private exactly when the folder holds H&M photos or
+    pictures of them (``fashrec.hub.visibility``), and refuses to add them to an existing public repo;
+    ``False`` asks for public. A model card goes up naming the repo in its snippet, and its ``datasets:``
+    keeps only datasets a stranger can open (public on the Hub). Nothing is created on the Hub when the
+    folder is incomplete or the token is missing.
     """
     from huggingface_hub import CommitOperationAdd, HfApi
 
+    from fashrec.hub.visibility import choose_private, photo_files, refuse_public_repo
+
     check_repo_id(repo_id)
     files = check_folder(folder, repo_type)
+    photos = photo_files(files, repo_type)
     api = HfApi(token=resolve_token(token))
     root = Path(folder)
     message = commit_message or f"Upload {repo_type} with fashrec push ({len(files)} files)"
     with hub_errors(repo_id, repo_type, api):
-        repo_url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
-        operations = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=_content(root / rel, rel, repo_url.repo_id))
+        refuse_public_repo(api, repo_id, repo_type, photos, private=private)
+        repo_url = api.create_repo(repo_id, repo_type=repo_type, private=choose_private(private, photos), exist_ok=True)
+        operations = [CommitOperationAdd(path_in_repo=rel,
+                                         path_or_fileobj=_content(root / rel, rel, repo_url.repo_id, repo_type, api))
                       for rel in files]
         info = api.create_commit(repo_id=repo_url.repo_id, repo_type=repo_type, operations=operations,
                                  commit_message=message)
@@ -148,13 +159,39 @@ def hub_errors(repo_id: str, repo_type: str, api) -> Iterator[None]:
         raise HubPushError(f"cannot reach the Hub at {api.endpoint}: {type(exc).__name__}: {exc}") from None
 
 
-def _content(path: Path, rel: str, repo_id: str) -> str | bytes:
-    """What goes up for one file: the file itself, or for the card, the card loading ``repo_id``."""
+def _content(path: Path, rel: str, repo_id: str, repo_type: str, api) -> str | bytes:
+    """What goes up for one file: the file itself, or for the card, the card loading ``repo_id`` (and, for a
+    model, naming only public datasets)."""
     if rel != "README.md":
         return str(path)
-    from fashrec.hub_card.cards import for_repo
+    from fashrec.hub_card import for_repo
 
-    return for_repo(path.read_text(encoding="utf-8"), repo_id).encode("utf-8")
+    text = for_repo(path.read_text(encoding="utf-8"), repo_id)
+    return (public_datasets_only(text, api) if repo_type == "model" else text).encode("utf-8")
+
+
+def public_datasets_only(text: str, api) -> str:
+    """A model card whose ``datasets:`` (and model-index) name only datasets that are public on the Hub: a
+    private or missing one is a 404 for everyone else, so it becomes a plain description."""
+    from huggingface_hub import ModelCard
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    card = ModelCard(text)
+    named = list(card.data.datasets or [])
+    hidden = []
+    for dataset in named:
+        try:
+            if api.dataset_info(dataset).private:
+                hidden.append(dataset)
+        except (RepositoryNotFoundError, HfHubHTTPError):
+            hidden.append(dataset)
+    if not hidden:
+        return text
+    card.data.datasets = [d for d in named if d not in hidden] or None
+    for result in card.data.eval_results or []:
+        if result.dataset_type in hidden:
+            result.dataset_type = "custom"
+    return str(card)
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
