@@ -1,21 +1,22 @@
 """``fashrec space build`` / ``push``: a Space folder that deploys by itself, as the Hub would run it.
 
-The slow test copies only the built folder elsewhere, makes a fresh virtual environment there, runs
-``pip install -r requirements.txt`` (which installs the vendored wheel), starts ``python app.py`` and
-answers all three endpoints through gradio_client. The environment reuses this interpreter's torch and
-gradio (a ``.pth`` line pointing at its site-packages, where ``--system-site-packages`` would point at a
-bare base interpreter) so that nothing is downloaded; fashrec itself must come from the wheel, which the
-test checks (``fashrec.__file__``), and the checkout is on no path of the child.
+The slow tests build the Space the way the Hub's Gradio builder does (docs/space.md, "How the Hub builds
+it"): a fresh venv installs ``requirements.txt`` from a folder that holds nothing else, in one pip call with
+``gradio[oauth,mcp]==<sdk_version>``; only then is the whole folder copied in and ``python app.py`` started,
+with no fashrec installed in that venv: it imports the ``fashrec/`` beside ``app.py``. All three endpoints
+answer through gradio_client.
+
+What differs from the Hub here: this machine cannot reach download.pytorch.org, so pip (told to give up on
+an unreachable host at once: ``PIP_RETRIES=0``) takes ``torch==<pin>+cpu`` from this machine's local copy of
+that very CPU wheel (pip's configured find-links); everything else comes from PyPI or pip's cache.
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import site
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -25,22 +26,19 @@ import fashrec
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def _fake_wheel(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    wheel = folder / f"fashrec-{fashrec.__version__}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as z:
-        z.writestr("fashrec/__init__.py", "")
-    return wheel
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    from fashrec.hub.space_build import build_wheel
+
+    return build_wheel(tmp_path_factory.mktemp("wheel"), REPO_ROOT)
 
 
 @pytest.fixture(scope="module")
-def quick_build(tmp_path_factory):
-    """The default Space (space/index, multitask-cnn + paper-ae) with a stand-in wheel: for what does not
-    install it."""
+def quick_build(tmp_path_factory, wheel):
+    """The default Space (space/index, multitask-cnn + paper-ae), fashrec's code from this checkout's wheel."""
     from fashrec.hub.space_build import build_space
 
-    root = tmp_path_factory.mktemp("quick")
-    return build_space(root / "space", wheel=_fake_wheel(root / "wheel"))
+    return build_space(tmp_path_factory.mktemp("quick") / "space", wheel=wheel)
 
 
 def test_the_folder_holds_everything_it_serves(quick_build):
@@ -65,29 +63,64 @@ def test_the_folder_holds_everything_it_serves(quick_build):
         assert local not in text, local
 
 
-def test_requirements_resolve_without_the_repository(quick_build):
+def test_requirements_name_only_registry_packages_and_cpu_torch(quick_build, wheel):
+    """The Hub installs requirements.txt before the folder exists: no line may point at a file, a path or a
+    git URL; torch is the CPU-only build; fashrec's requirements are all there, fashrec itself is not."""
+    from email.parser import Parser
+    import zipfile
+
+    from packaging.requirements import Requirement
+
+    from fashrec.hub.space_requirements import TORCH_CPU, TORCH_CPU_INDEX
+
     lines = [line.strip() for line in (quick_build / "requirements.txt").read_text().splitlines()
              if line.strip() and not line.startswith("#")]
-    assert lines == [f"./wheels/fashrec-{fashrec.__version__}-py3-none-any.whl[data]"]
-    assert (quick_build / lines[0].removeprefix("./").removesuffix("[data]")).is_file()
-    assert not any(word in line for line in lines for word in ("git+", "@", "-e ", "..", "/work"))
+    assert lines[0] == f"--extra-index-url {TORCH_CPU_INDEX}" and TORCH_CPU.endswith("+cpu")
+    requirements = [Requirement(line) for line in lines[1:]]
+    assert all(r.url is None and not r.marker and not r.extras for r in requirements), lines
+    assert not any(word in line for line in lines for word in ("./", "..", "/work", "git+", "-e ", ".whl", "file:"))
+    by_name = {r.name: str(r.specifier) for r in requirements}
+    assert by_name["torch"] == f"=={TORCH_CPU}" and "fashrec" not in by_name and "gradio" not in by_name
+    with zipfile.ZipFile(wheel) as z:
+        metadata = Parser().parsestr(z.read(next(n for n in z.namelist() if n.endswith("METADATA"))).decode())
+    needed = {Requirement(r).name for r in metadata.get_all("Requires-Dist")
+              if "extra" not in r or 'extra == "data"' in r}
+    assert needed == set(by_name), (needed, set(by_name))
+
+
+def test_fashrec_travels_as_source_next_to_app_py(quick_build, wheel):
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as z:
+        packaged = {n for n in z.namelist() if n.startswith("fashrec/") and not n.startswith("fashrec/checkpoints/")}
+    vendored = {p.relative_to(quick_build).as_posix() for p in (quick_build / "fashrec").rglob("*") if p.is_file()}
+    assert vendored == packaged  # exactly the release's code: hub_card in place, no photos
+    assert "fashrec/hub_card/model_card.md" in vendored and not list((quick_build / "fashrec").rglob("*.jpg"))
+    assert (quick_build / "fashrec" / "version.py").read_text() == (REPO_ROOT / "fashrec" / "version.py").read_text()
 
 
 def test_the_space_card_is_a_gradio_space(quick_build):
     import gradio
     from huggingface_hub import SpaceCard
 
+    from fashrec.data import terms
+    from fashrec.hub.space_requirements import space_python
+
     card = SpaceCard.load(quick_build / "README.md")
     assert card.data.sdk == "gradio" and card.data.sdk_version == gradio.__version__
-    assert card.data.app_file == "app.py"
+    assert card.data.app_file == "app.py" and card.data.python_version == space_python()
     assert "800" in card.text and "multitask-cnn" in card.text and "paper-ae" in card.text
+    # the Space shows H&M photos: not MIT, the competition's rules
+    assert (card.data.license, card.data.license_name, card.data.license_link) == \
+        ("other", terms.DATA_LICENSE_NAME, terms.RULES)
+    assert "pip install fashrec" not in card.text
 
 
 def test_a_space_build_refuses_an_index_of_other_weights(tmp_path):
     from fashrec.hub.space_build import build_space
 
     with pytest.raises(ValueError, match="weights_hash"):
-        build_space(tmp_path / "space", model="paper-ae", wheel=_fake_wheel(tmp_path / "w"))
+        build_space(tmp_path / "space", model="paper-ae", wheel=tmp_path / "not-built.whl")
     assert not (tmp_path / "space").exists() and not list(tmp_path.glob(".space.*"))
 
 
@@ -101,6 +134,7 @@ def test_push_makes_the_space_exactly_the_folder(hub_server, quick_build, tmp_pa
     (folder / "stale.txt").write_text("from an earlier build")
     assert main(["space", "push", str(folder), "--repo-id", repo_id]) == 0
     assert "stale.txt" in hub_server.files(repo_id, repo_type="space")
+    assert hub_server.state.repo(repo_id, "space").private  # it shows H&M photos: private unless --public
     (folder / "stale.txt").unlink()
     assert main(["space", "push", str(folder), "--repo-id", repo_id, "--message", "rebuild"]) == 0
     files = hub_server.files(repo_id, repo_type="space")
@@ -120,33 +154,70 @@ def test_push_refuses_a_folder_that_is_not_a_built_space(hub_server, tmp_path, m
     assert not hub_server.has_repo(hub_server.repo_id("nope"), repo_type="space")
 
 
-# ---------------------------------------------------------------------- deployed from the folder alone
+def test_space_push_is_public_only_when_asked_and_says_the_terms(hub_server, quick_build, tmp_path, monkeypatch,
+                                                                 capsys):
+    from huggingface_hub import HfApi
+
+    from fashrec.cli import main
+    from fashrec.data.terms import TERMS
+
+    monkeypatch.setenv("HF_TOKEN", hub_server.token)
+    public = hub_server.repo_id("public-demo")
+    HfApi(token=hub_server.token).create_repo(public, repo_type="space", space_sdk="gradio", private=False)
+    assert main(["space", "push", str(quick_build), "--repo-id", public]) == 1  # photos into a public Space
+    err = capsys.readouterr().err
+    assert "is public and this folder holds" in err and "--public" in err and len(err.splitlines()) == 1
+    assert set(hub_server.files(public, repo_type="space")) == {".gitattributes"}
+    assert main(["space", "push", str(quick_build), "--repo-id", public, "--public"]) == 0
+    assert TERMS in capsys.readouterr().out
+    assert "index/index.json" in hub_server.files(public, repo_type="space")
+
+
+# ---------------------------------------------------------------------- built as the Hub builds it
 
 
 @pytest.fixture(scope="module")
-def deployed(tmp_path_factory):
-    """The built Space, copied alone to a new folder with a fresh venv that installed its requirements."""
-    from fashrec.hub.space_build import build_space
+def deployed(tmp_path_factory, quick_build):
+    """The Hub's order: a fresh venv, pip on requirements.txt alone (with the card's gradio), then the folder."""
+    from huggingface_hub import SpaceCard
 
-    root = tmp_path_factory.mktemp("deploy")
-    built = build_space(root / "build")
-    space = shutil.copytree(built, root / "elsewhere" / "space")
-    shutil.rmtree(built)
+    root = tmp_path_factory.mktemp("hub")
     venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
-    venv_site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               check=True, capture_output=True, text=True).stdout.strip()
-    ours = [p for p in site.getsitepackages() if Path(p, "torch").is_dir()]
-    Path(venv_site, "zz_torch_and_gradio.pth").write_text("\n".join(ours) + "\n")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", "requirements.txt"], cwd=space,
-                          env=env, capture_output=True, text=True, timeout=900)
+    app_dir = root / "home" / "user" / "app"
+    app_dir.mkdir(parents=True)
+    shutil.copy2(quick_build / "requirements.txt", app_dir / "requirements.txt")  # all the builder mounts
+    sdk = SpaceCard.load(quick_build / "README.md").data.sdk_version
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(PIP_RETRIES="0", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r", "requirements.txt",
+                           f"gradio[oauth,mcp]=={sdk}"], cwd=app_dir, env=env, capture_output=True, text=True,
+                          timeout=1500)
     assert done.returncode == 0, done.stderr[-3000:]
-    where = subprocess.run([str(python), "-c", "import fashrec; print(fashrec.__file__)"], cwd=root, env=env,
-                           check=True, capture_output=True, text=True).stdout.strip()
-    assert Path(where).is_relative_to(venv), f"the Space runs {where}, not the vendored wheel"
-    return space, python
+    assert [p.name for p in app_dir.iterdir()] == ["requirements.txt"]
+    shutil.copytree(quick_build, app_dir, dirs_exist_ok=True)  # then the repository
+    return app_dir, python, env
+
+
+@pytest.mark.slow
+def test_the_builder_installed_cpu_torch_and_no_fashrec(deployed, tmp_path):
+    from fashrec.hub.space_requirements import TORCH_CPU, space_python
+
+    app_dir, python, env = deployed
+    probe = ("import sys, importlib.metadata as md, torch\n"
+             "print(torch.__version__, torch.version.cuda, '%d.%d' % sys.version_info[:2])\n"
+             "print(sorted(d.metadata['Name'] for d in md.distributions() if d.metadata['Name'].lower().startswith"
+             "(('nvidia', 'fashrec'))))")
+    done = subprocess.run([str(python), "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    versions, installed = done.stdout.splitlines()
+    assert versions == f"{TORCH_CPU} None {space_python()}"  # the pin, CPU-only, for the card's Python
+    assert installed == "[]"  # no CUDA libraries, and no fashrec installed in the venv
+    done = subprocess.run([str(python), "-c", "import fashrec"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert "No module named 'fashrec'" in done.stderr
+    done = subprocess.run([str(python), "-c", "import fashrec; print(fashrec.__file__)"], cwd=app_dir, env=env,
+                          capture_output=True, text=True, check=True)
+    assert Path(done.stdout.strip()) == app_dir / "fashrec" / "__init__.py"
 
 
 @pytest.mark.slow
@@ -158,9 +229,7 @@ def test_the_built_space_deploys_from_its_folder_alone(deployed, tmp_path):
     from fashrec.index import SimilarityIndex
     from space.local_server import running_space
 
-    space, python = deployed
-    with zipfile.ZipFile(next(space.glob("wheels/*.whl"))) as z:
-        assert not [n for n in z.namelist() if n.endswith((".jpg", ".jpeg"))]
+    space, python, _ = deployed
     model = fashrec.from_pretrained(space / "checkpoints" / "multitask-cnn")
     recon = fashrec.from_pretrained(space / "checkpoints" / "paper-ae")
     index = SimilarityIndex.load(space / "index", model=model)
@@ -183,7 +252,7 @@ def test_the_built_space_deploys_from_its_folder_alone(deployed, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_space_keeps_serving_its_own_checkpoint_when_the_shipped_one_changes(deployed, tmp_path):
+def test_a_space_keeps_serving_its_own_checkpoint_when_the_shipped_one_changes(deployed, wheel, tmp_path):
     """A Space built from a retrained 'paper-ae' (other weights than the one the wheel ships) serves its
     own copy: the index and the checkpoint that made it travel together."""
     import torch
@@ -194,7 +263,7 @@ def test_a_space_keeps_serving_its_own_checkpoint_when_the_shipped_one_changes(d
     from fashrec.models.hub_model import weights_hash
     from space.local_server import running_space
 
-    _, python = deployed
+    _, python, _ = deployed
     retrained = tmp_path / "retrained" / "paper-ae"
     model = fashrec.from_pretrained("paper-ae")
     with torch.no_grad():
@@ -204,8 +273,7 @@ def test_a_space_keeps_serving_its_own_checkpoint_when_the_shipped_one_changes(d
     assert weights_hash(model) != weights_hash(fashrec.from_pretrained("paper-ae"))
     index_dir = tmp_path / "index"
     embed_catalogue(model=model, model_ref=str(retrained), data="sample", out=index_dir, n=60, progress=False)
-    space = build_space(tmp_path / "space", index=index_dir, model=str(retrained),
-                        wheel=next(deployed[0].glob("wheels/*.whl")))
+    space = build_space(tmp_path / "space", index=index_dir, model=str(retrained), wheel=wheel)
     assert json.loads((space / "space.json").read_text())["model"] == "paper-ae"
     env = {"PYTHONPATH": "", "FASHREC_INDEX": "", "FASHREC_MODEL": "", "FASHREC_RECON_MODEL": ""}
     with running_space(app=space / "app.py", python=python, env=env, log=tmp_path / "app.log") as url:

@@ -49,7 +49,7 @@ def test_every_package_is_in_the_wheel_and_hub_card_is_fashrecs(wheel):
     packages = sorted(p.parent.relative_to(REPO_ROOT).as_posix() for p in (REPO_ROOT / "fashrec").rglob("__init__.py"))
     missing = [p for p in packages if f"{p}/__init__.py" not in names]
     assert not missing, f"add {missing} to [tool.setuptools] packages in pyproject.toml"
-    assert {"fashrec/hub_card/__init__.py", "fashrec/hub_card/cards.py", "fashrec/hub_card/model_card.md"} <= names
+    assert {"fashrec/hub_card/__init__.py", "fashrec/hub_card/model.py", "fashrec/hub_card/model_card.md"} <= names
     assert not [n for n in names if n.startswith("hub_card/")]
 
 

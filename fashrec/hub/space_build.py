@@ -6,13 +6,15 @@
 The folder holds everything the Space runs, so nothing it needs can move under it:
 
     app.py, recommender.py     the app (copied from the checkout's space/)
-    requirements.txt           one line: the fashrec wheel below (with its [data] extra), by relative path
-    wheels/fashrec-*.whl       fashrec itself, built from this checkout (or --wheel)
+    fashrec/                   fashrec itself, as source next to app.py, from a wheel built from this
+                               checkout (or --wheel): fashrec.hub.space_vendor
+    requirements.txt           registry packages only: fashrec's requirements, torch's CPU-only build
+                               (fashrec.hub.space_requirements); the Hub installs it before the folder exists
     checkpoints/<name>/        the checkpoints it serves: config.json, model.safetensors, card
     index/                     the index those checkpoints made (sealed: fashrec.index.integrity) and
     index/photos/              the catalogue photos it shows, shrunk to thumbnails
     space.json                 which checkpoint recommends, which reconstructs
-    README.md                  the Space card (YAML: sdk gradio, sdk_version, app_file)
+    README.md                  the Space card (YAML: sdk gradio, sdk_version, python_version, app_file)
 
 The index and the checkpoints are checked against each other (weights, preprocessing, ids, checksums)
 before anything is written, and the folder appears in one step (built beside it, then renamed).
@@ -22,17 +24,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-SPACE_SOURCES = ("app.py", "recommender.py")
+SPACE_SOURCES = ("app.py", "recommender.py", "request_log.py")
 CHECKPOINT_FILES = ("config.json", "model.safetensors", "README.md")
 INDEX_FILES = ("embeddings.safetensors", "ids.json", "metadata.parquet", "index.json")
-# What a wheel is built from: the package, the card templates it installs as fashrec.hub_card, the metadata.
-WHEEL_SOURCES = ("pyproject.toml", "README.md", "LICENSE", "fashrec", "hub_card")
-REQUIRED = ("app.py", "recommender.py", "requirements.txt", "README.md", "space.json", "index/index.json")
+REQUIRED = ("app.py", "recommender.py", "requirements.txt", "README.md", "space.json", "index/index.json",
+            "fashrec/__init__.py")
 THUMBNAIL_SIDE = 128  # the longer side of a shown catalogue photo, in pixels (the sample's own size)
 NO_MODEL = "none"
 
@@ -51,30 +51,10 @@ def source_space_dir() -> Path:
 
 
 def build_wheel(out_dir: str | os.PathLike, source: str | os.PathLike | None = None) -> Path:
-    """Build the fashrec wheel of the checkout ``source`` (default: this one) into ``out_dir``.
+    """Build the fashrec wheel of the checkout ``source`` (default: this one) into ``out_dir``."""
+    from fashrec.hub.space_vendor import build_wheel as build
 
-    Built from a clean copy of the package's sources, so nothing stale in the checkout (``build/``) and
-    nothing the wheel must not carry gets in; no network (``--no-build-isolation``).
-    """
-    source = Path(source) if source else source_space_dir().parent
-    missing = [name for name in WHEEL_SOURCES if not (source / name).exists()]
-    if missing:
-        raise FileNotFoundError(f"{source} is not a fashrec checkout (no {', '.join(missing)}): pass --wheel")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="fashrec-wheel-") as tmp:
-        for name in WHEEL_SOURCES:
-            src = source / name
-            if src.is_dir():
-                shutil.copytree(src, Path(tmp) / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "hm_sample"))
-            else:
-                shutil.copy2(src, Path(tmp) / name)
-        done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-                               "--wheel-dir", str(out_dir), tmp], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"building the fashrec wheel failed:\n{done.stderr[-2000:]}")
-    wheels = sorted(out_dir.glob("fashrec-*.whl"), key=lambda p: p.stat().st_mtime)
-    return wheels[-1]
+    return build(out_dir, source or source_space_dir().parent)
 
 
 def build_space(out: str | os.PathLike, *, index: str | os.PathLike | None = None, model: str | None = None,
@@ -85,10 +65,11 @@ def build_space(out: str | os.PathLike, *, index: str | os.PathLike | None = Non
     ``index``: an index made by ``fashrec embed`` (default: the checkout's ``space/index``); ``model``: the
     checkpoint that made it (default: the one its ``catalogue.json`` records); ``recon_model``: the one that
     reconstructs (default: ``model`` if it has a decoder, else the shipped ``paper-ae``; ``"none"``: none);
-    ``wheel``: a fashrec wheel to vendor (default: built from this checkout).
+    ``wheel``: the fashrec wheel whose code the Space runs (default: built from this checkout).
     """
     import fashrec
     from fashrec.atomic import replace_dir
+    from fashrec.hub.space_requirements import requirements_txt
 
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -113,10 +94,9 @@ def build_space(out: str | os.PathLike, *, index: str | os.PathLike | None = Non
         for name in SPACE_SOURCES:
             shutil.copy2(space_dir / name, staging / name)
         _write_json({"index": "index", "model": model_name, "recon_model": recon_name}, staging / "space.json")
-        vendored = _vendor_wheel(wheel, staging / "wheels")
-        (staging / "requirements.txt").write_text(_requirements(vendored.name), encoding="utf-8")
-        (staging / "README.md").write_text(_card(staging, app, loaded, model_name, recon_name, vendored.name, ids),
-                                           encoding="utf-8")
+        metadata = _vendor(wheel, staging)
+        (staging / "requirements.txt").write_text(requirements_txt(metadata), encoding="utf-8")
+        (staging / "README.md").write_text(_card(staging, app, loaded, model_name, recon_name, ids), encoding="utf-8")
         replace_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -130,26 +110,37 @@ def check_space(folder: str | os.PathLike) -> list[str]:
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such Space folder (make one with 'fashrec space build')")
     missing = [name for name in REQUIRED if not (folder / name).is_file()]
-    if missing or not list(folder.glob("wheels/fashrec-*.whl")):
-        missing += [] if list(folder.glob("wheels/fashrec-*.whl")) else ["wheels/fashrec-*.whl"]
+    if missing:
         raise FileNotFoundError(f"{folder} is not a built Space: missing {', '.join(missing)} "
                                 "(make it with 'fashrec space build')")
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
 
-def push_space(folder: str | os.PathLike, repo_id: str, *, token: str | None = None, private: bool = False,
+def push_space(folder: str | os.PathLike, repo_id: str, *, token: str | None = None, private: bool | None = None,
                commit_message: str | None = None) -> str:
     """Create the Space ``repo_id`` (sdk gradio) if needed and make its files exactly ``folder``'s, in one
-    commit (files of an earlier build that this one lacks are deleted). Returns the commit URL."""
+    commit (files of an earlier build that this one lacks are deleted). Returns the commit URL.
+
+    A Space shows its catalogue's photos (``index/photos/``), so with ``private=None`` (the default) a new
+    Space is private and an existing public one is refused; ``private=False`` asks for public
+    (``fashrec.hub.visibility``)."""
+    import warnings
+
     from huggingface_hub import HfApi
 
     from fashrec.hub.push import check_repo_id, hub_errors, resolve_token
+    from fashrec.hub.visibility import choose_private, photo_files, refuse_public_repo
 
     check_repo_id(repo_id)
     files = check_space(folder)
+    photos = photo_files(files, "space")
     api = HfApi(token=resolve_token(token))
-    with hub_errors(repo_id, "space", api):
-        repo = api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
+    with hub_errors(repo_id, "space", api), warnings.catch_warnings():
+        # huggingface_hub warns that index/metadata.parquet looks like a dataset: it is the app's index.
+        warnings.filterwarnings("ignore", message="It seems that you are about to commit a data file")
+        refuse_public_repo(api, repo_id, "space", photos, private=private)
+        repo = api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=choose_private(private, photos),
+                               exist_ok=True)
         info = api.upload_folder(repo_id=repo.repo_id, repo_type="space", folder_path=str(folder),
                                  delete_patterns="*",
                                  commit_message=commit_message or f"fashrec space build ({len(files)} files)")
@@ -244,31 +235,23 @@ def _thumbnail(source, path: Path, side: int) -> None:
         im.save(path, format="JPEG", quality=90)
 
 
-def _vendor_wheel(wheel, into: Path) -> Path:
-    into.mkdir(parents=True)
-    if wheel is None:
-        return build_wheel(into)
-    wheel = Path(wheel)
-    if not (wheel.is_file() and wheel.name.startswith("fashrec-") and wheel.suffix == ".whl"):
-        raise FileNotFoundError(f"--wheel {wheel}: not a fashrec wheel file (fashrec-*.whl)")
-    return Path(shutil.copy2(wheel, into / wheel.name))
+def _vendor(wheel, into: Path) -> str:
+    """fashrec's code into the Space folder, from ``wheel`` or a wheel built from this checkout; its METADATA."""
+    from fashrec.hub.space_vendor import vendor
+
+    if wheel is not None:
+        return vendor(wheel, into)
+    with tempfile.TemporaryDirectory(prefix="fashrec-space-wheel-") as tmp:
+        return vendor(build_wheel(tmp), into)
 
 
-def _requirements(wheel_name: str) -> str:
-    return (
-        "# Installed by the Space on top of gradio (sdk_version in README.md). fashrec is the wheel vendored in\n"
-        "# wheels/, the very code this folder's index and checkpoints were checked with; [data] adds\n"
-        "# pandas/pyarrow for the index metadata. Its other requirements (torch, huggingface-hub, ...) come\n"
-        "# from PyPI. Paths are relative to this folder, where the Space runs pip.\n"
-        f"./wheels/{wheel_name}[data]\n"
-    )
-
-
-def _card(folder: Path, app, model, model_name: str, recon_name: str, wheel_name: str, ids: list[str]) -> str:
+def _card(folder: Path, app, model, model_name: str, recon_name: str, ids: list[str]) -> str:
     import gradio
 
     import fashrec
-    from fashrec.hub_card.cards import render_space_card
+    from fashrec.hub.space_requirements import TORCH_CPU, space_python
+    from fashrec.hub_card import render_space_card
+    from fashrec.version import __version__
 
     space = json.loads((folder / "space.json").read_text())
     focuses = list(getattr(model, "focuses", ("overall",)))
@@ -285,9 +268,9 @@ def _card(folder: Path, app, model, model_name: str, recon_name: str, wheel_name
     example = app.Recommender.load(index=folder / space["index"], model=model_name, recon_model=NO_MODEL,
                                checkpoints=folder / "checkpoints").featured()
     return render_space_card(title="fashrec similar fashion products", sdk_version=gradio.__version__,
-                             n_items=len(ids), model_description=what, recon_description=recon,
-                             checkpoints=checkpoints, wheel=wheel_name, fashrec_version=fashrec.__version__,
-                             example_id=example, focuses=focuses)
+                             python_version=space_python(), n_items=len(ids), model_description=what,
+                             recon_description=recon, checkpoints=checkpoints, torch_requirement=f"torch {TORCH_CPU}",
+                             fashrec_version=__version__, example_id=example, focuses=focuses)
 
 
 def _write_json(value, path: Path) -> None:
