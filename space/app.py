@@ -47,6 +47,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # starts and runs wi
 import gradio as gr  # noqa: E402
 
 from recommender import ALL, MAX_K, METRICS, Hit, Recommender  # noqa: E402
+import request_log  # noqa: E402,F401  Gradio's own refusals of a request: one log line each
 
 DEFAULT_INDEX = HERE / "index"
 CHECKPOINTS = HERE / "checkpoints"  # a built Space's own checkpoints (fashrec space build)

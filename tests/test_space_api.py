@@ -12,6 +12,8 @@ import io
 import json
 import os
 import re
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -394,6 +396,41 @@ def test_a_bad_request_is_one_line_in_the_log(client, served):
     assert "Traceback" not in "\n".join(new)
     assert [line for line in new if "bad request" in line] == new and len(new) == 2, new
 
+
+
+def test_a_request_gradio_refuses_is_one_line_in_the_log(served):
+    """Requests Gradio rejects before any handler runs (too few inputs, a file it did not receive, a value of
+    the wrong shape) are one warning line each (space/request_log.py), not Gradio's 20-line traceback."""
+    url, log = served[0], served[1]
+    before = log.read_text(errors="replace")
+    refused = [("recommend_item", ["0156224002", "cosine"]),
+               ("reconstruct", [{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}]),
+               ("reconstruct", ["/etc/passwd"])]
+    for endpoint, data in refused:
+        assert _raw_call(url, endpoint, data)["event"] == "error"
+    for _ in range(50):  # the server writes its log line after answering
+        new = log.read_text(errors="replace")[len(before):].splitlines()
+        if len(new) >= len(refused):
+            break
+        threading.Event().wait(0.1)
+    assert "Traceback" not in "\n".join(new)
+    assert len(new) == len(refused), new
+    for (endpoint, _), line in zip(refused, new):
+        assert f"WARNING request to {endpoint} refused by Gradio: " in line, line
+    assert "ValueError: An event handler (recommend_item) didn't receive enough input values" in new[0]
+    assert "InvalidPathError" in new[1] and "ValidationError" in new[2]
+
+
+def test_only_gradios_refusals_are_shortened():
+    """An exception from a handler (a bug) keeps its traceback: only input preparation is a refusal."""
+    sys.path.insert(0, str(REPO_ROOT / "space"))
+    import request_log
+
+    try:
+        raise RuntimeError("a bug in a handler")
+    except RuntimeError as exc:
+        assert request_log.refusal(exc) is None
+    assert request_log.install() == list(request_log.GRADIO_MODULES)  # this Gradio prints there: patched
 
 def test_uploads_are_capped_and_not_kept(client, served, tmp_path):
     """An upload over 10 MB is refused before it is stored; the app sets a cache lifetime for the rest."""
