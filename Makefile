@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # no torchvision.
 TORCH := torch==2.14.1
 
-.PHONY: setup demo test browser mutation clean-cache
+.PHONY: setup demo test browser dist mutation clean-cache
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,18 @@ demo: setup
 
 test: setup browser
 	$(BIN)/python -m pytest
+
+# A release as PyPI would get it: sdist + wheel (python -m build, in isolation), twine check, then
+# tools/check_dist.py installs the wheel in a fresh venv and runs the README's and a card's snippets verbatim.
+# Its own tool venv, so it runs on a bare machine (the release workflow runs exactly this).
+DIST_TOOLS := build/dist-tools
+dist:
+	rm -rf dist
+	$(PYTHON) -m venv $(DIST_TOOLS)
+	$(DIST_TOOLS)/bin/pip install --quiet --upgrade pip "build>=1.2" "twine>=6"
+	$(DIST_TOOLS)/bin/python -m build --outdir dist .
+	$(DIST_TOOLS)/bin/twine check --strict dist/*
+	$(DIST_TOOLS)/bin/python tools/check_dist.py dist $(if $(RELEASE_TAG),--release-tag $(RELEASE_TAG))
 
 # Mutation testing of the core modules (not part of CI; tens of minutes on two cores, at low priority).
 # One module: make mutation MODULES=preprocess. Results: build/mutation/summary.md; see docs/testing.md.

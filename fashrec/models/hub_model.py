@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 
 from fashrec.data.preprocess import PreprocessConfig
+from fashrec.version import REPOSITORY
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -43,8 +44,8 @@ class HubModel(
     torch.nn.Module,
     PyTorchModelHubMixin,
     library_name="fashrec",
-    repo_url="https://github.com/fashrec/fashrec",
-    docs_url="https://github.com/fashrec/fashrec/blob/main/docs/hub.md",
+    repo_url=REPOSITORY,
+    docs_url=f"{REPOSITORY}/blob/main/docs/hub.md",
     tags=["fashrec", "image-feature-extraction", "fashion"],
     pipeline_tag="image-feature-extraction",
 ):
