@@ -150,7 +150,7 @@ class Recommender:
     # ------------------------------------------------------------------ what serves what
 
     def describe_model(self) -> str:
-        """The recommendation model in words: ``MultiTaskCNN `multitask-cnn` (229-d per focus: overall, shape, ...)``."""
+        """The recommendation model in words: ``MultiTaskCNN `multitask-cnn` (D-d per focus: overall, shape, ...)``."""
         return describe(self.model, self.model_name, self.focuses)
 
     def describe_recon_model(self) -> str:

@@ -1,2 +1,2 @@
-"""Thin command-line shells over ``fashrec.trainer``: ``python -m training.train``, ``training.sweep``,
+"""Thin command-line shells over ``fashrec.training.trainer``: ``python -m training.train``, ``training.sweep``,
 ``training.benchmark``. The library does the work; these only parse flags and print figures."""

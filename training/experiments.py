@@ -7,7 +7,7 @@
 Protocol (the issue's): the fixed seed-42 80/20 split of ``fashrec.load_hm`` (train = first
 ``n_train`` rows of the data file, test = the rest); models see only the train rows. Queries are the
 test images, the catalogue is all images (train + test), the query itself is excluded; P@10 and mAP@10
-(``fashrec.retrieval_metrics`` definitions, R = relevant catalogue items) for product type, colour group
+(``fashrec.eval.retrieval_metrics`` definitions, R = relevant catalogue items) for product type, colour group
 and graphical appearance, under cosine similarity. Reconstruction MSE is per value on the test images.
 
 ``--data`` is a file from ``training/experiments.py --build-data`` (``load_hm`` + ``preprocess``, stored
@@ -100,7 +100,7 @@ def retrieval_scores(emb: torch.Tensor, labels: dict, n_train: int, *, k: int = 
     nn_idx = sim.topk(k, dim=1).indices.cpu().numpy()
     queries = q_idx.cpu().numpy()
     out = {}
-    for c in COLUMNS:  # fashrec.retrieval_metrics: the definitions fashrec evaluate uses
+    for c in COLUMNS:  # fashrec.eval.retrieval_metrics: the definitions fashrec evaluate uses
         y = labels[c].cpu().numpy()
         query, hits = y[queries], y[nn_idx]
         ap = average_precision_at_k(query, hits, k, n_relevant=count_relevant(query, y))

@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--init", choices=list(INITS), default=DEFAULT_INIT,
-                        help="weight init of every run (fashrec.weight_init; default %(default)s)")
+                        help="weight init of every run (fashrec.models.weight_init; default %(default)s)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default %(default)s)")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (default %(default)s)")
     parser.add_argument("--only", default=None, help="comma-separated run names (default: all; see --list)")

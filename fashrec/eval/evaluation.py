@@ -10,7 +10,7 @@ is the same garment in another colourway (same ``product_code``, another article
 (``fashrec.eval.scores``: ``design_hit_at_k`` over the queries that have such an item.) In one run this
 module reports, for the model and for three baselines, under the paper's three metrics:
 
-- **retrieval**: precision@k and mAP@k (``fashrec.retrieval_metrics``: AP@k divided by min(k, R), R =
+- **retrieval**: precision@k and mAP@k (``fashrec.eval.retrieval_metrics``: AP@k divided by min(k, R), R =
   relevant items in the catalogue other than the query). The search is the ``SimilarityIndex`` that
   ``fashrec recommend`` uses, so scores and recommendations agree. ``split="test"``: every held-out
   image queries the whole catalogue (train + test); ``split="test-only"``: the held-out images query

@@ -261,7 +261,7 @@ class SimilarityIndex:
         """Read an index written by :meth:`save`.
 
         With ``model``, refuses (ValueError) when the index was built with other weights: the stored
-        ``weights_hash`` must equal ``fashrec.hub_model.weights_hash(model)``.
+        ``weights_hash`` must equal ``fashrec.models.hub_model.weights_hash(model)``.
         """
         embeddings, ids, metadata, model_record = persistence.read_index(path, model=model)
         index = cls(embeddings, ids, metadata, backend=backend, **backend_options)

@@ -1,6 +1,6 @@
 """The training loop of fashrec's autoencoders: Adam on the model's own ``loss``, resumable, reproducible.
 
-    model = fashrec.training.trainer.make_model("ae", seed=0)           # seeded He-normal init (fashrec.weight_init)
+    model = fashrec.training.trainer.make_model("ae", seed=0)           # seeded He-normal init (fashrec.models.weight_init)
     metrics = fashrec.train(model, x_train, x_test, lr=0.01, batch_size=16, epochs=30, seed=0, out_dir="runs/ae")
 
 ``x_train`` / ``x_test`` are preprocessed tensors ``(N, 3, S, S)`` in [0, 1] (``fashrec.dataset_tensor``):
@@ -43,7 +43,7 @@ def make_model(kind: str = "ae", *, seed: int = 0, channels=(16, 8), latent_dim:
                preprocess: Mapping | None = None, init: str = DEFAULT_INIT):
     """A freshly initialised ``ConvAE`` (``kind="ae"``) or ``ConvVAE`` (``"vae"``); the init is seeded.
 
-    ``init`` is how the weights are drawn (``fashrec.weight_init``): ``"he"`` (default) or ``"torch"``.
+    ``init`` is how the weights are drawn (``fashrec.models.weight_init``): ``"he"`` (default) or ``"torch"``.
     """
     from fashrec.models.conv_ae import ConvAE
     from fashrec.models.conv_vae import ConvVAE
