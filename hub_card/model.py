@@ -199,14 +199,30 @@ def _training(hyperparameters: Mapping[str, Any] | None, recipe: str | None, ima
     else:
         parts.append("Hyperparameters were not recorded with this checkpoint.")
     if recipe:
-        command = LOCAL_PATH.sub("HM_DATA", recipe.strip())
+        command = _public_recipe(recipe)
         parts += ["", f"Trained with: `{command}`"]
-        if command != recipe.strip():
-            parts.append("(`HM_DATA`: a folder of the H&M data in the Kaggle layout; see Training data.)")
+        if "HM_" in command:
+            parts.append("(`HM_DATA`, `HM_EXTRA`: folders of H&M photos in the Kaggle layout, `images/` and their "
+                         "metadata; see Training data.)")
     for alt, path in images.items():
         if scores.is_loss_curve(alt, path):
             parts += ["", f"![{alt}]({path})"]
     return "\n".join(parts)
+
+
+def _public_recipe(recipe: str) -> str:
+    """The training command as a stranger can run it: the data folders of the machine that trained (a local
+    path, or a bare folder name like ``hm``) become ``HM_DATA`` / ``HM_EXTRA``; ``sample`` and Hub ids stay."""
+    import re
+
+    def data(match):
+        flag, value = match[1], match[2]
+        if value == "sample" or is_repo_id(value):
+            return match[0]
+        return f"{flag} {'HM_DATA' if flag == '--data' else 'HM_EXTRA'}"
+
+    command = re.sub(r"(--data|--data-extra|--extra-train-data)\s+(\S+)", data, recipe.strip())
+    return LOCAL_PATH.sub("HM_DATA", command)
 
 
 def _licence(license: str | None, license_name: str | None, license_link: str | None,

@@ -265,3 +265,16 @@ def test_shipped_card_installs_what_a_stranger_can_get(name):
         assert commands == ["pip install fashrec"]
     else:
         assert commands == [f'pip install "fashrec @ git+{REPOSITORY}"']
+
+
+def test_the_recipe_on_a_card_names_no_folder_of_the_training_machine():
+    def trained_with(recipe: str) -> str:
+        text = render_model_card(model_class="ConvAE", config=CONFIG, recipe=recipe)
+        return next(line for line in text.splitlines() if line.startswith("Trained with:"))
+
+    assert trained_with("fashrec train --data /work/shared/data/hm --data-extra hm-extra --out runs/x") == \
+        "Trained with: `fashrec train --data HM_DATA --data-extra HM_EXTRA --out runs/x`"
+    assert trained_with("fashrec train --data ../shared/data/hm --out x") == "Trained with: `fashrec train --data HM_DATA --out x`"
+    assert trained_with("fashrec train --data sample --out x") == "Trained with: `fashrec train --data sample --out x`"
+    assert trained_with("fashrec train --data org/hm-photos --out x") == \
+        "Trained with: `fashrec train --data org/hm-photos --out x`"
