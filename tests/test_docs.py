@@ -235,3 +235,25 @@ def test_the_embeddings_page_quotes_the_shipped_seed():
         label, subset = next(v for k, v in figures.items() if row[1].startswith(k))
         value = _score(source["eval"], "model", row[0], label, subset)
         assert value is not None and _quoted_equal(row[shipped].replace("**", ""), value), row
+
+
+def test_the_evaluation_page_quotes_paper_aes_eval_json():
+    """docs/evaluation.md's scoreboard of the shipped paper-ae: every P@10 / mAP@10 cell, every metric."""
+    text = (REPO_ROOT / "docs" / "evaluation.md").read_text(encoding="utf-8")
+    header, rows = _table(text, "| label | embedding | cityblock P@10 |")
+    evaluation = _checkpoint("paper-ae")["eval"]
+    checked = 0
+    for row in rows:
+        for column, cell in zip(header[2:], row[2:]):
+            metric, kind = column.split()
+            key = "precision_at_k" if kind == "P@10" else "map_at_k"
+            value = next(r[key] for r in evaluation["retrieval"] if (r["label"], r["embedding"], r["metric"])
+                         == (row[0], row[1], metric) and not r.get("subset"))
+            assert _quoted_equal(cell, value), (row[0], row[1], column, cell, value)
+            checked += 1
+    assert checked == len(rows) * 6 > 0
+    _, rows = _table(text, "| reconstruction MSE")
+    quoted = dict((r[0], r[1]) for r in rows)
+    reconstruction = evaluation["reconstruction"]
+    for row, key in (("model", "model_mse"), ("PCA (same size as the embedding)", "pca_mse"), ("mean image", "mean_image_mse")):
+        assert _quoted_equal(quoted[row], reconstruction[key]), (row, quoted[row], reconstruction[key])
