@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ import fashrec
 from fashrec.cli import main
 from fashrec.index.folder import open_index
 from fashrec.index.integrity import folder_files
+from tests.test_space_build import _fake_wheel as fake_wheel
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = sorted((fashrec.SAMPLE_DIR / "images").rglob("*.jpg"))
@@ -77,14 +77,6 @@ def tamper(folder: Path, what: str) -> str:
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-
-
-def fake_wheel(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    wheel = folder / f"fashrec-{fashrec.__version__}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as z:
-        z.writestr("fashrec/__init__.py", "")
-    return wheel
 
 
 def attempt(entry: str, folder: Path, tmp_path: Path, capsys) -> str:
