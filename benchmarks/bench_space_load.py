@@ -44,14 +44,18 @@ def percentiles(values: list[float]) -> str:
 
 
 def build_index(data: str, cache: Path, model: str | None) -> Path:
-    from fashrec.index.layout import INDEX_FILE
+    from fashrec import open_index
 
     out = cache / "index"
-    if (out / INDEX_FILE).is_file():
-        print(f"reusing the index at {out}")
-        return out
+    if out.is_dir():
+        try:
+            open_index(out)
+            print(f"reusing the index at {out}")
+            return out
+        except (ValueError, FileNotFoundError) as exc:  # e.g. made by an older fashrec: made again
+            print(f"not reusing {out}: {exc}")
     print(f"embedding {data} into {out} (once) ...", flush=True)
-    command = [sys.executable, "-m", "fashrec.cli", "embed", "--data", data, "--out", str(out)]
+    command = [sys.executable, "-m", "fashrec.cli", "embed", "--data", data, "--out", str(out), "--overwrite"]
     subprocess.run(command + (["--model", model] if model else []), check=True)
     return out
 

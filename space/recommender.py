@@ -103,12 +103,14 @@ class Recommender:
         from fashrec.index.folder import open_index
         from fashrec.models.hub_model import load_model
 
+        from fashrec.models.pretrained import names
+
         opened = open_index(index, model)
         loaded = opened.model
         recon, recon_name = None, None
         if recon_model == NO_MODEL:
             recon = _NoDecoder(loaded)
-        elif recon_model or not has_decoder(loaded):
+        elif recon_model or (not has_decoder(loaded) and RECON_DEFAULT in names()):
             recon_name = short_name(recon_model or RECON_DEFAULT)
             recon = load_model(recon_model or RECON_DEFAULT).eval()
         return cls(model=loaded, index=opened.index, images=opened.photos, timings_file=timings_file,

@@ -101,8 +101,8 @@ def build_space(out: str | os.PathLike, *, index: str | os.PathLike | None = Non
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     staging.chmod(0o755)  # mkdtemp's 0700 would stay on the finished folder
     try:
+        loaded = opened.model  # loaded and checked first: an index that records no model stops here
         model_name = _copy_checkpoint(opened, staging / "checkpoints", app.short_name)
-        loaded = opened.model
         if recon_ref is None:
             recon_ref = None if app.has_decoder(loaded) else app.RECON_DEFAULT
         recon_name = model_name if recon_ref is None else NO_MODEL if recon_ref == NO_MODEL else \
