@@ -75,12 +75,13 @@ def thumbnail(source, max_side: int, *, quality: int = 90) -> bytes:
 
     A JPEG that already fits is returned byte for byte (the sample's 85x128 photos stay as they are);
     anything else is decoded the way ``fashrec.preprocess`` decodes (decompression bombs refused, EXIF
-    orientation applied, transparency on white), shrunk with Lanczos and encoded. ``ImageError`` names a
+    orientation applied, transparency on white; a large JPEG at a reduced scale), shrunk with its filter
+    and encoded. ``ImageError`` names a
     photo that cannot be used.
     """
     from PIL import Image
 
-    from fashrec.data.preprocess import ImageError, to_rgb
+    from fashrec.data.preprocess import RESAMPLE, ImageError, to_rgb
 
     data = Path(source).read_bytes() if isinstance(source, (str, os.PathLike)) else bytes(source)
     try:
@@ -90,11 +91,12 @@ def thumbnail(source, max_side: int, *, quality: int = 90) -> bytes:
                 fits = im.format == "JPEG" and max(im.size) <= max_side
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):  # to_rgb below names what is wrong
         fits = False
-    rgb = to_rgb(data)  # decodes (and refuses) exactly as preprocess does, even for a JPEG that fits
     if fits:
+        to_rgb(data)  # decodes (and refuses) exactly as preprocess does, even a JPEG that fits
         return data
+    rgb = to_rgb(data, draft=(max_side, max_side))
     if max(rgb.size) > max_side:
-        rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        rgb.thumbnail((max_side, max_side), RESAMPLE)  # preprocess's own filter: antialiased, 2.5x Lanczos's speed
     buffer = io.BytesIO()
     try:
         rgb.save(buffer, format="JPEG", quality=quality)
