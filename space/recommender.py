@@ -251,7 +251,7 @@ class Recommender:
         return self._can_reconstruct
 
     def recommend_item(self, article_id: str, *, metric: str = "cosine", k: int = 8, product_group: str = ALL,
-                       product_type: str = ALL, focus: str | Mapping[str, float] = "overall") -> list[Hit]:
+                       product_type: str = ALL, focus: str | Mapping[str, float] | None = None) -> list[Hit]:
         """The ``k`` nearest catalogue items of a catalogue item (the item itself left out)."""
         start, cpu = time.perf_counter(), time.thread_time()
         article_id = str(article_id or "").strip()
@@ -264,7 +264,7 @@ class Recommender:
         return hits
 
     def recommend_image(self, image: Any, *, metric: str = "cosine", k: int = 8, product_group: str = ALL,
-                        product_type: str = ALL, focus: str | Mapping[str, float] = "overall") -> list[Hit]:
+                        product_type: str = ALL, focus: str | Mapping[str, float] | None = None) -> list[Hit]:
         """The ``k`` nearest catalogue items of a photo (any input ``fashrec.preprocess`` takes)."""
         start, cpu = time.perf_counter(), time.thread_time()
         metric, k, where, focus, needed = self._options(metric, k, product_group, product_type, focus)
@@ -359,7 +359,7 @@ def short_name(reference: str) -> str:
 
 def describe(model, name: str | None = None, focuses: tuple[str, ...] | None = None) -> str:
     """A model in a few words, for the page: class, name, size, and focuses when there are several."""
-    focuses = tuple(focuses or getattr(model, "focuses", ("overall",)))
+    focuses = tuple(focuses or model.focuses)
     named = f"{type(model).__name__}" + (f" `{name}`" if name else "")
     if name == RECON_DEFAULT:
         return f"the paper's {named} ({model.embedding_dim}-d; the baseline)"

@@ -180,3 +180,28 @@ def test_bad_embed_and_index_paths(untrained_ae_dir, index_dir, tmp_path, capsys
     assert "already exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # --item and --image together: argparse refuses
         main(["recommend", "--index", str(index_dir), "--item", "a", "--image", "b.jpg"])
+
+
+def test_focus_weights_on_the_command_line_rank_like_the_index(tmp_path, capsys):
+    """--focus takes a focus of the index or weights 'a=2, b=1' (read by fashrec.index.parse_focus, as the
+    Space reads them); --image embeds each weighted focus with the recorded model."""
+    from tests.test_embed_fast import tiny_cnn
+
+    tiny_cnn().save_pretrained(tmp_path / "cnn")
+    out = tmp_path / "idx"
+    assert main(["embed", "--model", str(tmp_path / "cnn"), "--data", "sample", "--n", "30", "--out", str(out)]) == 0
+    opened = open_index(out)
+    index, model = opened.index, opened.model
+    first, second = index.focuses[1], index.focuses[2]
+    weights = {first: 2.0, second: 1.0}
+    text = f"{first}=2, {second}=1"
+    got = recommend_json(capsys, "--index", str(out), "--item", index.ids[4], "--k", "5", "--focus", text)
+    assert [n["id"] for n in got["neighbours"]] == index.search_ids([index.ids[4]], k=5, focus=weights)[0][0]
+    assert got["focus"] == text
+    photo = opened.photos[index.ids[9]]
+    x = fashrec.preprocess_batch([photo], model.preprocess_config)
+    expected, _ = index.search({f: model.embed(x, focus=f).numpy() for f in weights}, k=5, focus=weights)
+    got = recommend_json(capsys, "--index", str(out), "--image", str(photo), "--k", "5", "--focus", text)
+    assert [n["id"] for n in got["neighbours"]] == expected[0] and got["neighbours"][0]["id"] == index.ids[9]
+    assert main(["recommend", "--index", str(out), "--item", index.ids[4], "--focus", "smell=1"]) == 1
+    assert "unknown focus 'smell'" in capsys.readouterr().err

@@ -42,8 +42,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--metric", default="cosine", choices=list(METRICS), help="distance (default %(default)s)")
     parser.add_argument("--where", action="append", default=[], metavar="COL=VALUE",
                         help="metadata filter, repeatable, e.g. --where colour_group_name=Black")
-    parser.add_argument("--focus", default="overall",
-                        help="which embedding of a multi-focus model, or weights 'shape=2, colour=1' (default %(default)s)")
+    parser.add_argument("--focus", default=None,
+                        help="which embedding of a multi-focus model, or weights 'shape=2, colour=1' (default: the "
+                             "index's first focus, overall)")
     parser.add_argument("--model", default=None, help="model for --image (default: the one recorded in the index)")
     parser.add_argument("--grid", default=None, metavar="PNG", help="also write a picture of the query and its neighbours")
     parser.add_argument("--json", action="store_true", help="print the neighbours as JSON instead of a table")
@@ -66,7 +67,7 @@ def parse_where(items: list[str]) -> dict:
 
 
 def recommend(*, index_dir, item: str | None = None, image=None, k: int = 10, metric: str = "cosine",
-              where: dict | None = None, focus: str = "overall", model=None) -> dict:
+              where: dict | None = None, focus: str | None = None, model=None) -> dict:
     """The search behind the command, as data: ``{"query": {...}, "neighbours": [{rank, id, distance, ...}]}``.
     ``index_dir`` is a folder or an opened one (``fashrec.open_index``)."""
     from fashrec.index.focus import check_focus_name, parse_focus
@@ -75,7 +76,8 @@ def recommend(*, index_dir, item: str | None = None, image=None, k: int = 10, me
     if (item is None) == (image is None):
         raise ValueError("give exactly one of item= and image=")
     opened = index_dir if isinstance(index_dir, OpenedIndex) else open_index(index_dir, model)
-    index, weights = opened.index, parse_focus(focus)
+    index = opened.index
+    weights = parse_focus(focus, default=index.focuses[0])  # focus names are the index's, never a fixed list
     meta = index.metadata
     if item is not None:
         ids, dist = index.search_ids([item], k=k, metric=metric, where=where or None, focus=weights)
@@ -96,7 +98,7 @@ def recommend(*, index_dir, item: str | None = None, image=None, k: int = 10, me
         {"rank": r + 1, "id": i, "distance": float(d), **_describe(meta, index.position(i))}
         for r, (i, d) in enumerate(zip(ids[0], dist[0]))
     ]
-    return {"query": query, "metric": metric, "focus": focus, "neighbours": neighbours}
+    return {"query": query, "metric": metric, "focus": focus or index.focuses[0], "neighbours": neighbours}
 
 
 def run(args) -> int:
