@@ -261,3 +261,11 @@ def test_the_largest_allowed_weights_keep_exclude_and_where():
         assert np.isfinite(dist).all()
         for query, row in zip(["0", "2"], ids):
             assert query not in row and all(int(i) % 2 == 0 for i in row)
+
+
+def test_an_index_of_an_older_fashrec_is_refused_with_what_to_do(index_copy):
+    seal = json.loads((index_copy / "integrity.json").read_text())
+    seal["format_version"] = 1
+    (index_copy / "integrity.json").write_text(json.dumps(seal))
+    with pytest.raises(ValueError, match="seal of an older fashrec.*rebuild the index with 'fashrec embed'"):
+        open_index(index_copy)

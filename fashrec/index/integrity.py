@@ -71,8 +71,8 @@ def check_seal(folder: str | os.PathLike) -> dict[str, str]:
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
         raise ValueError(f"{path} is not an integrity record; rebuild the index, or {vouch}") from None
     if not isinstance(sealed, dict) or version != _VERSION:
-        raise ValueError(f"{path} is a seal of an older fashrec (version {version!r}), which did not cover the "
-                         f"catalogue and its photos; rebuild the index with 'fashrec embed', or {vouch}")
+        raise ValueError(f"{path} is a seal of an older fashrec (version {version!r}): its folder does not carry "
+                         "the photos it shows; rebuild the index with 'fashrec embed'")
     present = folder_files(folder)
     problems = [f"{name} is missing" for name in sorted(set(sealed) - set(present))]
     problems += [f"{name} was added" for name in present if name not in sealed]
