@@ -155,10 +155,11 @@ def seal_folder(folder: str | os.PathLike) -> dict[str, str]:
     folder = Path(folder)
     if not (folder / INDEX_FILE).is_file():
         raise FileNotFoundError(f"{folder}: no index there (make one with 'fashrec embed')")
-    index = SimilarityIndex.load(folder)
-    check_ids(folder, index)
-    read_catalogue(folder, index.ids)
-    return seal(folder)
+    with locked(folder):  # not in the middle of an update
+        index = SimilarityIndex.load(folder)
+        check_ids(folder, index)
+        read_catalogue(folder, index.ids)
+        return seal(folder)
 
 
 class FolderWriter:
