@@ -7,12 +7,13 @@ HELP = "build the Space as a self-contained folder (app, wheel, checkpoints, ind
 EXTRA = "space"  # what a missing optional package asks to install (the card names this gradio)
 DESCRIPTION = """\
 fashrec space build OUT
-    Write a complete Hugging Face Space repo to OUT: app.py and recommender.py (from this checkout's
-    space/), a fashrec wheel built from this checkout in OUT/wheels/ and a requirements.txt that installs
-    it by relative path (no git URL, no moving branch), the checkpoints it serves in OUT/checkpoints/, the
-    index they made in OUT/index/ with the catalogue photos it shows (thumbnails), space.json, and the
-    Space card README.md (sdk gradio, this gradio's version). The index is checked against the checkpoints
-    (weights, preprocessing, ids, checksums) before anything is written; OUT appears in one step.
+    Write a complete Hugging Face Space repo to OUT: app.py, recommender.py and inputs.py (from this
+    checkout's space/), a fashrec wheel built from this checkout in OUT/wheels/ and a requirements.txt that
+    installs it by relative path (no git URL, no moving branch), the checkpoints it serves in
+    OUT/checkpoints/, the index they made in OUT/index/ with the photos it shows (its own, sealed),
+    space.json, and the Space card README.md (sdk gradio, this gradio's version). The index is opened with
+    fashrec.open_index (its seal, ids and photos, and the checkpoint's weights, preprocessing and options)
+    before anything is written; OUT appears in one step.
 
 fashrec space push OUT --repo-id ORG/NAME
     Create the Space (sdk gradio) if needed and make its files exactly OUT's, in one commit. The token
