@@ -49,7 +49,7 @@ if str(HERE) not in sys.path:  # 'python space/app.py', 'fashrec demo' and the H
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # starts and runs with no network
 import gradio as gr  # noqa: E402
 
-from recommender import ALL, MAX_K, METRICS, Hit, Recommender  # noqa: E402
+from recommender import ALL, MAX_K, METRICS, NO_MODEL, Hit, Recommender  # noqa: E402
 
 DEFAULT_INDEX = HERE / "index"
 SPACE_FILE = HERE / "space.json"
@@ -79,7 +79,7 @@ def load_recommender() -> Recommender:
     return Recommender.open(
         os.environ.get("FASHREC_INDEX") or HERE / built.get("index", DEFAULT_INDEX),
         model=os.environ.get("FASHREC_MODEL") or None,
-        recon_model=os.environ.get("FASHREC_RECON_MODEL") or (str(HERE / recon) if recon not in (None, "none") else recon),
+        recon_model=os.environ.get("FASHREC_RECON_MODEL") or (str(HERE / recon) if recon not in (None, NO_MODEL) else recon),
         timings_file=os.environ.get("FASHREC_TIMINGS_FILE") or None,
     )
 
@@ -90,7 +90,7 @@ def build_demo(rec: Recommender):
 
     # Catalogue photos are served straight from the index folder's photos/ (never copied per request into
     # Gradio's cache); that folder holds exactly the catalogue's photos. One folder, not one entry per photo:
-    # Gradio checks a path against each entry in turn (68 ms a request with the sample's 800 photos listed).
+    # Gradio checks a path against each entry in turn (68 ms a photo with the sample's 800 photos listed).
     gr.set_static_paths(rec.served_folders())
     # A client may name any path in a request: only uploads and catalogue photos are read.
     rec.restrict_files([gr.utils.get_upload_folder(), *rec.served_folders()])
