@@ -44,12 +44,18 @@ def percentiles(values: list[float]) -> str:
 
 
 def build_index(data: str, cache: Path, model: str | None) -> Path:
+    from fashrec import open_index
+
     out = cache / "index"
-    if (out / "index.json").is_file():
-        print(f"reusing the index at {out}")
-        return out
+    if out.is_dir():
+        try:
+            open_index(out)
+            print(f"reusing the index at {out}")
+            return out
+        except (ValueError, FileNotFoundError) as exc:  # e.g. made by an older fashrec: made again
+            print(f"not reusing {out}: {exc}")
     print(f"embedding {data} into {out} (once) ...", flush=True)
-    command = [sys.executable, "-m", "fashrec.cli", "embed", "--data", data, "--out", str(out)]
+    command = [sys.executable, "-m", "fashrec.cli", "embed", "--data", data, "--out", str(out), "--overwrite"]
     subprocess.run(command + (["--model", model] if model else []), check=True)
     return out
 
@@ -91,25 +97,25 @@ def main() -> int:
 
     from gradio_client import handle_file
 
-    from fashrec.jobs.embed_job import catalogue_images
-    from fashrec.index import SimilarityIndex
+    from fashrec import open_index, pretrained
     from space.local_server import running_space
-
-    from fashrec import pretrained
 
     index_dir = Path(args.index) if args.index else REPO_ROOT / "space" / "index"
     if args.data:  # one cached index per model (named after it: a new default gets a new index)
         index_dir = build_index(args.data, Path(args.cache) / Path(args.model or pretrained.DEFAULT).name, args.model)
-    index = SimilarityIndex.load(index_dir)
+    opened = open_index(index_dir)
+    index = opened.index
     rng = random.Random(0)
     ids = index.ids
-    photos = [p for p in catalogue_images(index_dir, rng.sample(ids, min(20, len(ids)))) if isinstance(p, str)]
+    photos = [str(opened.photos[i]) for i in rng.sample(ids, min(20, len(ids)))]
 
     timings = Path(tempfile.mkdtemp(prefix="fashrec-bench-")) / "timings.jsonl"
     env = {"FASHREC_INDEX": str(index_dir), "FASHREC_TIMINGS_FILE": str(timings)}
     if args.concurrency:
         env["FASHREC_CONCURRENCY"] = str(args.concurrency)
-    metrics = ["cosine", "euclidean", "cityblock"]
+    from fashrec.index import METRICS
+
+    metrics = list(METRICS)
     focuses = list(index.focuses)  # drawn at random per request, like the metric
     print(f"catalogue: {len(index):,} items ({index_dir}); model {(getattr(index, 'model_record', None) or {}).get('class', '?')}, "
           f"focuses {focuses}; {args.requests} concurrent requests per endpoint, "

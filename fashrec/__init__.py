@@ -6,6 +6,7 @@
     vectors = model.embed(x)                                  # (N, model.embedding_dim)
     index = fashrec.SimilarityIndex(vectors, ids=["a", "b"])
     index.search(vectors[:1], k=1, metric="cosine")
+    opened = fashrec.open_index("runs/hm-index")              # a sealed index folder: index, model, photos
 
 The package follows the data, one layer a subpackage:
 
@@ -39,6 +40,8 @@ _EXPORTS = {
     "SAMPLE_DIR": "fashrec.data.sample",
     "sample_path": "fashrec.data.sample",
     "SimilarityIndex": "fashrec.index",
+    "open_index": "fashrec.index.folder",
+    "OpenedIndex": "fashrec.index.folder",
     "precision_at_k": "fashrec.eval.retrieval_metrics",
     "average_precision_at_k": "fashrec.eval.retrieval_metrics",
     "evaluate": "fashrec.eval.evaluation",

@@ -3,25 +3,28 @@
     python space/app.py                      # the embedded H&M sample, http://127.0.0.1:7860
     fashrec demo                             # the same, from the console script
 
-Start-up loads, never recomputes: the models through ``fashrec.from_pretrained`` and a precomputed
-``SimilarityIndex`` (made by ``fashrec embed``). Settings come from the environment:
+Start-up loads, never recomputes: the index folder (made by ``fashrec embed``) through
+``fashrec.open_index``, which refuses it, naming the file, unless it is exactly what was sealed, and gives
+the model it records with the options it records. Settings come from the environment:
 
     FASHREC_MODEL   recommendation model: checkpoint folder, Hub id or shipped name (default: the model the
-                    index was built with, else the shipped default checkpoint)
+                    index records); refused unless it makes the index's vectors
     FASHREC_RECON_MODEL   reconstruction model (default: FASHREC_MODEL if it has a decoder, else the shipped
                     paper-ae, the paper's autoencoder; "none": no reconstructions)
     FASHREC_INDEX   index folder written by 'fashrec embed' (default: space/index, the embedded sample)
 
-A Space folder made by ``fashrec space build`` also holds ``space.json`` (its index, the checkpoint that
-recommends and the one that reconstructs) and ``checkpoints/``; names are looked up there first, so the
-index and the weights it was made with travel together.
+A Space folder made by ``fashrec space build`` also holds ``space.json`` (its index, and the checkpoints
+that recommend and reconstruct, as paths in the folder) and ``checkpoints/``; its index names the
+checkpoint beside it, so the index and the weights it was made with travel together.
     FASHREC_CONCURRENCY   handlers run at once, all events together (default 1: a search takes ~10 ms)
     FASHREC_TORCH_THREADS torch threads for embedding one photo (default 1: a 64x64 photo needs no more)
     FASHREC_TIMINGS_FILE  append each handler's server-side duration here as JSON lines (benchmarks)
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT   where to listen (Gradio's own variables)
 
-Safe to expose: handlers read only uploads (Gradio's cache) and catalogue photos, uploads are capped at
-MAX_FILE_SIZE and deleted after CACHE_SECONDS, and a bad request is one line in the log, not a traceback.
+Safe to expose: the server serves the index folder's own photos/ and nothing else of the machine (it holds
+exactly the catalogue's photos, sealed), handlers read only uploads (Gradio's cache) and those photos,
+uploads are capped at MAX_FILE_SIZE and deleted after CACHE_SECONDS, and a bad request is one line in the
+log, not a traceback.
 
 Named API endpoints for ``gradio_client`` (every parameter has a default):
 
@@ -46,11 +49,10 @@ if str(HERE) not in sys.path:  # 'python space/app.py', 'fashrec demo' and the H
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # starts and runs with no network
 import gradio as gr  # noqa: E402
 
-from recommender import ALL, MAX_K, METRICS, Hit, Recommender  # noqa: E402
+from recommender import ALL, MAX_K, METRICS, NO_MODEL, Hit, Recommender  # noqa: E402
 import request_log  # noqa: E402,F401  Gradio's own refusals of a request: one log line each
 
 DEFAULT_INDEX = HERE / "index"
-CHECKPOINTS = HERE / "checkpoints"  # a built Space's own checkpoints (fashrec space build)
 SPACE_FILE = HERE / "space.json"
 DEFAULT_K = 8
 MAX_FILE_SIZE = "10mb"  # an upload is one product photo
@@ -72,14 +74,14 @@ CSS = """
 
 
 def load_recommender() -> Recommender:
-    """The model and index named by the environment, else by ``space.json`` (see the module docstring)."""
+    """The index and models named by the environment, else by ``space.json`` (see the module docstring)."""
     built = json.loads(SPACE_FILE.read_text(encoding="utf-8")) if SPACE_FILE.is_file() else {}
-    return Recommender.load(
-        model=os.environ.get("FASHREC_MODEL") or built.get("model"),
-        index=os.environ.get("FASHREC_INDEX") or HERE / built.get("index", DEFAULT_INDEX),
+    recon = built.get("recon_model")
+    return Recommender.open(
+        os.environ.get("FASHREC_INDEX") or HERE / built.get("index", DEFAULT_INDEX),
+        model=os.environ.get("FASHREC_MODEL") or None,
+        recon_model=os.environ.get("FASHREC_RECON_MODEL") or (str(HERE / recon) if recon not in (None, NO_MODEL) else recon),
         timings_file=os.environ.get("FASHREC_TIMINGS_FILE") or None,
-        recon_model=os.environ.get("FASHREC_RECON_MODEL") or built.get("recon_model"),
-        checkpoints=CHECKPOINTS,
     )
 
 
@@ -87,10 +89,12 @@ def build_demo(rec: Recommender):
     """The Gradio Blocks app over ``rec``: a Recommend tab, a Reconstruction tab and three API endpoints."""
     from fashrec.data.preprocess import ImageError
 
-    # Catalogue photos are served straight from their folders (never copied per request into Gradio's cache).
-    gr.set_static_paths(rec.image_folders())
+    # Catalogue photos are served straight from the index folder's photos/ (never copied per request into
+    # Gradio's cache); that folder holds exactly the catalogue's photos. One folder, not one entry per photo:
+    # Gradio checks a path against each entry in turn (68 ms a photo with the sample's 800 photos listed).
+    gr.set_static_paths(rec.served_folders())
     # A client may name any path in a request: only uploads and catalogue photos are read.
-    rec.restrict_files([gr.utils.get_upload_folder(), *rec.image_folders()])
+    rec.restrict_files([gr.utils.get_upload_folder(), *rec.served_folders()])
     user_errors = (ValueError, ImageError, NotImplementedError)
     first_id = rec.featured()
     model_name = type(rec.model).__name__
@@ -98,8 +102,7 @@ def build_demo(rec: Recommender):
     item_choices = [(rec.label(i), i) for i in rec.ids]
     multi_focus = len(rec.focuses) > 1
 
-    def gallery(hits: list[Hit]):
-        return [(h.image, h.caption) for h in hits]
+    gallery = rec.gallery
 
     def describe(query: str, hits: list[Hit], metric: str, k: int, group: str, ptype: str, focus: str) -> str:
         filters = [f"{what} *{value}*" for what, value in (("group", group), ("type", ptype)) if value not in (None, "", ALL)]
@@ -317,7 +320,11 @@ def main(argv: list[str] | None = None) -> int:
     """Load, build and serve; prints the local URL. Blocks until interrupted."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     _set_torch_threads()
-    rec = load_recommender()
+    try:
+        rec = load_recommender()
+    except (ValueError, FileNotFoundError) as exc:  # a refused index or model: one line, not a traceback
+        print(f"fashrec Space: cannot start: {exc}", file=sys.stderr, flush=True)
+        return 1
     rec.warm_up()  # before serving: search structures are built once, not on some user's first query
     demo = build_demo(rec)
     concurrency = int(os.environ.get("FASHREC_CONCURRENCY", "1"))
@@ -325,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     _, url, _ = demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",
         server_port=int(os.environ["GRADIO_SERVER_PORT"]) if os.environ.get("GRADIO_SERVER_PORT") else None,
-        allowed_paths=rec.image_folders(),
+        allowed_paths=rec.served_folders(),
         max_file_size=MAX_FILE_SIZE,
         # System fonts: the page asks no font server for anything (offline demos, headless tests).
         theme=gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]),

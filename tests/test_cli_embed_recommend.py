@@ -2,6 +2,8 @@
 import json
 import shutil
 
+import datasets
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,9 @@ from PIL import Image
 
 import fashrec
 from fashrec.cli import main
-from fashrec.jobs.embed_job import embed_catalogue, open_catalogue, read_catalogue
+from fashrec.index.folder import open_index
+from fashrec.jobs.catalogue_source import open_catalogue
+from fashrec.jobs.embed_job import embed_catalogue
 from fashrec.eval.neighbour_grid import grid_size
 from fashrec.index import SimilarityIndex
 
@@ -56,8 +60,13 @@ def test_index_records_model_metadata_and_photos(index_dir, untrained_ae_dir):
     for column in ("article_id", "prod_name", "product_type_name", "colour_group_name", "graphical_appearance_name"):
         assert column in index.metadata_columns
     assert all(isinstance(v, str) for v in index.metadata["product_type_name"])
-    record = read_catalogue(index_dir)
-    assert record["model"] == str(untrained_ae_dir.resolve()) and record["images"]["root"] == "@sample"
+    opened = open_index(index_dir)
+    assert opened.catalogue.model == str(untrained_ae_dir.resolve())
+    assert [s["data"] for s in opened.catalogue.sources] == ["sample"]  # provenance; the photos are in the folder
+    ds = open_catalogue("sample", n=N)
+    sample = dict(zip(ds["article_id"], ds.cast_column("image", datasets.Image(decode=False))["image"]))
+    for item, photo in opened.photos.items():  # the sample's 85x128 JPEGs are kept byte for byte
+        assert photo.is_relative_to(index_dir / "photos") and photo.read_bytes() == open(sample[item]["path"], "rb").read()
     assert not (index_dir.parent / f"{index_dir.name}.partial").exists()  # the work folder is gone
 
 
@@ -68,7 +77,7 @@ def test_where_filters_and_image_queries_use_the_recorded_model(index_dir, capsy
                          "--where", f"colour_group_name={colour}")
     assert all(n["colour"] == colour for n in got["neighbours"])
     # a catalogue photo as --image finds itself first (distance ~0), with the model recorded in the index
-    photo = fashrec.jobs.embed_job.catalogue_images(index_dir, [index.ids[3]])[0]
+    photo = str(open_index(index_dir).photos[index.ids[3]])
     got = recommend_json(capsys, "--index", str(index_dir), "--image", photo, "--k", "3", "--metric", "euclidean")
     assert got["neighbours"][0]["id"] == index.ids[3] and got["neighbours"][0]["distance"] < 1e-3
 
@@ -166,8 +175,33 @@ def test_bad_recommend_arguments_give_one_clear_line(index_dir, capsys, args, me
 
 def test_bad_embed_and_index_paths(untrained_ae_dir, index_dir, tmp_path, capsys):
     assert main(["recommend", "--index", str(tmp_path / "missing"), "--item", "x"]) == 1
-    assert "no such index folder" in capsys.readouterr().err
+    assert "no index there" in capsys.readouterr().err
     assert main(["embed", "--model", str(untrained_ae_dir), "--data", "sample", "--out", str(index_dir)]) == 1
     assert "already exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # --item and --image together: argparse refuses
         main(["recommend", "--index", str(index_dir), "--item", "a", "--image", "b.jpg"])
+
+
+def test_focus_weights_on_the_command_line_rank_like_the_index(tmp_path, capsys):
+    """--focus takes a focus of the index or weights 'a=2, b=1' (read by fashrec.index.parse_focus, as the
+    Space reads them); --image embeds each weighted focus with the recorded model."""
+    from tests.test_embed_fast import tiny_cnn
+
+    tiny_cnn().save_pretrained(tmp_path / "cnn")
+    out = tmp_path / "idx"
+    assert main(["embed", "--model", str(tmp_path / "cnn"), "--data", "sample", "--n", "30", "--out", str(out)]) == 0
+    opened = open_index(out)
+    index, model = opened.index, opened.model
+    first, second = index.focuses[1], index.focuses[2]
+    weights = {first: 2.0, second: 1.0}
+    text = f"{first}=2, {second}=1"
+    got = recommend_json(capsys, "--index", str(out), "--item", index.ids[4], "--k", "5", "--focus", text)
+    assert [n["id"] for n in got["neighbours"]] == index.search_ids([index.ids[4]], k=5, focus=weights)[0][0]
+    assert got["focus"] == text
+    photo = opened.photos[index.ids[9]]
+    x = fashrec.preprocess_batch([photo], model.preprocess_config)
+    expected, _ = index.search({f: model.embed(x, focus=f).numpy() for f in weights}, k=5, focus=weights)
+    got = recommend_json(capsys, "--index", str(out), "--image", str(photo), "--k", "5", "--focus", text)
+    assert [n["id"] for n in got["neighbours"]] == expected[0] and got["neighbours"][0]["id"] == index.ids[9]
+    assert main(["recommend", "--index", str(out), "--item", index.ids[4], "--focus", "smell=1"]) == 1
+    assert "unknown focus 'smell'" in capsys.readouterr().err

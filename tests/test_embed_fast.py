@@ -13,7 +13,7 @@ from PIL import Image
 import fashrec
 from fashrec.cli import main
 from fashrec.jobs.embed_stream import decode_batches, embed_sources
-from fashrec.jobs.index_folder import apply_embed_options, embed_options, skipped_images
+from fashrec.index.folder import open_index
 from fashrec.models.hub_model import weights_hash
 from fashrec.models.inference import for_inference
 from fashrec.index import SimilarityIndex
@@ -111,8 +111,8 @@ def test_undecodable_photos_are_skipped_reported_and_recorded(shop, untrained_ae
     assert "skipped 2 photo(s)" in err and "broken" in err and "cut" in err
     index = SimilarityIndex.load(out)
     assert index.ids == [f"good-{i}" for i in range(6)]
-    assert {s["id"] for s in skipped_images(out)} == {"broken", "cut"}
-    assert all(s["reason"] for s in skipped_images(out))
+    assert {s["id"] for s in open_index(out).skipped} == {"broken", "cut"}
+    assert all(s["reason"] for s in open_index(out).skipped)
     model = fashrec.from_pretrained(untrained_ae_dir)
     x = fashrec.preprocess_batch([shop / f"good-{i}.jpg" for i in range(6)], model.preprocess_config)
     np.testing.assert_allclose(index.embeddings(), model.embed(x).numpy(), rtol=1e-5, atol=1e-6)
@@ -131,15 +131,15 @@ def test_no_flip_tta_is_recorded_and_reused_by_image_queries(cnn_dir, tmp_path, 
     assert main(["embed", "--model", str(cnn_dir), "--data", "sample", "--n", "12", "--out", str(out),
                  "--no-flip-tta"]) == 0
     record = json.loads((out / "index.json").read_text())
-    assert record["model"]["config"]["flip_tta"] is False and embed_options(out) == {"flip_tta": False}
-    index = SimilarityIndex.load(out)
-    model = fashrec.from_pretrained(cnn_dir)
-    photos = fashrec.jobs.embed_job.catalogue_images(out, index.ids)
+    opened = open_index(out)
+    assert record["model"]["config"]["flip_tta"] is False and opened.options == {"flip_tta": False}
+    index = opened.index
+    photos = [str(p) for p in opened.photos.values()]
+    model = fashrec.from_pretrained(cnn_dir, flip_tta=False)
     x = fashrec.preprocess_batch(photos, model.preprocess_config)
-    model.flip_tta = False
     np.testing.assert_allclose(index.embeddings(), model.embed(x).numpy(), rtol=1e-4, atol=1e-6)
-    # whoever loads the model again for this index (image queries, updates, the Space) gets the option back
-    assert apply_embed_options(fashrec.from_pretrained(cnn_dir), out).flip_tta is False
+    # whoever opens the index again (image queries, updates, the Space) gets the model built with the option
+    assert opened.model.flip_tta is False and opened.model.config_dict()["flip_tta"] is False
     assert fashrec.from_pretrained(cnn_dir).flip_tta is True
     assert main(["recommend", "--index", str(out), "--image", photos[4], "--k", "1", "--json"]) == 0
     hit = json.loads(capsys.readouterr().out)["neighbours"][0]

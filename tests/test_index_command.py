@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,11 +17,9 @@ import pytest
 import fashrec
 from fashrec.cli import main
 from fashrec.index import SimilarityIndex
-from fashrec.index.integrity import check_index
+from fashrec.index.folder import open_index
 import fashrec.jobs.embed_stream
 from fashrec.jobs import index_update
-from fashrec.jobs.embed_job import catalogue_images
-from fashrec.jobs.index_folder import skipped_images
 from tests.conftest import REPO_ROOT
 
 SAMPLE = sorted((fashrec.SAMPLE_DIR / "images").rglob("*.jpg"))
@@ -64,8 +63,10 @@ def test_add_embeds_only_the_new_photos_and_remove_and_replace_follow(index_dir,
     x = fashrec.preprocess_batch(sorted(folder.iterdir()), model.preprocess_config)
     np.testing.assert_allclose(after.embeddings()[20:], model.embed(x).numpy(), rtol=1e-5, atol=1e-6)
     assert after.metadata["prod_name"].isna().tolist() == [False] * 20 + [True] * 3  # a folder has no labels
-    check_index(index_dir, after, model)  # sealed again, ids and metadata agree
-    assert all(catalogue_images(index_dir, after.ids))  # every photo, old and new, can be found
+    opened = open_index(index_dir, model)  # sealed again, ids and metadata agree, the model matches
+    assert list(opened.photos) == after.ids and all(p.is_file() for p in opened.photos.values())
+    copies = [opened.photos[i] for i in new_ids]  # the folder's own copies of the new photos
+    assert [p.read_bytes() for p in copies] == [(folder / f"{i}.jpg").read_bytes() for i in new_ids]
     assert main(["recommend", "--index", str(index_dir), "--item", new_ids[0], "--k", "3", "--json"]) == 0
     assert "added 3 photo(s)" in capsys.readouterr().err
 
@@ -73,8 +74,8 @@ def test_add_embeds_only_the_new_photos_and_remove_and_replace_follow(index_dir,
     assert main(["index", "remove", "--index", str(index_dir), "--ids", str(tmp_path / "gone.txt")]) == 0
     removed = SimilarityIndex.load(index_dir, model=model)
     assert removed.ids == [i for i in after.ids if i not in (before.ids[4], new_ids[1])]
-    assert json.loads((index_dir / "catalogue.json").read_text())["ids"] == removed.ids
-    check_index(index_dir, removed, model)
+    assert list(json.loads((index_dir / "catalogue.json").read_text())["photos"]) == sorted(removed.ids)
+    assert list(open_index(index_dir, model).photos) == removed.ids
 
     reshot = photo_folder(tmp_path / "reshot", [SAMPLE[-1]], names=[before.ids[0]])  # another photo, same id
     assert main(["index", "replace", "--index", str(index_dir), "--data", str(reshot)]) == 0
@@ -83,7 +84,7 @@ def test_add_embeds_only_the_new_photos_and_remove_and_replace_follow(index_dir,
     np.testing.assert_allclose(replaced.embeddings()[0], model.embed(fashrec.preprocess_batch([SAMPLE[-1]]))[0],
                                rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(replaced.embeddings()[1:], removed.embeddings()[1:])
-    assert catalogue_images(index_dir, [before.ids[0]]) == [str((reshot / f"{before.ids[0]}.jpg").resolve())]
+    assert open_index(index_dir).photos[before.ids[0]].read_bytes() == SAMPLE[-1].read_bytes()
 
 
 def test_duplicates_and_unknown_ids_are_refused_and_change_nothing(index_dir, tmp_path, capsys):
@@ -153,17 +154,18 @@ def test_a_full_disk_during_an_update_is_one_line_and_the_old_index_stays(index_
 WRITER = """
 import sys
 import numpy as np
-from fashrec.index import SimilarityIndex
-from fashrec.jobs.index_folder import read_record, write_index_folder
-from fashrec.jobs.embed_job import read_catalogue
+from fashrec.index.folder import open_index, writing_folder
 folder = sys.argv[1]
 extra = np.load(sys.argv[2])
 print("ready", flush=True)
 while True:  # toggle one item in and out, writing the whole folder each time
-    index = SimilarityIndex.load(folder)
+    opened = open_index(folder)
+    index = opened.index
     index.remove(["extra"]) if "extra" in index.ids else index.add(extra, ["extra"])
-    catalogue = {**read_catalogue(folder), "ids": index.ids, "images": None}
-    write_index_folder(folder, index, model=None, catalogue=catalogue, skipped=[])
+    with writing_folder(folder) as writer:
+        writer.carry_photos(opened, [i for i in index.ids if i != "extra"])
+        writer.add_photos({"extra": sys.argv[3]}, progress=False)
+        writer.finish(index, model=None, model_ref=None, sources=[], skipped=[])
 """
 
 
@@ -174,19 +176,22 @@ def test_a_writer_killed_mid_update_leaves_the_old_or_the_new_index(tmp_path):
     np.save(tmp_path / "extra.npy", extra)
     ids = [f"i{n}" for n in range(3000)]
     folder = tmp_path / "idx"
-    SimilarityIndex(base, ids, {"group": ["g"] * 3000}).save(folder)
-    fashrec.index.integrity.seal(folder)
+    from fashrec.index.folder import writing_folder
+
+    with writing_folder(folder) as writer:  # one photo stands for all 3,000 items
+        writer.add_photos({i: SAMPLE[0] for i in ids}, progress=False)
+        writer.finish(SimilarityIndex(base, ids, {"group": ["g"] * 3000}), model=None, model_ref=None, sources=[],
+                      skipped=[])
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     states = set()
     for trial in range(6):
-        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(folder), str(tmp_path / "extra.npy")],
-                                  env=env, stdout=subprocess.PIPE, text=True)
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(folder), str(tmp_path / "extra.npy"),
+                                   str(SAMPLE[1])], env=env, stdout=subprocess.PIPE, text=True)
         assert writer.stdout.readline().strip() == "ready"
         time.sleep(0.3 + 0.37 * trial)
         writer.send_signal(signal.SIGKILL)
         writer.wait()
-        index = SimilarityIndex.load(folder)  # loads, whole: the old folder or the new one
-        check_index(folder, index, require_seal=True)  # every file is the one sealed with it
+        index = open_index(folder).index  # opens, whole and as sealed: the old folder or the new one
         assert index.ids in (ids, ids + ["extra"])
         np.testing.assert_array_equal(index.embeddings()[:3000], base)
         if len(index) == 3001:
@@ -221,12 +226,13 @@ def test_the_space_serves_an_updated_index_after_a_restart(tmp_path):
     hm = REPO_ROOT.parent / "shared" / "data" / "hm" / "images"
     if not hm.is_dir():
         pytest.skip("needs the shared H&M photos")
-    before = Recommender.load(index=served, recon_model="none")
+    before = Recommender.open(served, recon_model="none")
     photos = [p for p in sorted(hm.rglob("*.jpg")) if p.stem not in set(before.ids)][:2]
     folder = photo_folder(tmp_path / "new", photos)
     assert main(["index", "add", "--index", str(served), "--data", str(folder)]) == 0
-    after = Recommender.load(index=served, recon_model="none")  # what a restarted Space does
+    after = Recommender.open(served, recon_model="none")  # what a restarted Space does
     assert after.ids == before.ids + [p.stem for p in photos]
     hits = after.recommend_image(str(photos[0]), k=3)
     assert hits[0].article_id == photos[0].stem and hits[0].distance < 1e-5
     assert [h.article_id for h in after.recommend_item(photos[1].stem, k=3)]
+    assert all(Path(h.image).parent.parent == served / "photos" for h in hits)  # the folder's own photos

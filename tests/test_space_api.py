@@ -33,17 +33,10 @@ def library():
     import torch
 
     import fashrec
-    from fashrec.jobs.embed_job import catalogue_images
-    from fashrec.index import SimilarityIndex
 
     torch.set_num_threads(2)
-    from space.recommender import model_reference
-
-    model_ref = model_reference(INDEX, os.environ.get("FASHREC_MODEL") or None)
-    model = fashrec.from_pretrained(fashrec.pretrained.resolve(model_ref))
-    index = SimilarityIndex.load(INDEX, model=model)
-    photos = dict(zip(index.ids, catalogue_images(INDEX, index.ids)))
-    return model, index, photos
+    opened = fashrec.open_index(INDEX, os.environ.get("FASHREC_MODEL") or None)
+    return opened.model, opened.index, {i: str(p) for i, p in opened.photos.items()}
 
 
 @pytest.fixture(scope="module")
@@ -254,10 +247,22 @@ def _corrupt_uploads(tmp_path: Path, photo: str) -> dict[str, tuple[Path, str]]:
     Image.new("1", (20_000, 20_000)).save(buf, format="PNG")  # 400 Mpx in a few kB: a decompression bomb
     (tmp_path / "bomb.png").write_bytes(buf.getvalue())
     cases["huge"] = (tmp_path / "bomb.png", "bomb.png")
+    (tmp_path / "claims.jpg").write_bytes(claims_size(data, 20_000, 20_000))
+    cases["huge header"] = (tmp_path / "claims.jpg", "claims.jpg: refused as a possible decompression bomb")
     return cases
 
 
-@pytest.mark.parametrize("case", ["truncated", "text", "empty", "huge"])
+def claims_size(jpeg: bytes, width: int, height: int) -> bytes:
+    """A real JPEG whose frame header claims ``width`` x ``height``."""
+    import struct
+
+    data = bytearray(jpeg)
+    sof = next(i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] in (0xC0, 0xC1, 0xC2))
+    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("case", ["truncated", "text", "empty", "huge", "huge header"])
 @pytest.mark.parametrize("endpoint", ["/recommend_image", "/reconstruct"])
 def test_bad_upload_gets_a_clear_error_and_the_app_keeps_serving(client, library, tmp_path, case, endpoint):
     from gradio_client import handle_file
@@ -300,7 +305,7 @@ def test_odd_image_modes_are_accepted(client, library, tmp_path, mode):
         ({"k": 47.99}, "k must be a whole number, got 47.99"),
         ({"k": True}, "k must be a whole number, got True"),
         ({"focus": "shape=1.7e308, colour=1"}, "keep each at most"),
-        ({"focus": "shape=nan, colour=1"}, "focus weights"),
+        ({"focus": "shape=nan, colour=1"}, "focus weight for 'shape' must be finite"),
         ({"product_group": "Spacesuits"}, "'Spacesuits'"),
         ({"focus": "smell"}, "unknown focus 'smell'"),
     ],
@@ -371,16 +376,24 @@ def test_the_server_reads_no_file_a_client_names(served, endpoint):
             assert "not an uploaded image" in answers.pop()
 
 
-def test_gradio_serves_no_server_file(served):
+def test_gradio_serves_the_catalogue_photos_and_nothing_else(served, library):
+    """Raw HTTP: every photo of the catalogue is served (200); the checkout's git config, sources and
+    checkpoints, the index's own files and the machine's are not (403)."""
     import urllib.error
     import urllib.request
 
     url = served[0]
-    for path in ("/etc/passwd", str(REPO_ROOT / "space" / "app.py"), str(INDEX / "embeddings.safetensors"),
-                 str(INDEX / "catalogue.json")):
+    for path in ("/etc/passwd", str(REPO_ROOT / ".git"), str(REPO_ROOT / "space" / "app.py"),
+                 str(REPO_ROOT / "fashrec" / "checkpoints" / "multitask-cnn" / "model.safetensors"),
+                 str(INDEX / "embeddings.safetensors"), str(INDEX / "catalogue.json"), str(INDEX / "photos"),
+                 str(INDEX / "photos" / ".." / "index.json")):
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(f"{url}gradio_api/file={path}", timeout=30)
-        assert err.value.code in (403, 404), path
+        assert err.value.code == 403, path
+    photos = library[2]
+    for photo in photos.values():
+        with urllib.request.urlopen(f"{url}gradio_api/file={photo}", timeout=30) as response:
+            assert response.status == 200 and response.read() == Path(photo).read_bytes()
 
 
 def test_a_bad_request_is_one_line_in_the_log(client, served):
@@ -462,7 +475,7 @@ def two_focus():
     import torch
 
     from fashrec.models.conv_ae import ConvAE
-    from fashrec.jobs.embed_job import catalogue_metadata, open_catalogue
+    from fashrec.jobs.catalogue_source import catalogue_metadata, open_catalogue
     from fashrec.index import SimilarityIndex
     from space.recommender import Recommender
 

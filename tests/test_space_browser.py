@@ -29,15 +29,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 @pytest.fixture(scope="module")
 def library():
     import fashrec
-    from fashrec.jobs.embed_job import catalogue_images
-    from fashrec.index import SimilarityIndex
 
-    from space.recommender import model_reference
-
-    model_ref = model_reference(INDEX, os.environ.get("FASHREC_MODEL") or None)
-    model = fashrec.from_pretrained(fashrec.pretrained.resolve(model_ref))
-    index = SimilarityIndex.load(INDEX, model=model)
-    return model, index, dict(zip(index.ids, catalogue_images(INDEX, index.ids)))
+    opened = fashrec.open_index(INDEX, os.environ.get("FASHREC_MODEL") or None)
+    return opened.model, opened.index, {i: str(p) for i, p in opened.photos.items()}
 
 
 @pytest.fixture(scope="module")

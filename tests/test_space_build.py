@@ -44,22 +44,19 @@ def quick_build(tmp_path_factory, wheel):
 def test_the_folder_holds_everything_it_serves(quick_build):
     out = quick_build
     space = json.loads((out / "space.json").read_text())
-    assert space == {"index": "index", "model": "multitask-cnn", "recon_model": "paper-ae"}
+    assert space == {"index": "index", "model": "checkpoints/multitask-cnn", "recon_model": "checkpoints/paper-ae"}
     for name in ("multitask-cnn", "paper-ae"):
         assert (out / "checkpoints" / name / "model.safetensors").read_bytes() == \
             (fashrec.pretrained.path(name) / "model.safetensors").read_bytes()
-    from fashrec.index.integrity import check_index
-    from fashrec.index import SimilarityIndex
-
-    model = fashrec.from_pretrained(out / "checkpoints" / "multitask-cnn")
-    index = SimilarityIndex.load(out / "index", model=model)
-    check_index(out / "index", index, model)
-    catalogue = json.loads((out / "index" / "catalogue.json").read_text())
-    assert catalogue["images"]["root"] == "photos" and catalogue["model"] == "multitask-cnn"
-    photos = [out / "index" / "photos" / f for f in catalogue["images"]["files"]]
-    assert len(photos) == len(index) and all(p.is_file() for p in photos)
+    opened = fashrec.open_index(out / "index")  # sealed, and it names the checkpoint beside it
+    assert opened.catalogue.model == "../checkpoints/multitask-cnn"
+    assert Path(opened.model_ref).resolve() == (out / "checkpoints" / "multitask-cnn").resolve()
+    assert type(opened.model).__name__ == "MultiTaskCNN"
+    source = fashrec.open_index(REPO_ROOT / "space" / "index")
+    assert opened.index.ids == source.index.ids
+    assert all(opened.photos[i].read_bytes() == source.photos[i].read_bytes() for i in source.index.ids)
     text = "\n".join(p.read_text(errors="replace") for p in out.rglob("*") if p.suffix in (".json", ".md", ".txt"))
-    for local in (str(REPO_ROOT), "/work/", "/tmp/", "../"):
+    for local in (str(REPO_ROOT), "/work/", "/tmp/"):
         assert local not in text, local
 
 
@@ -119,7 +116,7 @@ def test_the_space_card_is_a_gradio_space(quick_build):
 def test_a_space_build_refuses_an_index_of_other_weights(tmp_path):
     from fashrec.hub.space_build import build_space
 
-    with pytest.raises(ValueError, match="weights_hash"):
+    with pytest.raises(ValueError, match="weights_hash.*it records the model 'multitask-cnn'"):
         build_space(tmp_path / "space", model="paper-ae", wheel=tmp_path / "not-built.whl")
     assert not (tmp_path / "space").exists() and not list(tmp_path.glob(".space.*"))
 
@@ -274,7 +271,8 @@ def test_a_space_keeps_serving_its_own_checkpoint_when_the_shipped_one_changes(d
     index_dir = tmp_path / "index"
     embed_catalogue(model=model, model_ref=str(retrained), data="sample", out=index_dir, n=60, progress=False)
     space = build_space(tmp_path / "space", index=index_dir, model=str(retrained), wheel=wheel)
-    assert json.loads((space / "space.json").read_text())["model"] == "paper-ae"
+    assert json.loads((space / "space.json").read_text()) == {"index": "index", "model": "checkpoints/paper-ae",
+                                                              "recon_model": None}
     env = {"PYTHONPATH": "", "FASHREC_INDEX": "", "FASHREC_MODEL": "", "FASHREC_RECON_MODEL": ""}
     with running_space(app=space / "app.py", python=python, env=env, log=tmp_path / "app.log") as url:
         gallery = Client(url, verbose=False).predict(k=3, api_name="/recommend_item")

@@ -25,8 +25,13 @@ model's BatchNorms are folded into its convolutions. --device cuda runs the mode
 flip_tta option, e.g. the default MultiTaskCNN): about half the forward cost, at the quality cost measured
 in docs/scale.md. The choice is recorded in the index, and image queries and updates reuse it.
 
-Photos that cannot be decoded are skipped: their ids and the reason are printed and recorded in the
-index's index.json ("skipped_images"). --strict makes them an error instead.
+Photos that cannot be used (undecodable, truncated, decompression bombs) are skipped: their ids and
+the reason are printed and recorded in the index's index.json ("skipped_images"). --strict makes them
+an error instead.
+
+The index folder carries its own photos, as small thumbnails (photos/), and a seal (integrity.json)
+over every file: 'fashrec recommend', 'fashrec index', 'fashrec space build' and the Space open it with
+fashrec.open_index, which refuses a folder changed since it was sealed.
 
 Beyond one machine: --engine ray embeds with Ray Data, the model in a pool of actors (--ray-actors, GPU
 actors with --device cuda), on the cluster at --address (default: a local Ray). Same index format. The
@@ -76,8 +81,9 @@ def model_reference(model_arg: str | None) -> str:
 def run(args) -> int:
     import sys
 
+    from fashrec.index.folder import open_index
     from fashrec.jobs.embed_job import embed_catalogue
-    from fashrec.jobs.index_folder import load_model, skipped_images
+    from fashrec.models.hub_model import load_model
 
     ref = model_reference(args.model)
     model = load_model(ref, device=args.device, options=None if args.flip_tta else {"flip_tta": False})
@@ -87,17 +93,17 @@ def run(args) -> int:
                             ray_address=args.address, ray_actors=args.ray_actors)
     dims = ", ".join(f"{name} {dim}-d" for name, dim in index.dims.items())
     print(f"embedded {len(index)} photos with {ref} ({dims}) into {args.out}", file=sys.stderr)
-    report_skipped(skipped_images(args.out))
+    report_skipped(open_index(args.out).skipped)
     return 0
 
 
 def report_skipped(skipped: list[dict]) -> None:
-    """Print the photos that could not be decoded (all ids on one line, the first reasons below)."""
+    """Print the photos that could not be used (all ids on one line, the first reasons below)."""
     import sys
 
     if not skipped:
         return
-    print(f"skipped {len(skipped)} photo(s) that cannot be decoded (listed in index.json): "
+    print(f"skipped {len(skipped)} photo(s) that cannot be used (listed in index.json): "
           + " ".join(s["id"] for s in skipped), file=sys.stderr)
     for s in skipped[:5]:
         print(f"  {s['id']}: {s['reason']}", file=sys.stderr)

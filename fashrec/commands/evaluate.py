@@ -76,7 +76,7 @@ def _list(value: str | None, what: str) -> list[str] | None:
 def run(args) -> int:
     import json
 
-    from fashrec.jobs.index_folder import load_model
+    from fashrec.models.hub_model import load_model
     from fashrec.eval.evaluation import evaluate, markdown
     from fashrec.models.pretrained import DEFAULT
 

@@ -7,13 +7,14 @@ HELP = "build the Space as a self-contained folder (app, fashrec's code, checkpo
 EXTRA = "space"  # what a missing optional package asks to install (the card names this gradio)
 DESCRIPTION = """\
 fashrec space build OUT
-    Write a complete Hugging Face Space repo to OUT: the app (from this checkout's space/), fashrec's own
-    code in OUT/fashrec/ (from a wheel built from this checkout, or --wheel), a requirements.txt of registry
-    packages only (fashrec's requirements, torch's CPU-only build: the Hub installs it before the folder
-    exists), the checkpoints it serves in OUT/checkpoints/, the index they made in OUT/index/ with the
-    catalogue photos it shows (thumbnails), space.json, and the Space card README.md (sdk gradio, this
-    gradio's version, this Python). The index is checked against the checkpoints (weights, preprocessing,
-    ids, checksums) before anything is written; OUT appears in one step.
+    Write a complete Hugging Face Space repo to OUT: the app (app.py and its modules, from this checkout's
+    space/), fashrec's own code in OUT/fashrec/ (from a wheel built from this checkout, or --wheel), a
+    requirements.txt of registry packages only (fashrec's requirements, torch's CPU-only build: the Hub
+    installs it before the folder exists), the checkpoints it serves in OUT/checkpoints/, the index they
+    made in OUT/index/ with the photos it shows (its own, sealed), space.json, and the Space card README.md
+    (sdk gradio, this gradio's version, this Python). The index is opened with fashrec.open_index (its
+    seal, ids and photos, and the checkpoint's weights, preprocessing and options) before anything is
+    written; OUT appears in one step.
 
 fashrec space push OUT --repo-id ORG/NAME
     Create the Space (sdk gradio) if needed and make its files exactly OUT's, in one commit. The Space shows

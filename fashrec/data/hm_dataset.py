@@ -86,12 +86,14 @@ class _Table:
 class _Report:
     source: str
     skipped: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in SKIP_REASONS})
+    why: dict[str, str] = field(default_factory=dict)  # id -> what is wrong with its photo (undecodable ones)
 
     def add(self, reason: str, ids: Iterable[str]) -> None:
         self.skipped[reason].extend(str(i) for i in ids)
 
     def to_description(self) -> str:
-        return json.dumps({"fashrec.load_hm": {"source": self.source, "skipped": self.skipped}}, indent=1)
+        return json.dumps({"fashrec.load_hm": {"source": self.source, "skipped": self.skipped, "why": self.why}},
+                          indent=1)
 
     def warn(self) -> None:
         parts = []
@@ -108,7 +110,8 @@ class _Report:
 
 
 def load_report(ds) -> dict:
-    """The ``{"source": ..., "skipped": {reason: [ids]}}`` record ``load_hm`` stored in ``ds.info.description``."""
+    """The ``{"source", "skipped": {reason: [ids]}, "why": {id: problem}}`` record ``load_hm`` stored in
+    ``ds.info.description`` (``why``: what is wrong with each undecodable photo)."""
     try:
         return json.loads(ds.info.description or "")["fashrec.load_hm"]
     except (ValueError, KeyError, TypeError):
@@ -176,6 +179,7 @@ def load_hm(
             problem = image_problem(t.images[i])
             if problem:
                 bad.append(i)
+                report.why[str(t.meta["article_id"].iloc[i])] = problem
             else:
                 kept.append(i)
                 bar.update(1)

@@ -47,8 +47,8 @@ from fashrec.data.labels import label_strings
 from fashrec.eval.baseline_cache import BaselineCache, Baselines
 from fashrec.eval.report import markdown  # noqa: F401  (fashrec.eval.evaluation.markdown, as before)
 from fashrec.eval.scores import DESIGN, DESIGN_COLUMN, MISSING, label_scores, random_scores, scored_queries
+from fashrec.index.distances import METRICS
 
-METRICS = ("cityblock", "euclidean", "cosine")
 LABELS = ("product_type_name", "colour_group_name", "graphical_appearance_name")
 EMBEDDINGS = ("model", "pca", "raw", "random")
 SPLITS = ("test", "all", "test-only")

@@ -21,6 +21,8 @@ import re
 from pathlib import Path
 from typing import Iterator
 
+from fashrec.hub.push_error import HubPushError  # noqa: F401  (raised here; callers import it from push too)
+
 REQUIRED = {
     "model": ("config.json", "model.safetensors", "README.md"),
     "dataset": ("README.md", "data/"),
@@ -33,10 +35,6 @@ IGNORE_PATTERNS = [
     "checkpoint/*", "checkpoints/*", "**/checkpoint/*", "**/checkpoints/*", "optimizer*", "trainer_state*",
     "__pycache__/*", "**/__pycache__/*", ".ipynb_checkpoints/*", ".DS_Store", "**/.DS_Store", ".cache/*", ".git/*",
 ]
-
-
-class HubPushError(RuntimeError):
-    """The push could not be done; the message says why and what to do."""
 
 
 def files_to_push(folder: str | os.PathLike) -> list[str]:

@@ -5,19 +5,21 @@
 
 The folder holds everything the Space runs, so nothing it needs can move under it:
 
-    app.py, recommender.py     the app (copied from the checkout's space/)
+    app.py, recommender.py,    the app (copied from the checkout's space/)
+    inputs.py, request_log.py
     fashrec/                   fashrec itself, as source next to app.py, from a wheel built from this
                                checkout (or --wheel): fashrec.hub.space_vendor
     requirements.txt           registry packages only: fashrec's requirements, torch's CPU-only build
                                (fashrec.hub.space_requirements); the Hub installs it before the folder exists
     checkpoints/<name>/        the checkpoints it serves: config.json, model.safetensors, card
-    index/                     the index those checkpoints made (sealed: fashrec.index.integrity) and
-    index/photos/              the catalogue photos it shows, shrunk to thumbnails
-    space.json                 which checkpoint recommends, which reconstructs
+    index/                     the index those checkpoints made, with the photos it serves (index/photos/),
+                               sealed; its catalogue.json names its model as ../checkpoints/<name>
+    space.json                 which checkpoint recommends, which reconstructs (paths in this folder)
     README.md                  the Space card (YAML: sdk gradio, sdk_version, python_version, app_file)
 
-The index and the checkpoints are checked against each other (weights, preprocessing, ids, checksums)
-before anything is written, and the folder appears in one step (built beside it, then renamed).
+The index is opened with ``fashrec.open_index`` (its seal, ids and photos checked, and the checkpoint
+checked to make its vectors) before anything is written; the copy holds no path of this machine, and the
+folder appears in one step (built beside it, then renamed).
 """
 from __future__ import annotations
 
@@ -28,12 +30,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-SPACE_SOURCES = ("app.py", "recommender.py", "request_log.py")
+SPACE_SOURCES = ("app.py", "recommender.py", "inputs.py", "request_log.py")
 CHECKPOINT_FILES = ("config.json", "model.safetensors", "README.md")
-INDEX_FILES = ("embeddings.safetensors", "ids.json", "metadata.parquet", "index.json")
-REQUIRED = ("app.py", "recommender.py", "requirements.txt", "README.md", "space.json", "index/index.json",
-            "fashrec/__init__.py")
-THUMBNAIL_SIDE = 128  # the longer side of a shown catalogue photo, in pixels (the sample's own size)
+REQUIRED = ("app.py", "recommender.py", "inputs.py", "request_log.py", "requirements.txt", "README.md", "space.json",
+            "index/index.json", "fashrec/__init__.py")
 NO_MODEL = "none"
 
 
@@ -58,8 +58,7 @@ def build_wheel(out_dir: str | os.PathLike, source: str | os.PathLike | None = N
 
 
 def build_space(out: str | os.PathLike, *, index: str | os.PathLike | None = None, model: str | None = None,
-                recon_model: str | None = None, wheel: str | os.PathLike | None = None, overwrite: bool = False,
-                thumbnail_side: int = THUMBNAIL_SIDE) -> Path:
+                recon_model: str | None = None, wheel: str | os.PathLike | None = None, overwrite: bool = False) -> Path:
     """Write a complete Space repo to ``out`` (see the module docstring) and return it.
 
     ``index``: an index made by ``fashrec embed`` (default: the checkout's ``space/index``); ``model``: the
@@ -67,33 +66,34 @@ def build_space(out: str | os.PathLike, *, index: str | os.PathLike | None = Non
     reconstructs (default: ``model`` if it has a decoder, else the shipped ``paper-ae``; ``"none"``: none);
     ``wheel``: the fashrec wheel whose code the Space runs (default: built from this checkout).
     """
-    import fashrec
     from fashrec.atomic import replace_dir
     from fashrec.hub.space_requirements import requirements_txt
+    from fashrec.index.folder import open_index
 
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ValueError(f"{out} is not empty; pass --overwrite to replace it with a new build")
     space_dir = source_space_dir()
-    index_dir = Path(index) if index else space_dir / "index"
     app = _recommender_module(space_dir)
-    model_ref = model or _recorded_model(index_dir) or fashrec.pretrained.DEFAULT
+    opened = open_index(Path(index) if index else space_dir / "index", model)  # checked, model included
     recon_ref = recon_model
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     staging.chmod(0o755)  # mkdtemp's 0700 would stay on the finished folder
     try:
-        model_name = _copy_checkpoint(model_ref, staging / "checkpoints", app.short_name)
-        loaded = fashrec.from_pretrained(staging / "checkpoints" / model_name)
+        loaded = opened.model  # loaded and checked first: an index that records no model stops here
+        model_name = _copy_checkpoint(opened, staging / "checkpoints", app.short_name)
         if recon_ref is None:
             recon_ref = None if app.has_decoder(loaded) else app.RECON_DEFAULT
         recon_name = model_name if recon_ref is None else NO_MODEL if recon_ref == NO_MODEL else \
             _copy_checkpoint(recon_ref, staging / "checkpoints", app.short_name)
-        ids = _copy_index(index_dir, staging / "index", loaded, model_name, thumbnail_side)
+        ids = _copy_index(opened, staging / "index", model_name)
         for name in SPACE_SOURCES:
             shutil.copy2(space_dir / name, staging / name)
-        _write_json({"index": "index", "model": model_name, "recon_model": recon_name}, staging / "space.json")
+        recon_path = None if recon_name in (model_name, NO_MODEL) else f"checkpoints/{recon_name}"
+        _write_json({"index": "index", "model": f"checkpoints/{model_name}",
+                     "recon_model": NO_MODEL if recon_name == NO_MODEL else recon_path}, staging / "space.json")
         metadata = _vendor(wheel, staging)
         (staging / "requirements.txt").write_text(requirements_txt(metadata), encoding="utf-8")
         (staging / "README.md").write_text(_card(staging, app, loaded, model_name, recon_name, ids), encoding="utf-8")
@@ -160,16 +160,13 @@ def _recommender_module(space_dir: Path):
     return module
 
 
-def _recorded_model(index_dir: Path) -> str | None:
-    from fashrec.jobs.embed_job import read_catalogue
-
-    return read_catalogue(index_dir).get("model") if index_dir.is_dir() else None
-
-
-def _copy_checkpoint(ref: str, into: Path, short_name) -> str:
-    """Copy the checkpoint ``ref`` (shipped name, folder or Hub id) into ``into/<name>``; return the name."""
+def _copy_checkpoint(ref, into: Path, short_name) -> str:
+    """Copy a checkpoint into ``into/<name>``; return the name. ``ref``: the opened index's own model (the
+    folder its reference names), a shipped name, a folder or a Hub id."""
     from fashrec.models import pretrained
 
+    if not isinstance(ref, str):  # an opened index: its model, from where it was loaded
+        ref = ref.model_ref
     if Path(ref).is_dir():
         folder = Path(ref)
     elif ref == "default" or ref in pretrained.names():
@@ -189,50 +186,16 @@ def _copy_checkpoint(ref: str, into: Path, short_name) -> str:
     return name
 
 
-def _copy_index(index_dir: Path, target: Path, model, model_name: str, side: int) -> list[str]:
-    """The index (checked against ``model`` first), its photos as thumbnails, a catalogue.json naming both."""
-    from fashrec.index.integrity import check_index, seal
-    from fashrec.jobs.embed_job import CATALOGUE_FILE, catalogue_images, read_catalogue
-    from fashrec.models.hub_model import weights_hash
-    from fashrec.index import SimilarityIndex
+def _copy_index(opened, target: Path, model_name: str) -> list[str]:
+    """The opened index as a new sealed folder: the same vectors and photos, its model named as the checkpoint
+    beside it, and no path of this machine (provenance keeps the jobs and counts only)."""
+    from fashrec.index.folder import writing_folder
 
-    index = SimilarityIndex.load(index_dir, model=model)
-    check_index(index_dir, index, model, require_seal=False)  # sealed or not, it is sealed again below
-    sources = catalogue_images(index_dir, index.ids)
-    missing = [i for i, s in zip(index.ids, sources) if s is None]
-    if missing:
-        raise FileNotFoundError(f"{index_dir}: no photo for {len(missing)} item(s) (first: {missing[:5]})")
-    target.mkdir(parents=True)
-    for name in INDEX_FILES:
-        if (index_dir / name).is_file():
-            shutil.copy2(index_dir / name, target / name)
-    seal(target)
-    files = [f"photos/{i[:3]}/{i}.jpg" for i in index.ids]
-    for source, file in zip(sources, files):
-        _thumbnail(source, target / file, side)
-    data = read_catalogue(index_dir).get("data")
-    _write_json({"format": "fashrec.catalogue", "data": data if data == "sample" else None, "model": model_name,
-                 "model_weights_hash": weights_hash(model), "ids": list(index.ids),
-                 "images": {"root": "photos", "files": [f.removeprefix("photos/") for f in files]}},
-                target / CATALOGUE_FILE)
-    return list(index.ids)
-
-
-def _thumbnail(source, path: Path, side: int) -> None:
-    """A catalogue photo (a path or encoded bytes) as a JPEG whose longer side is at most ``side``."""
-    import io
-
-    from PIL import Image
-
-    data = Path(source).read_bytes() if isinstance(source, (str, os.PathLike)) else bytes(source)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with Image.open(io.BytesIO(data)) as im:
-        if max(im.size) <= side and im.format == "JPEG":
-            path.write_bytes(data)
-            return
-        im = im.convert("RGB")
-        im.thumbnail((side, side), Image.Resampling.LANCZOS)
-        im.save(path, format="JPEG", quality=90)
+    with writing_folder(target) as writer:
+        writer.carry_photos(opened, opened.index.ids)
+        sources = [{k: v for k, v in s.items() if k != "data" or v == "sample"} for s in opened.catalogue.sources]
+        writer.finish(opened.index, model=None, model_ref=f"../checkpoints/{model_name}", sources=sources, skipped=[])
+    return list(opened.index.ids)
 
 
 def _vendor(wheel, into: Path) -> str:
@@ -265,8 +228,7 @@ def _card(folder: Path, app, model, model_name: str, recon_name: str, ids: list[
         recon_model = fashrec.from_pretrained(folder / "checkpoints" / recon_name)
         recon = f"**`{recon_name}`** (`{type(recon_model).__name__}`, {recon_model.embedding_dim}-d)"
     checkpoints = sorted(p.name for p in (folder / "checkpoints").iterdir())
-    example = app.Recommender.load(index=folder / space["index"], model=model_name, recon_model=NO_MODEL,
-                               checkpoints=folder / "checkpoints").featured()
+    example = app.Recommender.open(folder / space["index"], recon_model=NO_MODEL).featured()
     return render_space_card(title="fashrec similar fashion products", sdk_version=gradio.__version__,
                              python_version=space_python(), n_items=len(ids), model_description=what,
                              recon_description=recon, checkpoints=checkpoints, torch_requirement=f"torch {TORCH_CPU}",

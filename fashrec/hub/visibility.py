@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from fashrec.hub.push import HubPushError
+from fashrec.hub.push_error import HubPushError
 
 PICTURES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 # Pictures fashrec writes that show no product photo (plots): they do not make a repo private.

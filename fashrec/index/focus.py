@@ -26,6 +26,22 @@ def check_focus_name(name, focuses: Mapping[str, object]) -> None:
         raise ValueError(f"unknown focus {name!r}; this index has {list(focuses)}")
 
 
+def parse_focus(focus: str | Mapping[str, float] | None, default: str = DEFAULT_FOCUS) -> str | dict[str, float]:
+    """A focus as people type it: a name (``"shape"``), weights (``"shape=2, colour=1"`` -> ``{"shape": 2.0,
+    "colour": 1.0}``), or a ``{name: weight}`` dict, unchanged; empty -> ``default``. The names and weights
+    are judged by the search (:func:`focus_weights`); this only reads the text."""
+    if isinstance(focus, Mapping):
+        return dict(focus)
+    text = (focus or "").strip()
+    if "=" not in text:
+        return text or default
+    try:
+        return {name.strip(): float(weight) for name, weight in (part.split("=") for part in text.split(",")
+                                                                    if part.strip())}
+    except ValueError:
+        raise ValueError(f"focus weights must look like 'shape=2, colour=1', got {focus!r}") from None
+
+
 def focus_weights(focus, focuses: Mapping[str, object]) -> dict[str, float]:
     """``{focus name: weight > 0}`` from a focus name or a ``{name: weight >= 0}`` dict."""
     if isinstance(focus, str):

@@ -16,12 +16,14 @@ from typing import Mapping
 
 import numpy as np
 
+from fashrec.index.layout import EMBEDDINGS_FILE, IDS_FILE, INDEX_FILE, METADATA_FILE
+
 FORMAT_NAME = "fashrec.SimilarityIndex"
 FORMAT_VERSION = 1
-EMBEDDINGS_FILE = "embeddings.safetensors"
-IDS_FILE = "ids.json"
-METADATA_FILE = "metadata.parquet"
-INDEX_FILE = "index.json"
+# Model attributes that change the vectors without changing the weights. ``index.json`` records them as
+# they were used (``model.config``); whoever embeds for this index again loads the model with them
+# (``from_pretrained(..., **options)``), so its vectors are made the same way.
+EMBED_OPTIONS = ("flip_tta",)
 
 
 def save_index(
@@ -31,9 +33,12 @@ def save_index(
     metadata: Mapping[str, np.ndarray] | None,
     *,
     model=None,
+    record: Mapping | None = None,
 ) -> Path:
     """Write the folder ``path`` (replaced as a whole, atomically: it is built beside the target and
-    renamed over it, so a crash leaves either the old index or the new one)."""
+    renamed over it, so a crash leaves either the old index or the new one). ``record``: more entries of
+    ``index.json`` (an index folder's skipped photos; ``"model"`` there is the model record to keep when
+    no ``model`` is given), so that the file is written once."""
     import torch
 
     from fashrec.version import __version__
@@ -43,7 +48,9 @@ def save_index(
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists() and not (target / INDEX_FILE).exists() and any(target.iterdir()):
         raise ValueError(f"{target} exists and is not a SimilarityIndex folder: refusing to replace it")
+    kept_model = (record or {}).get("model") if model is None else None
     record = {
+        **(record or {}),
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "fashrec_version": __version__,
@@ -51,7 +58,7 @@ def save_index(
         "focuses": {name: int(x.shape[1]) for name, x in vectors.items()},
         "focus_order": list(vectors),  # JSON objects are written with sorted keys
         "metadata_columns": list(metadata or ()),
-        "model": model_record(model) if model is not None else None,
+        "model": model_record(model) if model is not None else kept_model,
     }
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
@@ -80,19 +87,7 @@ def read_index(path: str | os.PathLike, *, model=None):
 
     folder = Path(path)
     index_file = folder / INDEX_FILE
-    if not index_file.is_file():
-        raise FileNotFoundError(f"{index_file} not found: {folder} is not a saved SimilarityIndex")
-    try:
-        record = json.loads(index_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{index_file} is not valid JSON: {err}") from None
-    if not isinstance(record, dict) or record.get("format") != FORMAT_NAME:
-        raise ValueError(f"{index_file} does not describe a {FORMAT_NAME}")
-    if record.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{index_file} has format_version {record.get('format_version')!r}; "
-            f"this fashrec reads version {FORMAT_VERSION}"
-        )
+    record = read_record(folder)
     if model is not None:
         check_model(record.get("model"), model, index_file)
     try:
@@ -125,12 +120,58 @@ def read_index(path: str | os.PathLike, *, model=None):
     return {name: tensors[name] for name in order}, ids, metadata, record.get("model")
 
 
+def read_json_object(path: Path) -> dict:
+    """A JSON file that must hold an object; ValueError naming the file otherwise."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{path} must hold a JSON object")
+    return record
+
+
+def read_record(path: str | os.PathLike) -> dict:
+    """The ``index.json`` of the folder ``path``, checked to describe an index this fashrec reads;
+    FileNotFoundError / ValueError naming the file otherwise."""
+    folder = Path(path)
+    index_file = folder / INDEX_FILE
+    if not index_file.is_file():
+        raise FileNotFoundError(f"{index_file} not found: {folder} is not a saved SimilarityIndex")
+    try:
+        record = json.loads(index_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{index_file} is not valid JSON: {err}") from None
+    if not isinstance(record, dict) or record.get("format") != FORMAT_NAME:
+        raise ValueError(f"{index_file} does not describe a {FORMAT_NAME}")
+    if record.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{index_file} has format_version {record.get('format_version')!r}; "
+            f"this fashrec reads version {FORMAT_VERSION}"
+        )
+    return record
+
+
 def model_record(model) -> dict:
-    """The ``model`` entry of ``index.json``: class name, ``config_dict()`` and ``weights_hash``."""
+    """The ``model`` entry of ``index.json``: class name, ``config_dict()`` with the :data:`EMBED_OPTIONS` as
+    the model has them now (as it embeds), and ``weights_hash``."""
     from fashrec.models.hub_model import weights_hash
 
     config = model.config_dict() if hasattr(model, "config_dict") else None
+    if config is not None:
+        config.update(embed_options(model))
     return {"class": type(model).__name__, "config": config, "weights_hash": weights_hash(model)}
+
+
+def embed_options(model) -> dict:
+    """The :data:`EMBED_OPTIONS` ``model`` has (``{"flip_tta": False}``; ``{}`` for a model without any)."""
+    return {name: getattr(model, name) for name in EMBED_OPTIONS if hasattr(model, name)}
+
+
+def recorded_options(model_entry: Mapping | None) -> dict:
+    """The :data:`EMBED_OPTIONS` an ``index.json`` model entry records, for ``from_pretrained(..., **options)``."""
+    config = (model_entry or {}).get("config") or {}
+    return {name: config[name] for name in EMBED_OPTIONS if name in config}
 
 
 def check_model(stored: dict | None, model, index_file: Path) -> None:

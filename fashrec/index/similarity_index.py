@@ -244,17 +244,19 @@ class SimilarityIndex:
 
     # ------------------------------------------------------------------ save / load
 
-    def save(self, path: str | os.PathLike, *, model=None) -> Path:
+    def save(self, path: str | os.PathLike, *, model=None, record: dict | None = None) -> Path:
         """Write the index to the folder ``path`` (replaced as a whole, atomically).
 
         The folder holds ``embeddings.safetensors`` (one float32 tensor per focus), ``ids.json``,
         ``metadata.parquet`` (when there is metadata; needs pyarrow) and ``index.json`` (format version,
         N, D per focus, and with ``model`` its class, ``config_dict()`` and ``weights_hash``, which
         :meth:`load` checks). The new folder is built beside the target and renamed over it, so a crash
-        leaves either the old index or the new one.
+        leaves either the old index or the new one. ``record``: more entries for ``index.json`` (an index
+        folder's skipped photos, or the ``"model"`` record to keep when ``model`` is not given).
         """
         vectors = {name: v.x for name, v in self._focuses.items()}
-        return persistence.save_index(path, vectors, self._catalogue.ids, self._catalogue.metadata, model=model)
+        return persistence.save_index(path, vectors, self._catalogue.ids, self._catalogue.metadata, model=model,
+                                      record=record)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, model=None, backend: str = "exact", **backend_options) -> "SimilarityIndex":

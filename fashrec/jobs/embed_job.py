@@ -12,16 +12,15 @@ data (a hash of the ids) and the shard size. A job killed at any moment loses at
 progress: running the same command again skips every finished shard. A different model or catalogue
 in the manifest is refused rather than mixed in (``restart=True`` starts over).
 
-A photo that cannot be decoded does not stop the job: it is left out and listed, with the reason, in
-the index's ``index.json`` (``"skipped_images"``); ``strict=True`` makes it an error instead.
+A photo that cannot be used (undecodable, truncated, a decompression bomb) does not stop the job: it is
+left out and listed, with the reason, in the index's ``index.json`` (``"skipped_images"``); ``strict=True``
+makes it an error instead.
 
-When every shard is there the index is built and written with ``catalogue.json`` beside it
-(``fashrec.jobs.index_folder.write_index_folder``: the whole folder is swapped in atomically, and a full
-disk is one clear error with the previous index untouched); the ``.partial`` folder is then removed.
-
-``catalogue.json`` records what the index cannot: the model reference it was built with (a folder or
-Hub id, so ``fashrec recommend --image`` can reload it) and where each photo lives (so the neighbour
-grid can draw them). Read it with :func:`read_catalogue` and :func:`catalogue_images`.
+When every shard is there the index folder is written (``fashrec.index.folder.writing_folder``): each
+kept photo as a small thumbnail in ``photos/`` (what the folder serves), the vectors, ``catalogue.json``
+(the model reference, each id's photo, where the photos came from) and the seal over all of it, swapped
+in atomically (a full disk is one clear error with the previous index untouched); the ``.partial``
+folder is then removed.
 """
 from __future__ import annotations
 
@@ -35,42 +34,8 @@ from typing import Any, Callable
 from fashrec.data.preprocess import ImageError
 
 SHARD_SIZE = 1024
-CATALOGUE_FILE = "catalogue.json"
 MANIFEST_FILE = "manifest.json"
-SAMPLE_ROOT = "@sample"  # stands for fashrec.data.sample.SAMPLE_DIR, so an index of the sample travels with the package
 _FORMAT = "fashrec.jobs.embed_job"
-
-
-def open_catalogue(data: str | os.PathLike, *, n: int | None = None, seed: int = 42):
-    """Every image of ``data`` as one ``datasets.Dataset`` (train and test together), ordered by id.
-
-    ``data`` is anything ``fashrec.load_hm`` reads: an H&M folder, a saved or exported dataset, a Hub id,
-    ``"sample"``, or a plain folder of images (ids are the file stems, no labels).
-    """
-    from fashrec.data.hm_dataset import load_hm
-
-    ds = load_hm(data, n=n, seed=seed, split=False, progress=False)
-    if len(ds) == 0:
-        raise ValueError(f"{data}: the catalogue holds no images")
-    return ds
-
-
-def catalogue_metadata(ds) -> dict[str, list]:
-    """Every column but ``image`` as strings (labels by name; a missing label is None), in row order."""
-    import datasets
-
-    columns = {}
-    table = ds.select_columns([c for c in ds.column_names if c != "image"]).with_format("arrow")[:]
-    for name, feature in ds.features.items():
-        if name == "image":
-            continue
-        values = table.column(name).to_pylist()  # one Arrow read a column, not a formatted list
-        if isinstance(feature, datasets.ClassLabel):
-            names = feature.names
-            columns[name] = [names[v] if v is not None and 0 <= v < len(names) else None for v in values]
-        else:
-            columns[name] = [None if v is None else str(v) for v in values]
-    return columns
 
 
 def embed_catalogue(*, model, data: str | os.PathLike, out: str | os.PathLike, model_ref: str | None = None,
@@ -84,17 +49,20 @@ def embed_catalogue(*, model, data: str | os.PathLike, out: str | os.PathLike, m
     model can be reloaded from the index; ``on_shard(i)`` is called after shard ``i`` is on disk (tests
     use it to interrupt a job). ``overwrite`` replaces an existing index at ``out``.
 
-    Photos that cannot be decoded are left out and listed in ``index.json`` (``"skipped_images"``, read
-    with :func:`fashrec.jobs.index_folder.skipped_images`); ``strict=True`` makes the first one an
+    Photos that cannot be used are left out and listed in ``index.json`` (``"skipped_images"``, read
+    with ``fashrec.open_index(out).skipped``); ``strict=True`` makes the first one an
     ``ImageError`` instead. ``engine="ray"`` embeds with Ray Data (:mod:`fashrec.jobs.ray_embed`) on
     the cluster at ``ray_address`` (None: a local Ray), into the very same files.
     """
     from fashrec.atomic import disk_full_as_error
+    from fashrec.index import SimilarityIndex
+    from fashrec.index.folder import locked, writing_folder
+    from fashrec.index.persistence import embed_options
+    from fashrec.jobs.catalogue_source import (CellSources, catalogue_metadata, loader_skipped, open_catalogue,
+                                               provenance)
     from fashrec.jobs.embed_stream import embed_batches
-    from fashrec.jobs.index_folder import EMBED_OPTIONS, write_index_folder
     from fashrec.jobs.shards import ShardStore
     from fashrec.models.hub_model import weights_hash
-    from fashrec.index import SimilarityIndex
 
     out = Path(out)
     if out.exists() and not overwrite:
@@ -105,18 +73,17 @@ def embed_catalogue(*, model, data: str | os.PathLike, out: str | os.PathLike, m
         raise ValueError(f"unknown engine {engine!r}; choose 'local' or 'ray'")
     ds = open_catalogue(data, n=n)
     ids = list(ds["article_id"])
-    skipped = [{"id": i, "reason": "failed the loader's integrity check (unreadable or truncated file)"}
-               for i in _unreadable(ds)]
+    skipped = [{"id": i, "reason": why} for i, why in loader_skipped(ds)]
     if strict and skipped:
-        raise ImageError(f"{len(skipped)} photo(s) of {data} cannot be decoded (first: {skipped[0]['id']}); "
-                         "without --strict they are skipped and listed in index.json")
+        raise ImageError(f"{len(skipped)} photo(s) of {data} cannot be used (first: {skipped[0]['id']}: "
+                         f"{skipped[0]['reason']}); without --strict they are skipped and listed in index.json")
     focuses = tuple(getattr(model, "focuses", ("overall",)))
     work = out.parent / f"{out.name}.partial"
     manifest = {
         "format": _FORMAT,
         "model_weights_hash": weights_hash(model),
         "model": model_ref,
-        "embed_options": {k: getattr(model, k) for k in EMBED_OPTIONS if hasattr(model, k)},
+        "embed_options": embed_options(model),
         "data": str(data),
         "n_items": len(ids),
         "ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
@@ -132,8 +99,7 @@ def embed_catalogue(*, model, data: str | os.PathLike, out: str | os.PathLike, m
     todo = store.todo()
     batches = [range(b, min(hi, b + batch_size))
                for lo, hi in map(store.bounds, todo) for b in range(lo, hi, batch_size)]
-    cells = ds.cast_column("image", _undecoded_image())
-    sources = _CellSources(cells)
+    sources = CellSources(ds)
     if engine == "ray":
         from fashrec.jobs.ray_embed import ray_embed_batches
 
@@ -152,81 +118,27 @@ def embed_catalogue(*, model, data: str | os.PathLike, out: str | os.PathLike, m
     skipped += [{"id": ids[p], "reason": why} for p, why in failed]
     if not kept:
         raise ImageError(f"none of the {len(ids)} photos of {data} could be decoded (first: {skipped[0]['reason']})")
-    kept_ds = ds.select(kept) if len(kept) < len(ids) else ds
-    index = SimilarityIndex(vectors if len(focuses) > 1 else vectors[focuses[0]], [ids[p] for p in kept],
-                            catalogue_metadata(kept_ds))
-    record = _catalogue_record(data, model_ref, kept_ds.cast_column("image", _undecoded_image()), manifest)
-    write_index_folder(out, index, model=model, catalogue=record, skipped=skipped)
+    with locked(out), writing_folder(out) as writer:
+        bad = dict(writer.add_photos({ids[p]: sources[p] for p in kept}, progress=progress))
+        if bad and strict:
+            item, why = next(iter(bad.items()))
+            raise ImageError(f"article_id {item}: {why}")
+        skipped += [{"id": i, "reason": why} for i, why in bad.items()]
+        rows = [r for r, p in enumerate(kept) if ids[p] not in bad]
+        kept = [kept[r] for r in rows]
+        if not kept:
+            raise ImageError(f"none of the {len(ids)} photos of {data} could be used (first: {skipped[0]['reason']})")
+        vectors = {f: v[rows] for f, v in vectors.items()} if bad else vectors
+        kept_ds = ds.select(kept) if len(kept) < len(ids) else ds
+        index = SimilarityIndex(vectors if len(focuses) > 1 else vectors[focuses[0]], [ids[p] for p in kept],
+                                catalogue_metadata(kept_ds))
+        writer.finish(index, model=model, model_ref=model_ref, skipped=skipped,
+                      sources=[{"job": "embed", "data": provenance(data), "n": len(kept)}])
     shutil.rmtree(work, ignore_errors=True)
     return index
 
 
-def read_catalogue(index_dir: str | os.PathLike) -> dict:
-    """The ``catalogue.json`` of an index made by :func:`embed_catalogue` (``{}`` for other indexes)."""
-    from fashrec.jobs.index_folder import read_json_object
-
-    path = Path(index_dir) / CATALOGUE_FILE
-    return read_json_object(path) if path.is_file() else {}
-
-
-def catalogue_images(index_dir: str | os.PathLike, item_ids: list[str]) -> list:
-    """The photo of each id (a path, or encoded bytes), or None where it cannot be found.
-
-    Uses the file list in ``catalogue.json``; for a source without files (a Hub or saved dataset) the
-    source is reloaded with ``fashrec.load_hm``. Never raises for a missing photo: the grid shows a gap.
-    """
-    record = read_catalogue(index_dir)
-    where = photo_locations(index_dir, record)
-    if where is not None:
-        return [where[i] if i in where and Path(where[i]).is_file() else None for i in item_ids]
-    if record.get("data"):
-        try:
-            ds = open_catalogue(record["data"])
-        except (OSError, ValueError):
-            return [None] * len(item_ids)
-        cells = ds.cast_column("image", _undecoded_image())
-        position = {a: k for k, a in enumerate(cells["article_id"])}
-        return [_cell_source(cells[position[i]]["image"]) if i in position else None for i in item_ids]
-    return [None] * len(item_ids)
-
-
-def photo_locations(index_dir: str | os.PathLike, record: dict | None = None) -> dict[str, str] | None:
-    """``{id: photo path}`` from ``catalogue.json``'s file list (``record`` if given), or None when it
-    has none (a Hub or saved dataset). Files are relative to ``images.root``: ``@sample`` (the sample
-    shipped in the package), a folder relative to the index (photos that travel with it, ``fashrec space
-    build``) or an absolute one; a file may also be an absolute path of its own (an added photo)."""
-    record = read_catalogue(index_dir) if record is None else record
-    images = record.get("images") or {}
-    root, files, ids = images.get("root"), images.get("files"), record.get("ids")
-    if root is None or files is None or ids is None:
-        return None
-    return {i: str(image_root(index_dir, root) / f) for i, f in zip(ids, files)}
-
-
-def image_root(index_dir: str | os.PathLike, root: str) -> Path:
-    """The folder ``images.root`` of ``catalogue.json`` names."""
-    if root == SAMPLE_ROOT:
-        from fashrec.data.sample import SAMPLE_DIR
-
-        return Path(SAMPLE_DIR)
-    if not Path(root).is_absolute():  # photos that travel with the index (fashrec space build)
-        return Path(index_dir) / root
-    return Path(root)
-
-
 # --------------------------------------------------------------------------- internals
-
-
-def _undecoded_image():
-    import datasets
-
-    return datasets.Image(decode=False)
-
-
-def _cell_source(cell: dict):
-    if cell.get("bytes") is not None:
-        return cell["bytes"]
-    return cell.get("path")
 
 
 def _start_work_folder(work: Path, manifest: dict, *, restart: bool) -> None:
@@ -249,69 +161,3 @@ def _start_work_folder(work: Path, manifest: dict, *, restart: bool) -> None:
         return
     (work / "shards").mkdir(parents=True, exist_ok=True)
     write_json_atomic(manifest, path)
-
-
-def _catalogue_record(data, model_ref, cells, manifest: dict) -> dict:
-    """What ``catalogue.json`` holds: the source, the model, and each photo's file relative to a root."""
-    from fashrec.data.sample import SAMPLE_DIR
-
-    ids = list(cells["article_id"])
-    paths = [c.get("path") if c.get("bytes") is None else None for c in cells["image"]]
-    images = None
-    if all(paths):
-        folders: dict[Path, Path] = {}  # resolve each folder once, not each of thousands of photos
-        absolute = [_resolved(folders, Path(p).parent) / Path(p).name for p in paths]
-        root = Path(os.path.commonpath([str(p.parent) for p in absolute]))
-        files = [p.relative_to(root).as_posix() for p in absolute]
-        label = SAMPLE_ROOT if root == SAMPLE_DIR.resolve() or SAMPLE_DIR.resolve() in root.parents else str(root)
-        if label == SAMPLE_ROOT and root != SAMPLE_DIR.resolve():
-            files = [p.relative_to(SAMPLE_DIR.resolve()).as_posix() for p in absolute]
-        images = {"root": label, "files": files}
-    source = str(data)
-    if source != "sample" and Path(source).expanduser().exists():
-        source = str(Path(source).expanduser().resolve())
-    return {
-        "format": "fashrec.catalogue",
-        "data": source,
-        "model": model_ref,
-        "model_weights_hash": manifest["model_weights_hash"],
-        "ids": ids,
-        "images": images,
-    }
-
-
-def _resolved(cache: dict, folder: Path) -> Path:
-    if folder not in cache:
-        cache[folder] = folder.resolve()
-    return cache[folder]
-
-
-class _CellSources:
-    """The photo of each row (encoded bytes or a path), read from the dataset's image column a block of
-    rows at a time (one Arrow slice instead of a formatted row per photo; bytes stay bounded)."""
-
-    BLOCK = 1024
-
-    def __init__(self, cells) -> None:
-        self.images = cells.select_columns(["image"])
-        self.block, self.start = [], -1
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int):
-        i = int(i)
-        if not self.start <= i < self.start + len(self.block):
-            self.start = i - i % self.BLOCK
-            self.block = self.images[self.start:self.start + self.BLOCK]["image"]
-        return _cell_source(self.block[i - self.start])
-
-
-def _unreadable(ds) -> list[str]:
-    """The ids ``load_hm`` left out because the photo failed its integrity check."""
-    from fashrec.data.hm_dataset import load_report
-
-    try:
-        return list(load_report(ds).get("skipped", {}).get("undecodable", []))
-    except ValueError:  # not made by load_hm
-        return []

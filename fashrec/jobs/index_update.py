@@ -4,146 +4,103 @@
     remove_items("runs/hm-index", ["0108775015"])
     replace_photos("runs/hm-index", "reshot/")              # new photos of items already in the index
 
-Every update reads the folder and the model it records (``catalogue.json``; the embed options of
-``index.json`` applied), refuses a model that would not make the same vectors (other weights, class,
-preprocessing or flip TTA: ``index_folder.check_same_model``), refuses duplicate ids before anything is
-embedded, embeds the photos with the job's pipeline (``embed_stream``: photos that cannot be decoded
-are skipped and reported, and for ``add`` recorded in ``index.json``), applies
-``SimilarityIndex.add / remove / replace`` and writes the whole folder anew, swapped in atomically
-(``index_folder.write_index_folder``): a crash leaves the old index or the new one, never a mix, and a
-full disk is one error line with the old index still in place. One writer at a time (an advisory lock
-beside the folder); what a killed writer left beside the folder is removed by the next one.
+Every update opens the folder with ``fashrec.open_index``: a folder whose seal is missing or broken is
+refused (``fashrec index seal`` is the one way to vouch for a changed folder), and so is a model that
+would not make the same vectors (other weights, class, preprocessing or flip TTA); by default the
+update embeds with the model the folder records, built with the options it records. Duplicate ids are
+refused before anything is embedded; the photos are embedded with the job's pipeline
+(``fashrec.jobs.embed_stream``); a photo that cannot be used (undecodable, a decompression bomb) is skipped
+and reported, and for ``add`` recorded in ``index.json``. ``SimilarityIndex.add / remove / replace``
+then gives the new index, and the whole folder is written anew, its photos carried over or made from
+the new ones, sealed, and swapped in atomically (``fashrec.index.folder.writing_folder``): a crash leaves
+the old index or the new one, never a mix, and a full disk is one error line with the old index still
+in place. One writer at a time (an advisory lock beside the folder); what a killed writer left beside the
+folder is removed by the next one.
 """
 from __future__ import annotations
-
-import shutil
-from pathlib import Path
 
 from fashrec.data.preprocess import ImageError
 
 
 def add_photos(index_dir, data, *, model=None, strict: bool = False, batch_size: int = 256,
-               workers: int | None = None, progress: bool = True) -> dict:
+               workers: int | None = None, progress: bool = True, device: str = "cpu") -> dict:
     """Embed the photos of ``data`` (anything ``fashrec.load_hm`` reads) and append them to the index.
     Returns ``{"added": [ids], "skipped": [{"id", "reason"}], "n_items": N}``."""
-    return _photos(index_dir, data, "add", model, strict, batch_size, workers, progress)
+    return _photos(index_dir, data, "add", model, strict, batch_size, workers, progress, device)
 
 
 def replace_photos(index_dir, data, *, model=None, strict: bool = False, batch_size: int = 256,
-                   workers: int | None = None, progress: bool = True) -> dict:
+                   workers: int | None = None, progress: bool = True, device: str = "cpu") -> dict:
     """Re-embed items already in the index from the photos of ``data`` (their ids); their metadata
-    is replaced by the new rows'. A photo that cannot be decoded leaves its item as it was."""
-    return _photos(index_dir, data, "replace", model, strict, batch_size, workers, progress)
+    and photos are replaced by the new rows'. A photo that cannot be used leaves its item as it was."""
+    return _photos(index_dir, data, "replace", model, strict, batch_size, workers, progress, device)
 
 
 def remove_items(index_dir, ids) -> dict:
     """Drop ``ids`` (all must be in the index). Returns ``{"removed": [ids], "n_items": N}``."""
-    from fashrec.index import SimilarityIndex
-    from fashrec.jobs.index_folder import locked, skipped_images, write_index_folder
+    from fashrec.index.folder import locked, open_index, writing_folder
 
-    index_dir = _existing(index_dir)
     ids = list(dict.fromkeys(ids))
     with locked(index_dir):
-        _remove_leftovers(index_dir)
-        index = SimilarityIndex.load(index_dir)
+        opened = open_index(index_dir)
+        index = opened.index
         index.remove(ids)
-        write_index_folder(index_dir, index, model=None, catalogue=_catalogue(index_dir, index),
-                           skipped=skipped_images(index_dir))
+        with writing_folder(index_dir) as writer:
+            writer.carry_photos(opened, index.ids)
+            writer.finish(index, model=None, model_ref=opened.catalogue.model, sources=opened.catalogue.sources,
+                          skipped=opened.skipped)
     return {"removed": ids, "n_items": len(index)}
 
 
-def _photos(index_dir, data, op, model, strict, batch_size, workers, progress) -> dict:
-    from fashrec.index import SimilarityIndex
-    from fashrec.jobs.embed_job import (_catalogue_record, _CellSources, _undecoded_image, _unreadable,
-                                        catalogue_metadata, open_catalogue, read_catalogue)
+def _photos(index_dir, data, op, model, strict, batch_size, workers, progress, device) -> dict:
+    from fashrec.index.folder import locked, open_index, writing_folder
+    from fashrec.jobs.catalogue_source import (CellSources, catalogue_metadata, loader_skipped, open_catalogue,
+                                               provenance)
     from fashrec.jobs.embed_stream import embed_sources
-    from fashrec.jobs.index_folder import (apply_embed_options, check_same_model, load_model, locked,
-                                           skipped_images, write_index_folder)
-    from fashrec.models.hub_model import weights_hash
 
-    index_dir = _existing(index_dir)
     with locked(index_dir):
-        _remove_leftovers(index_dir)
-        index = SimilarityIndex.load(index_dir)
-        ref = read_catalogue(index_dir).get("model")
-        if model is None:
-            if not ref:
-                raise ValueError(f"{index_dir} records no model (catalogue.json): pass the one it was built with")
-            model = apply_embed_options(load_model(ref), index_dir)
-        check_same_model(index_dir, index, model)
+        opened = open_index(index_dir, model, device=device)
+        model, index = opened.model, opened.index
         ds = open_catalogue(data)
         ids = list(ds["article_id"])
-        position = set(index.ids)
-        clash = [i for i in ids if i in position] if op == "add" else [i for i in ids if i not in position]
+        present = set(index.ids)
+        clash = [i for i in ids if i in present] if op == "add" else [i for i in ids if i not in present]
         if clash:
             raise ValueError(
                 f"{len(clash)} id(s) of {data} are already in {index_dir} (first: {clash[:5]}): duplicate ids are "
                 "refused; 'fashrec index replace' re-embeds them" if op == "add" else
                 f"{len(clash)} id(s) of {data} are not in {index_dir} (first: {clash[:5]}): 'fashrec index add' "
                 "adds new items")
-        failed = [(i, "failed the loader's integrity check (unreadable or truncated file)") for i in _unreadable(ds)]
-        if strict and failed:
-            raise ImageError(f"article_id {failed[0][0]}: {failed[0][1]}")
-        cells = ds.cast_column("image", _undecoded_image())
-        done = embed_sources(model, _CellSources(cells), batch_size=batch_size, workers=workers, progress=progress)
+        failed = loader_skipped(ds)
+        _refuse(strict, failed)
+        sources = CellSources(ds)
+        done = embed_sources(model, sources, batch_size=batch_size, workers=workers, progress=progress)
         failed += [(ids[p], why) for p, why in done.failed]
-        if strict and failed:
-            raise ImageError(f"article_id {failed[0][0]}: {failed[0][1]}")
-        if not done.kept:
-            raise ImageError(f"none of the {len(ids)} photos of {data} could be decoded (first: {failed[0][1]})")
-        kept = ds.select(done.kept)
-        new_ids = [ids[p] for p in done.kept]
-        columns = set(index.metadata_columns)
-        metadata = {c: v for c, v in catalogue_metadata(kept).items() if c in columns} if columns else None
-        vectors = done.vectors if len(index.focuses) > 1 else done.vectors[index.focuses[0]]
-        getattr(index, op)(vectors, new_ids, metadata)
-        record = _catalogue_record(data, ref, kept.cast_column("image", _undecoded_image()),
-                                   {"model_weights_hash": weights_hash(model)})
-        skipped = [s for s in skipped_images(index_dir) if s["id"] not in set(new_ids)]
-        if op == "add":
-            skipped += [{"id": i, "reason": why} for i, why in failed]
-        write_index_folder(index_dir, index, model=model, catalogue=_catalogue(index_dir, index, record),
-                           skipped=skipped)
-    return {{"add": "added", "replace": "replaced"}[op]: new_ids, "skipped": [{"id": i, "reason": why} for i, why in failed],
-            "n_items": len(index)}
+        _refuse(strict, failed)
+        with writing_folder(index_dir) as writer:
+            bad = writer.add_photos({ids[p]: sources[p] for p in done.kept}, progress=progress)
+            failed += bad
+            _refuse(strict, failed)
+            unusable = {i for i, _ in bad}
+            rows = [r for r, p in enumerate(done.kept) if ids[p] not in unusable]
+            if not rows:
+                raise ImageError(f"none of the {len(ids)} photos of {data} could be used (first: {failed[0][1]})")
+            kept = [done.kept[r] for r in rows]
+            new_ids = [ids[p] for p in kept]
+            columns = set(index.metadata_columns)
+            metadata = {c: v for c, v in catalogue_metadata(ds.select(kept)).items() if c in columns} if columns else None
+            vectors = {f: v[rows] for f, v in done.vectors.items()}
+            getattr(index, op)(vectors if len(index.focuses) > 1 else vectors[index.focuses[0]], new_ids, metadata)
+            writer.carry_photos(opened, [i for i in index.ids if i not in set(new_ids)])
+            skipped = [s for s in opened.skipped if s["id"] not in set(new_ids)]
+            if op == "add":
+                skipped += [{"id": i, "reason": why} for i, why in failed]
+            writer.finish(index, model=model, model_ref=opened.catalogue.model, skipped=skipped,
+                          sources=[*opened.catalogue.sources, {"job": op, "data": provenance(data), "n": len(new_ids)}])
+    return {{"add": "added", "replace": "replaced"}[op]: new_ids,
+            "skipped": [{"id": i, "reason": why} for i, why in failed], "n_items": len(index)}
 
 
-def _catalogue(index_dir: Path, index, new: dict | None = None) -> dict:
-    """``catalogue.json`` for the updated index: its ids in order, each photo where the old record or
-    the new photos' record (``new``) says; files outside the old root are stored as absolute paths."""
-    from fashrec.jobs.embed_job import image_root, photo_locations, read_catalogue
-
-    old = read_catalogue(index_dir)
-    where = dict(photo_locations(index_dir, old) or {})
-    if new is not None:
-        where.update(photo_locations(index_dir, new) or {})
-    record = dict(old)
-    record["ids"] = index.ids
-    root = (old.get("images") or {}).get("root")
-    if root is None or any(i not in where for i in index.ids):
-        record["images"] = None  # some photo's place is unknown: catalogue_images reloads the source
-    else:
-        base = image_root(index_dir, root).resolve()
-        files = []
-        for i in index.ids:
-            path = Path(where[i]).resolve()
-            files.append(path.relative_to(base).as_posix() if path.is_relative_to(base) else str(path))
-        record["images"] = {"root": root, "files": files}
-    if new is not None:
-        record["updates"] = [*old.get("updates", []), {"data": new["data"], "n": len(new["ids"])}]
-    return record
-
-
-def _existing(index_dir) -> Path:
-    folder = Path(index_dir)
-    if not (folder / "index.json").is_file():
-        raise FileNotFoundError(f"{folder}: no index there (make one with 'fashrec embed')")
-    return folder
-
-
-def _remove_leftovers(index_dir: Path) -> None:
-    """The work folders of a writer that was killed (``.NAME.*.new``, beside the index): never read."""
-    prefix = f".{index_dir.name}."
-    for path in index_dir.parent.iterdir():
-        if path.name.startswith(prefix) and path.name.endswith(".new") and path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
+def _refuse(strict: bool, failed: list[tuple[str, str]]) -> None:
+    if strict and failed:
+        raise ImageError(f"article_id {failed[0][0]}: {failed[0][1]}")

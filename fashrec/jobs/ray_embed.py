@@ -109,11 +109,10 @@ def model_payload(model) -> dict:
     """The model as data (config JSON, safetensors bytes, embed options): what each actor rebuilds it from."""
     from safetensors.torch import save
 
-    from fashrec.jobs.index_folder import EMBED_OPTIONS
+    from fashrec.index.persistence import embed_options
 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    return {"config": json.dumps(model.config_dict()), "weights": save(state),
-            "options": {k: getattr(model, k) for k in EMBED_OPTIONS if hasattr(model, k)}}
+    return {"config": json.dumps(model.config_dict()), "weights": save(state), "options": embed_options(model)}
 
 
 def load_payload(payload: dict, device: str = "cpu"):
@@ -123,10 +122,7 @@ def load_payload(payload: dict, device: str = "cpu"):
     with tempfile.TemporaryDirectory(prefix="fashrec-model-") as folder:
         Path(folder, "config.json").write_text(payload["config"], encoding="utf-8")
         Path(folder, "model.safetensors").write_bytes(payload["weights"])
-        model = from_pretrained(folder, map_location=device)
-    for name, value in payload["options"].items():
-        setattr(model, name, value)
-    return model
+        return from_pretrained(folder, map_location=device, **payload["options"])
 
 
 class _Embedder:

@@ -190,6 +190,28 @@ def from_pretrained(path_or_repo_id: str | os.PathLike, **kwargs) -> HubModel:
     return HubModel.from_pretrained(path_or_repo_id, **kwargs)
 
 
+def load_model(ref: str, *, device: str = "cpu", options: dict | None = None):
+    """The model of ``ref`` (a shipped name, a checkpoint folder or a Hub id) on ``device``, built with
+    ``options`` overriding its config (e.g. ``{"flip_tta": False}``: the model is made that way, not patched
+    after loading). A device torch cannot use, or an option the model does not take, is one clear error."""
+    import torch
+
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: this torch sees no CUDA GPU (torch.cuda.is_available() is False)")
+    try:
+        return from_pretrained(ref, map_location=device, **(options or {}))
+    except ValueError as exc:
+        unknown = [name for name in options or {} if f"'{name}'" in str(exc) and "does not take" in str(exc)]
+        if unknown:
+            raise UnknownOptionError(f"{ref}: this model has no {unknown[0]} option (--no-flip-tta is for models "
+                                     "with flip TTA)") from None
+        raise
+
+
+class UnknownOptionError(ValueError):
+    """:func:`load_model` was given an option (e.g. ``flip_tta``) the model's class does not take."""
+
+
 def weights_hash(model: torch.nn.Module) -> str:
     """sha256 (hex) over the state dict: names, dtypes, shapes and bytes. Identifies a checkpoint."""
     h = hashlib.sha256()
