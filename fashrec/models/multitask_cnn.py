@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fashrec.models.colour_histogram import colour_histogram
 from fashrec.models.contrastive import supervised_contrastive_loss
 from fashrec.models.hub_model import HubModel
 from fashrec.data.preprocess import PreprocessConfig
@@ -213,47 +214,9 @@ class MultiTaskCNN(HubModel):
 
     # ----- embeddings ------------------------------------------------------------------------------
     def colour_histogram(self, x: torch.Tensor) -> torch.Tensor:
-        """Soft RGB histogram (``bins**3`` values, square-rooted, unit L2) of the garment's pixels.
-
-        Padding (whole rows / columns equal to the config's pad value) is ignored; every other pixel is
-        weighted by how far its colour is from the studio background, estimated as the median of the
-        photo's border pixels, so the product dominates even on a light background.
-        """
-        b = self.colour_histogram_bins
-        n, _, hgt, wid = x.shape
-        pad = float(self.preprocess_config.pad_value)
-        is_pad = (x - pad).abs().amax(1) < 1e-3  # (N, H, W)
-        pad_cols = is_pad.all(1, keepdim=True)  # (N, 1, W)
-        pad_rows = is_pad.all(2, keepdim=True)  # (N, H, 1)
-        inside = ~(pad_cols | pad_rows)
-        border = torch.zeros_like(inside)
-        # the two outermost pixel rings of the photo (not of the padded canvas)
-        rows = inside.any(2)
-        cols = inside.any(1)
-        idx_h = torch.arange(hgt, device=x.device)
-        idx_w = torch.arange(wid, device=x.device)
-        big = hgt + wid
-        top = torch.where(rows, idx_h, big).amin(1)
-        bottom = torch.where(rows, idx_h, -1).amax(1)
-        left = torch.where(cols, idx_w, big).amin(1)
-        right = torch.where(cols, idx_w, -1).amax(1)
-        near_h = ((idx_h[None] - top[:, None]) < 2) | ((bottom[:, None] - idx_h[None]) < 2)
-        near_w = ((idx_w[None] - left[:, None]) < 2) | ((right[:, None] - idx_w[None]) < 2)
-        border = inside & (near_h[:, :, None] | near_w[:, None, :])
-        pix = x.permute(0, 2, 3, 1).reshape(n, -1, 3)
-        bmask = border.reshape(n, -1)
-        bg = torch.where(bmask[..., None], pix, torch.nan).nanmedian(1).values  # (N, 3)
-        bg = torch.where(bg.isnan(), torch.ones_like(bg), bg)
-        dist = (pix - bg[:, None]).norm(dim=2)
-        weight = (dist / 0.15).clamp(0, 1) * inside.reshape(n, -1) + 1e-3 * inside.reshape(n, -1)
-        # soft (linear) assignment of each channel to ``b`` bin centres, then the outer product
-        centres = (torch.arange(b, device=x.device, dtype=x.dtype) + 0.5) / b
-        member = (1 - (pix[..., None] - centres).abs() * b).clamp(min=0)  # (N, P, 3, b)
-        member = member / member.sum(-1, keepdim=True).clamp(min=1e-8)
-        joint = torch.einsum("np,npi,npj,npk->nijk", weight, member[:, :, 0], member[:, :, 1], member[:, :, 2])
-        hist = joint.reshape(n, -1)
-        hist = hist / hist.sum(1, keepdim=True).clamp(min=1e-8)
-        return F.normalize(hist.sqrt(), dim=1)
+        """Soft RGB histogram (``bins**3`` values, square-rooted, unit L2) of the garment's pixels: padding
+        ignored, studio background down-weighted (``fashrec.models.colour_histogram``)."""
+        return colour_histogram(x, bins=self.colour_histogram_bins, pad_value=float(self.preprocess_config.pad_value))
 
     def _blocks_of(self, x: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
         """Per focus and part (``embedding``: the normalised head, ``probabilities``: the class posterior),
