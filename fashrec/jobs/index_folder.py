@@ -136,8 +136,8 @@ def load_model(ref: str, *, device: str = "cpu", options: dict | None = None):
     model = from_pretrained(resolve(ref), map_location=device)
     for name, value in (options or {}).items():
         if not hasattr(model, name):
-            raise ValueError(f"{type(model).__name__} has no {name} option (--no-flip-tta is for models with flip "
-                             "TTA)")
+            raise ValueError(f"{type(model).__name__} has no {name} option (--flip-tta / --no-flip-tta are for models "
+                             "with flip TTA)")
         setattr(model, name, value)
     return model
 

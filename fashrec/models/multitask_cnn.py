@@ -233,7 +233,7 @@ class MultiTaskCNN(HubModel):
             out[focus] = parts
         return out
 
-    def focus_embeddings(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def focus_embeddings(self, x: torch.Tensor, *, network=None) -> dict[str, torch.Tensor]:
         """Each focus's own block, L2-normalised (averaged with the mirror image if ``flip_tta``).
 
         ``representation="probabilities"`` (default): the square root of the predicted class
@@ -243,9 +243,13 @@ class MultiTaskCNN(HubModel):
 
         In eval mode the blocks of the last few batches are remembered (keyed by the batch's storage,
         shape, version and a checksum), so asking for several focuses of one batch runs the network once.
+
+        ``network`` stands in for ``_blocks_of`` (one view in, the per-focus parts out), e.g. the same
+        network on ONNX Runtime (``fashrec.models.inference``); its results are not remembered.
         """
         key = None
-        if not self.training and not torch.is_grad_enabled():
+        blocks_of = self._blocks_of if network is None else network
+        if network is None and not self.training and not torch.is_grad_enabled():
             key = (x.data_ptr(), tuple(x.shape), x.stride(), x._version, str(x.device), x.dtype,
                    float(x.double().sum()), float((x.double() ** 2).sum()), self.histogram_weight,
                    self.flip_tta, sum(p._version for p in self.parameters()))
@@ -256,14 +260,14 @@ class MultiTaskCNN(HubModel):
         if self.flip_tta and not self.training:
             # one pass over the image and its mirror (BatchNorm uses running stats in eval mode, so batching
             # them together changes nothing but the speed: ~17 ms instead of 2 x 11 ms for one photo)
-            both = self._blocks_of(torch.cat([x, torch.flip(x, dims=[3])]))
+            both = blocks_of(torch.cat([x, torch.flip(x, dims=[3])]))
             blocks = {f: {k: (b[:n] + b[n:]) / 2 for k, b in parts.items()} for f, parts in both.items()}
         elif self.flip_tta:
-            blocks = self._blocks_of(x)
-            mirrored = self._blocks_of(torch.flip(x, dims=[3]))
+            blocks = blocks_of(x)
+            mirrored = blocks_of(torch.flip(x, dims=[3]))
             blocks = {f: {k: (b + mirrored[f][k]) / 2 for k, b in parts.items()} for f, parts in blocks.items()}
         else:
-            blocks = self._blocks_of(x)
+            blocks = blocks_of(x)
         out = {}
         for focus, parts in blocks.items():
             # cosine of square-rooted posteriors = their Bhattacharyya coefficient; parts weigh equally
@@ -289,8 +293,19 @@ class MultiTaskCNN(HubModel):
         self._memo.clear()
         return super()._load_from_state_dict(*args, **kwargs)
 
+    network_method = "_blocks_of"  # what embed_focuses(network=...) stands in for
+
+    @torch.no_grad()
+    def embed_focuses(self, x: torch.Tensor, *, network=None) -> dict[str, torch.Tensor]:
+        """``{focus: embed(x, focus=focus)}`` for every focus, from one pass of the network."""
+        self._check_input(x)
+        blocks = self.focus_embeddings(x, network=network)
+        return {focus: self._mix(blocks, focus).float() for focus in self.focuses}
+
     def _embed(self, x: torch.Tensor, focus: str) -> torch.Tensor:
-        blocks = self.focus_embeddings(x)
+        return self._mix(self.focus_embeddings(x), focus)
+
+    def _mix(self, blocks: dict[str, torch.Tensor], focus: str) -> torch.Tensor:
         if focus == "overall":
             weights = self.overall_weights
         else:
