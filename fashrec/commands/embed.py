@@ -19,8 +19,8 @@ are skipped. The finished index is moved to --out in one step, and records the m
 so loading the index with another model is refused, and its folder or Hub id, so 'recommend --image'
 can reload it) and where each photo lives (for 'recommend --grid').
 
-Speed: threads decode the next batches (--workers) while the model runs (--threads); by default the
-CPUs are split between the two. The model's BatchNorms are folded into its convolutions, every focus
+Speed: threads decode the next batches (--workers, default one per CPU) while the model runs on half
+the CPUs (--threads; more threads per operator only wait for each other on a busy machine). The model's BatchNorms are folded into its convolutions, every focus
 comes from one pass of the network, and the network runs in channels-last layout (--backend torch) or
 on ONNX Runtime (--backend onnx, pip install 'fashrec[onnx]'; the same vectors to float32 rounding).
 --device cuda runs the model on a GPU. Flip TTA (averaging each photo with its mirror image, models with
@@ -56,7 +56,7 @@ def add_arguments(parser) -> None:
                         help="average each photo with its mirror image, or not (--no-flip-tta); default: as the "
                              "model's config.json says (models with flip_tta)")
     parser.add_argument("--workers", type=int, default=None,
-                        help="decoding threads (default: the CPUs --threads leaves, at least one)")
+                        help="decoding threads (default: one per CPU)")
     parser.add_argument("--threads", type=int, default=None,
                         help="the model's intra-op threads (default: half the CPUs, at least one)")
     parser.add_argument("--backend", default="torch", choices=["torch", "onnx"],

@@ -91,8 +91,8 @@ def embed_catalogue(*, model, data: str | os.PathLike, out: str | os.PathLike, m
     the cluster at ``ray_address`` (None: a local Ray), into the very same files.
 
     Locally, photos are decoded on ``workers`` threads while the model runs with ``threads`` intra-op
-    threads on ``backend`` (``"torch"``, or ``"onnx"`` for ONNX Runtime); by default the CPUs are split
-    between the two (``fashrec.jobs.embed_stream``). The backend changes the vectors only by float32
+    threads on ``backend`` (``"torch"``, or ``"onnx"`` for ONNX Runtime); by default one decoder per
+    CPU and half the CPUs for the model (``fashrec.jobs.embed_stream``). The backend changes the vectors only by float32
     rounding, so it is not part of the index's identity.
     """
     from fashrec.atomic import disk_full_as_error
