@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 from pathlib import Path
@@ -120,14 +121,15 @@ class _Flattened(nn.Module):
         super().__init__()
         self.model = model
         self.method = str(getattr(model, "network_method", "_focus_codes"))
-        self.keys: list[list[str]] = []
+        self.keys: list[tuple[str, ...]] = []
 
     def forward(self, x: torch.Tensor) -> tuple:
         out = getattr(self.model, self.method)(x)
-        keys = [[k] if isinstance(v, torch.Tensor) else [k, p] for k, v in out.items()
-                for p in ([None] if isinstance(v, torch.Tensor) else v)]
-        self.keys = [[k for k in key if k is not None] for key in keys]
-        return tuple(out[k[0]] if len(k) == 1 else out[k[0]][k[1]] for k in self.keys)
+        keys: list[tuple[str, ...]] = []
+        for name, value in out.items():
+            keys += [(name,)] if isinstance(value, torch.Tensor) else [(name, part) for part in value]
+        self.keys = keys
+        return tuple(out[k[0]] if len(k) == 1 else out[k[0]][k[1]] for k in keys)
 
     def unflatten(self, values: list) -> dict:
         out: dict = {}
@@ -152,7 +154,7 @@ def _quiet_exporter():
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        with contextlib.redirect_stdout(None):
+        with contextlib.redirect_stdout(io.StringIO()):
             yield
     finally:
         logger.setLevel(level)
