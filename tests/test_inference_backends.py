@@ -189,14 +189,15 @@ def test_embed_sources_takes_the_backend_and_threads(shop_photos, onnx_cache):
         Embedder(model, backend="tensorrt")
 
 
-def test_threads_are_set_for_the_call_and_put_back():
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_threads_are_set_for_the_call_and_put_back(backend, onnx_cache):
     before = torch.get_num_threads()
     with torch_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
     model = tiny_cnn()
     seen = []
-    embed = Embedder(model, threads=1)
+    embed = Embedder(model, backend=backend, threads=1)  # the torch read-out too, on either backend
     network = embed.network
     embed.network = lambda v: seen.append(torch.get_num_threads()) or network(v)
     embed(batch(2))

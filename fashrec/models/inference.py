@@ -89,7 +89,8 @@ class Embedder:
             self.network = lambda x: method(x.contiguous(memory_format=torch.channels_last))
 
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        with torch.no_grad(), torch_threads(self.threads if self.backend == "torch" else None):
+        # the read-out (histogram, TTA, mixing) is torch on either backend: both keep to ``threads``
+        with torch.no_grad(), torch_threads(self.threads):
             return self.model.embed_focuses(x, network=self.network)
 
 
