@@ -21,6 +21,11 @@ the photos of ``--hm-dir``, with the job's own threads unless ``--threads`` / ``
 - end to end: ``embed_catalogue`` (list, decode, embed, shards, index files) into a temporary folder,
   per backend, with flip TTA as the model's config says and the other way.
 
+Each row gives wall seconds and the CPU seconds of this process (all its threads). On a shared machine
+the wall figure is bounded by the share of the CPUs the scheduler gives this process (with autogroup
+scheduling, about an equal share per busy session, whatever the nice values), the CPU figure much less
+so: two cores can at best do the work in CPU seconds / 2 of wall time.
+
 Everything in tensors uses the decoded photos themselves (each batch a fresh tensor, nothing remembered).
 The load average is printed on every row: the figures move with it. Speed is never a test.
 """
@@ -44,16 +49,19 @@ def load() -> str:
 
 class Table:
     def __init__(self) -> None:
-        print("| step | photos/s | seconds | photos | load (1, 5, 15 min) |\n|---|---:|---:|---:|---|", flush=True)
+        print("| step | photos/s | seconds | CPU seconds | photos | load (1, 5, 15 min) |\n"
+              "|---|---:|---:|---:|---:|---|", flush=True)
 
-    def row(self, step: str, n: int, seconds: float) -> None:
-        print(f"| {step} | {n / seconds:,.0f} | {seconds:.2f} | {n:,} | {load()} |", flush=True)
+    def row(self, step: str, n: int, seconds: tuple[float, float]) -> None:
+        wall, cpu = seconds
+        print(f"| {step} | {n / wall:,.0f} | {wall:.2f} | {cpu:.2f} | {n:,} | {load()} |", flush=True)
 
 
-def timed(fn, *args, **kwargs) -> float:
-    start = time.perf_counter()
+def timed(fn, *args, **kwargs) -> tuple[float, float]:
+    """Wall seconds and this process's CPU seconds (every thread) of one call."""
+    start, cpu = time.perf_counter(), time.process_time()
     fn(*args, **kwargs)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def in_batches(x, batch_size: int, fn) -> None:
@@ -154,13 +162,13 @@ def main(argv=None) -> int:
                     with tempfile.TemporaryDirectory(prefix="bench-embed-") as tmp:
                         from fashrec.jobs.embed_job import embed_catalogue
 
-                        start = time.perf_counter()
-                        index = embed_catalogue(model=model, data=args.hm_dir, out=Path(tmp) / "index", n=n_limit,
-                                                batch_size=args.batch_size, workers=workers, threads=threads,
-                                                backend=backend, progress=False)
-                        took = time.perf_counter() - start
+                        done = []
+                        took = timed(lambda: done.append(embed_catalogue(
+                            model=model, data=args.hm_dir, out=Path(tmp) / "index", n=n_limit,
+                            batch_size=args.batch_size, workers=workers, threads=threads, backend=backend,
+                            progress=False)))
                     what = f", flip_tta={flip}" if flip is not None else ""
-                    table.row(f"**end to end, `fashrec embed`, {backend}{what}**", len(index), took)
+                    table.row(f"**end to end, `fashrec embed`, {backend}{what}**", len(done[0]), took)
             if tta is not None:
                 model.flip_tta = tta
         print(f"\nevery backend's vectors are within {worst:.1e} of model.embed's")

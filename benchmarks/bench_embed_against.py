@@ -6,7 +6,8 @@
 On a shared machine the load moves every figure by a factor of two; runs of the two versions taken
 minutes apart cannot be compared. This runs them alternately, each in a fresh process that imports
 fashrec from its own checkout (same Python, same packages), on the same photos, with each version's
-default settings (threads, workers) and flip TTA on and off, and prints one row per run with the load.
+default settings (threads, workers) and flip TTA on and off, and prints one row per run with the load
+and the CPU seconds the run used (all its threads: what a quiet machine would have to spend).
 This checkout also runs with ``--backend onnx`` when ``fashrec[onnx]`` is installed.
 """
 from __future__ import annotations
@@ -32,10 +33,10 @@ if {flip!r} is not None:
     model.flip_tta = {flip!r}
 options = {{"backend": {backend!r}}} if {backend!r} != "torch" else {{}}
 with tempfile.TemporaryDirectory() as tmp:
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     index = embed_catalogue(model=model, data={data!r}, out=tmp + "/index", progress=False, **options)
-    took = time.perf_counter() - start
-print(json.dumps({{"n": len(index), "seconds": took}}))
+    took, cpu = time.perf_counter() - start, time.process_time() - cpu
+print(json.dumps({{"n": len(index), "seconds": took, "cpu": cpu}}))
 """
 
 
@@ -55,7 +56,8 @@ def main(argv=None) -> int:
     except ImportError:
         ours = ["torch"]
     runs = [(args.against.resolve(), "torch")] + [(HERE, backend) for backend in ours]
-    print("| version | backend | flip_tta | photos/s | seconds | load (1, 5, 15 min) |\n|---|---|---|---:|---:|---|")
+    print("| version | backend | flip_tta | photos/s | seconds | CPU seconds | load (1, 5, 15 min) |\n"
+          "|---|---|---|---:|---:|---:|---|")
     for _ in range(args.rounds):
         for flip in (True, False):
             for root, backend in runs:
@@ -67,7 +69,7 @@ def main(argv=None) -> int:
                 result = json.loads(done.stdout.strip().splitlines()[-1])
                 label = "this checkout" if root == HERE else str(root)
                 print(f"| {label} | {backend} | {flip} | {result['n'] / result['seconds']:,.0f} | "
-                      f"{result['seconds']:.1f} | {'%.1f %.1f %.1f' % os.getloadavg()} |", flush=True)
+                      f"{result['seconds']:.1f} | {result['cpu']:.1f} | {'%.1f %.1f %.1f' % os.getloadavg()} |", flush=True)
     return 0
 
 
