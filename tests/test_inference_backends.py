@@ -127,8 +127,22 @@ def test_a_graph_that_disagrees_with_torch_is_exported_again_or_refused(onnx_cac
     assert path.read_bytes() != wrong
     monkeypatch.setattr(OnnxNetwork, "_export", lambda self, probe: wrong)  # an exporter that gets it wrong
     path.unlink()
-    with pytest.raises(RuntimeError, match="differs from torch"):
+    with pytest.raises(ValueError, match="differs from torch.*--backend torch"):
         Embedder(model, backend="onnx")
+
+
+def test_a_network_the_exporter_cannot_express_is_one_line(onnx_cache, monkeypatch):
+    model = tiny_cnn()
+    network = model._blocks_of
+
+    def data_dependent(x):  # branches on the pixels: torch.export cannot trace it
+        blocks = network(x)
+        return blocks if float(x.mean()) > 0.5 else {f: {k: -v for k, v in p.items()} for f, p in blocks.items()}
+
+    monkeypatch.setattr(model, "_blocks_of", data_dependent)
+    with pytest.raises(ValueError, match=r"cannot be exported to ONNX .*--backend torch") as caught:
+        Embedder(model, backend="onnx")
+    assert "\n" not in str(caught.value)
 
 
 def test_a_missing_onnx_runtime_names_the_extra(shop_photos, tmp_path, monkeypatch, capsys):

@@ -12,8 +12,8 @@ The graph is exported with ``torch.onnx.export`` (the ``torch.export``-based exp
 ``onnxscript``) for any batch size, and kept on disk under ``$FASHREC_CACHE/onnx/`` (default
 ``~/.cache/fashrec``), keyed by the weights, the config and the library versions, since an export takes
 seconds. A file is ONNX protobuf: data, no code. Every session is checked against torch on a probe batch
-before it is used; a cached file that disagrees is exported again, and a fresh export that disagrees is
-an error.
+before it is used; a cached file that disagrees is exported again. A network the exporter cannot
+express, or a fresh export that disagrees, is one ``ValueError`` line that names ``--backend torch``.
 """
 from __future__ import annotations
 
@@ -64,8 +64,8 @@ class OnnxNetwork:
                 write_bytes_atomic(data, self.path)
             self.session = self._session(data, probe, expected)
         if self.session is None:
-            raise RuntimeError(f"ONNX Runtime's output differs from torch's by more than {TOLERANCE} for "
-                               f"{type(model).__name__}: use the torch backend (--backend torch)")
+            raise ValueError(f"ONNX Runtime's output differs from torch's by more than {TOLERANCE} for "
+                             f"{type(model).__name__}: use the torch backend (--backend torch)")
 
     def __call__(self, x: torch.Tensor) -> dict:
         return self.flat.unflatten(self._run(self.session, x))
@@ -84,9 +84,14 @@ class OnnxNetwork:
         return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
     def _export(self, probe: torch.Tensor) -> bytes:
-        with _quiet_exporter():
-            program = torch.onnx.export(self.flat, (probe,), dynamo=True, verbose=False,
-                                        dynamic_shapes=({0: torch.export.Dim("batch")},))
+        try:
+            with _quiet_exporter():
+                program = torch.onnx.export(self.flat, (probe,), dynamo=True, verbose=False,
+                                            dynamic_shapes=({0: torch.export.Dim("batch")},))
+        except Exception as exc:  # noqa: BLE001 - the exporter raises many types for what it cannot express
+            why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"{type(self.flat.model).__name__}.{self.flat.method} cannot be exported to ONNX "
+                             f"({type(exc).__name__}: {why}): use the torch backend (--backend torch)") from exc
         return program.model_proto.SerializeToString()
 
     def _session(self, data: bytes, probe: torch.Tensor, expected: tuple):
