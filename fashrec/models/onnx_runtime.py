@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 from pathlib import Path
 
 import torch
@@ -89,9 +90,12 @@ class OnnxNetwork:
                 program = torch.onnx.export(self.flat, (probe,), dynamo=True, verbose=False,
                                             dynamic_shapes=({0: torch.export.Dim("batch")},))
         except Exception as exc:  # noqa: BLE001 - the exporter raises many types for what it cannot express
-            why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            root = exc
+            while root.__cause__ is not None:  # the exporter wraps what torch.export could not trace
+                root = root.__cause__
+            why = re.sub(r"\x1b\[[0-9;]*m", "", str(root)).strip().split("\n")[0][:200]
             raise ValueError(f"{type(self.flat.model).__name__}.{self.flat.method} cannot be exported to ONNX "
-                             f"({type(exc).__name__}: {why}): use the torch backend (--backend torch)") from exc
+                             f"({type(root).__name__}: {why}): use the torch backend (--backend torch)") from exc
         return program.model_proto.SerializeToString()
 
     def _session(self, data: bytes, probe: torch.Tensor, expected: tuple):
@@ -154,12 +158,16 @@ def _default_cache_dir() -> Path:
 
 @contextlib.contextmanager
 def _quiet_exporter():
-    """The exporter logs a warning per torchvision operator it cannot find, and progress lines: not ours."""
-    logger = logging.getLogger("torch.onnx")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    """The exporter and torch.export log a warning per torchvision operator they cannot find, progress
+    lines, and on failure whole graphs: not ours to show; a failure becomes one line of our own."""
+    loggers = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)
+               if name == "torch" or name.startswith(("torch.", "onnxscript"))]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
