@@ -3,7 +3,7 @@
 The core install loads, preprocesses and embeds. The rest needs an extra (pyproject's
 ``optional-dependencies``): the H&M loader, index metadata and exports need ``data``; the scoreboard
 ``eval``; training ``train``; the Space ``space``; the FAISS backends ``faiss``; ``fashrec embed
---engine ray`` ``ray``.
+--engine ray`` ``ray``; ``fashrec embed --backend onnx`` ``onnx``.
 """
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ EXTRA_OF = {
     "gradio": "space", "gradio_client": "space",
     "faiss": "faiss",
     "ray": "ray",
+    "onnxruntime": "onnx", "onnxscript": "onnx", "onnx": "onnx",
 }
 # Extras that no command's extra brings: a missing module of theirs always names its own.
-STANDALONE = {"faiss", "ray"}
+STANDALONE = {"faiss", "ray", "onnx"}
 
 
 class MissingExtra(ModuleNotFoundError):

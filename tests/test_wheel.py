@@ -100,6 +100,10 @@ def test_pip_install_fashrec_alone_embeds_and_names_the_missing_extras(bare_venv
         assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
         assert f"pip install 'fashrec[{extra}]'" in done.stderr, done.stderr
 
+    done = _run(bare_venv, python, "-c", "import fashrec; from fashrec.models.inference import Embedder; "
+                "Embedder(fashrec.from_pretrained('paper-ae'), backend='onnx')", cwd=tmp_path)
+    assert ("the ONNX Runtime backend (--backend onnx) needs the 'onnx' extra: pip install 'fashrec[onnx]'"
+            in done.stderr.splitlines()[-1]), done.stderr
     done = _run(bare_venv, python, "-c", "import fashrec; fashrec.load_hm('sample')", cwd=tmp_path)
     assert "fashrec.load_hm needs the 'data' extra: pip install 'fashrec[data]'" in done.stderr.splitlines()[-1]
     done = _run(bare_venv, python, "-c", "import fashrec; fashrec.sample_path()", cwd=tmp_path)

@@ -19,11 +19,14 @@ are skipped. The finished index is moved to --out in one step, and records the m
 so loading the index with another model is refused, and its folder or Hub id, so 'recommend --image'
 can reload it) and where each photo lives (for 'recommend --grid').
 
-Speed: threads decode the next batches while the model runs (--workers, default one per CPU), and the
-model's BatchNorms are folded into its convolutions. --device cuda runs the model on a GPU.
---no-flip-tta embeds each photo once instead of averaging it with its mirror image (models with a
-flip_tta option, e.g. the default MultiTaskCNN): about half the forward cost, at the quality cost measured
-in docs/scale.md. The choice is recorded in the index, and image queries and updates reuse it.
+Speed: threads decode the next batches (--workers, default one per CPU) while the model runs on half
+the CPUs (--threads; more threads per operator only wait for each other on a busy machine). The model's BatchNorms are folded into its convolutions, every focus
+comes from one pass of the network, and the network runs in channels-last layout (--backend torch) or
+on ONNX Runtime (--backend onnx, pip install 'fashrec[onnx]'; the same vectors to float32 rounding).
+--device cuda runs the model on a GPU. Flip TTA (averaging each photo with its mirror image, models with
+a flip_tta option such as MultiTaskCNN) follows the model's config.json; --no-flip-tta / --flip-tta
+override it (one view is about half the forward cost, at the quality cost measured in docs/scale.md).
+The choice is recorded in the index, and image queries and updates reuse it.
 
 Photos that cannot be used (undecodable, truncated, decompression bombs) are skipped: their ids and
 the reason are printed and recorded in the index's index.json ("skipped_images"). --strict makes them
@@ -44,6 +47,8 @@ Example:
 
 
 def add_arguments(parser) -> None:
+    import argparse
+
     parser.add_argument("--model", default=None,
                         help="checkpoint folder, Hub repo id or shipped name (default: the shipped default checkpoint)")
     parser.add_argument("--data", required=True, help="catalogue: H&M folder, saved dataset, Hub id, 'sample' or a folder of images")
@@ -52,9 +57,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=int, default=256, help="photos per forward pass (default %(default)s)")
     parser.add_argument("--shard-size", type=int, default=1024, help="photos per resumable shard (default %(default)s)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default %(default)s)")
-    parser.add_argument("--no-flip-tta", dest="flip_tta", action="store_false",
-                        help="embed each photo once, not averaged with its mirror image (models with flip_tta)")
-    parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: one per CPU)")
+    parser.add_argument("--flip-tta", action=argparse.BooleanOptionalAction, default=None,
+                        help="average each photo with its mirror image, or not (--no-flip-tta); default: as the "
+                             "model's config.json says (models with flip_tta)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="decoding threads (default: one per CPU)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="the model's intra-op threads (default: half the CPUs, at least one)")
+    parser.add_argument("--backend", default="torch", choices=["torch", "onnx"],
+                        help="what runs the network: torch, or ONNX Runtime (pip install 'fashrec[onnx]'; "
+                             "CPU only) (default %(default)s)")
     parser.add_argument("--strict", action="store_true", help="a photo that cannot be decoded is an error, not skipped")
     parser.add_argument("--engine", default="local", choices=["local", "ray"],
                         help="local: this process; ray: Ray Data with the model in an actor pool (default %(default)s)")
@@ -86,10 +98,11 @@ def run(args) -> int:
     from fashrec.models.hub_model import load_model
 
     ref = model_reference(args.model)
-    model = load_model(ref, device=args.device, options=None if args.flip_tta else {"flip_tta": False})
+    model = load_model(ref, device=args.device, options=None if args.flip_tta is None else {"flip_tta": args.flip_tta})
     index = embed_catalogue(model=model, model_ref=ref, data=args.data, out=args.out, n=args.n,
                             batch_size=args.batch_size, shard_size=args.shard_size, restart=args.restart,
-                            overwrite=args.overwrite, strict=args.strict, workers=args.workers, engine=args.engine,
+                            overwrite=args.overwrite, strict=args.strict, workers=args.workers,
+                            threads=args.threads, backend=args.backend, engine=args.engine,
                             ray_address=args.address, ray_actors=args.ray_actors)
     dims = ", ".join(f"{name} {dim}-d" for name, dim in index.dims.items())
     print(f"embedded {len(index)} photos with {ref} ({dims}) into {args.out}", file=sys.stderr)

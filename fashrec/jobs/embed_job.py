@@ -42,7 +42,8 @@ def embed_catalogue(*, model, data: str | os.PathLike, out: str | os.PathLike, m
                     n: int | None = None, batch_size: int = 256, shard_size: int = SHARD_SIZE,
                     restart: bool = False, overwrite: bool = False, progress: bool = True,
                     on_shard: Callable[[int], Any] | None = None, strict: bool = False, workers: int | None = None,
-                    engine: str = "local", ray_address: str | None = None, ray_actors: int | None = None):
+                    threads: int | None = None, backend: str = "torch", engine: str = "local",
+                    ray_address: str | None = None, ray_actors: int | None = None):
     """Embed every image of ``data`` with every focus of ``model`` and save the index to ``out``.
 
     Returns the ``SimilarityIndex``. ``model_ref`` (a checkpoint folder or Hub id) is recorded so the
@@ -53,6 +54,11 @@ def embed_catalogue(*, model, data: str | os.PathLike, out: str | os.PathLike, m
     with ``fashrec.open_index(out).skipped``); ``strict=True`` makes the first one an
     ``ImageError`` instead. ``engine="ray"`` embeds with Ray Data (:mod:`fashrec.jobs.ray_embed`) on
     the cluster at ``ray_address`` (None: a local Ray), into the very same files.
+
+    Locally, photos are decoded on ``workers`` threads while the model runs with ``threads`` intra-op
+    threads on ``backend`` (``"torch"``, or ``"onnx"`` for ONNX Runtime); by default one decoder per
+    CPU and half the CPUs for the model (``fashrec.jobs.embed_stream``). The backend changes the vectors only by float32
+    rounding, so it is not part of the index's identity.
     """
     from fashrec.atomic import disk_full_as_error
     from fashrec.index import SimilarityIndex
@@ -60,9 +66,10 @@ def embed_catalogue(*, model, data: str | os.PathLike, out: str | os.PathLike, m
     from fashrec.index.persistence import embed_options
     from fashrec.jobs.catalogue_source import (CellSources, catalogue_metadata, loader_skipped, open_catalogue,
                                                provenance)
-    from fashrec.jobs.embed_stream import embed_batches
+    from fashrec.jobs.embed_stream import default_threads, embed_batches
     from fashrec.jobs.shards import ShardStore
     from fashrec.models.hub_model import weights_hash
+    from fashrec.models.inference import check_backend, torch_threads
 
     out = Path(out)
     if out.exists() and not overwrite:
@@ -71,6 +78,9 @@ def embed_catalogue(*, model, data: str | os.PathLike, out: str | os.PathLike, m
         raise ValueError(f"batch_size and shard_size must be positive, got {batch_size} and {shard_size}")
     if engine not in ("local", "ray"):
         raise ValueError(f"unknown engine {engine!r}; choose 'local' or 'ray'")
+    check_backend(backend)
+    if engine == "ray" and backend != "torch":
+        raise ValueError(f"--backend {backend} runs in this process only; the Ray engine embeds with torch")
     ds = open_catalogue(data, n=n)
     ids = list(ds["article_id"])
     skipped = [{"id": i, "reason": why} for i, why in loader_skipped(ds)]
@@ -105,16 +115,19 @@ def embed_catalogue(*, model, data: str | os.PathLike, out: str | os.PathLike, m
 
         stream = ray_embed_batches(model, sources, batches, address=ray_address, actors=ray_actors, progress=progress)
     else:
-        stream = embed_batches(model, sources, batches, workers=workers, progress=progress)
+        stream = embed_batches(model, sources, batches, workers=workers, threads=threads, backend=backend,
+                               progress=progress)
 
     def refuse(failed):
         if strict:
             position, why = failed[0]
             raise ImageError(f"article_id {ids[position]}: {why}")
 
-    with disk_full_as_error(work, unchanged=kept_note):
+    # the job's own tensor work (shards, their concatenation) on the model's threads: a loaded machine
+    # makes every two-thread operator wait a scheduler tick for its second thread
+    with disk_full_as_error(work, unchanged=kept_note), torch_threads(threads or default_threads()):
         store.collect(stream, on_shard=on_shard, check=refuse)
-    kept, vectors, failed = store.load_all()
+        kept, vectors, failed = store.load_all()
     skipped += [{"id": ids[p], "reason": why} for p, why in failed]
     if not kept:
         raise ImageError(f"none of the {len(ids)} photos of {data} could be decoded (first: {skipped[0]['reason']})")

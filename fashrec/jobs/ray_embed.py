@@ -139,8 +139,8 @@ class _Embedder:
         from fashrec.jobs.embed_stream import embed_sources
 
         sources = [b if len(b) else str(p) for p, b in zip(batch["path"], batch["bytes"])]
-        done = embed_sources(self.model, sources, batch_size=max(1, len(sources)), workers=1, prefetch=0,
-                             progress=False)
+        done = embed_sources(self.model, sources, batch_size=max(1, len(sources)), workers=1, threads=1,
+                             prefetch=0, progress=False)
         n, dim = len(sources), int(self.model.embedding_dim)
         out = {"position": np.asarray(batch["position"], dtype=np.int64), "ok": np.zeros(n, dtype=bool),
                "error": np.array([""] * n, dtype=object)}

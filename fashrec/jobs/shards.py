@@ -11,6 +11,7 @@ accepts a shard only if it reads back with the expected ids, focuses and shapes.
 """
 from __future__ import annotations
 
+import bisect
 import json
 from pathlib import Path
 from typing import Callable, Iterable
@@ -65,17 +66,17 @@ class ShardStore:
             for batch in batches:
                 if check is not None and batch.failed:
                     check(batch.failed)
-                kept_shard = [p // self.shard_size for p in batch.kept]
                 for s in sorted({p // self.shard_size for p in batch.positions}):
                     state = open_shards.setdefault(s, {"kept": [], "rows": {f: [] for f in self.dims},
                                                        "failed": [], "seen": 0})
-                    rows = [r for r, ks in enumerate(kept_shard) if ks == s]
-                    state["kept"] += [batch.kept[r] for r in rows]
-                    for f in self.dims:
-                        state["rows"][f].append(batch.vectors[f][rows])
-                    state["failed"] += [(p, why) for p, why in batch.failed if p // self.shard_size == s]
-                    state["seen"] += sum(1 for p in batch.positions if p // self.shard_size == s)
                     lo, hi = self.bounds(s)
+                    # positions increase, so this shard's rows are one slice of the batch (a view, no copy)
+                    first, last = bisect.bisect_left(batch.kept, lo), bisect.bisect_left(batch.kept, hi)
+                    state["kept"] += batch.kept[first:last]
+                    for f in self.dims:
+                        state["rows"][f].append(batch.vectors[f][first:last])
+                    state["failed"] += [(p, why) for p, why in batch.failed if lo <= p < hi]
+                    state["seen"] += bisect.bisect_left(batch.positions, hi) - bisect.bisect_left(batch.positions, lo)
                     if state["seen"] == hi - lo:
                         self._write(s, open_shards.pop(s))
                         if on_shard is not None:

@@ -100,6 +100,21 @@ class HubModel(
         z = self._embed(x, focus).reshape(x.shape[0], -1).float()
         return F.normalize(z, dim=1) if normalize else z
 
+    network_method = "_focus_codes"  # the tensor computation embed_focuses(network=...) stands in for
+
+    @torch.no_grad()
+    def embed_focuses(self, x: torch.Tensor, *, network=None) -> dict[str, torch.Tensor]:
+        """``{focus: embed(x, focus=focus)}`` for every focus of the model, in one call.
+
+        ``network`` stands in for the method named by ``network_method`` (tensors in, a dict of tensors
+        out): ``fashrec.models.inference`` passes the same computation run by ONNX Runtime."""
+        self._check_input(x)
+        codes = (self._focus_codes if network is None else network)(x)
+        return {focus: codes[focus].reshape(x.shape[0], -1).float() for focus in self.focuses}
+
+    def _focus_codes(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {focus: self._embed(x, focus) for focus in self.focuses}
+
     def embed_images(self, images: Iterable[Any], *, batch_size: int = 256, normalize: bool = False,
                      focus: str = "overall", progress: bool = False) -> torch.Tensor:
         """Preprocess raw images (paths, PIL images, bytes, arrays) with this model's own config, then embed."""
@@ -203,8 +218,8 @@ def load_model(ref: str, *, device: str = "cpu", options: dict | None = None):
     except ValueError as exc:
         unknown = [name for name in options or {} if f"'{name}'" in str(exc) and "does not take" in str(exc)]
         if unknown:
-            raise UnknownOptionError(f"{ref}: this model has no {unknown[0]} option (--no-flip-tta is for models "
-                                     "with flip TTA)") from None
+            raise UnknownOptionError(f"{ref}: this model has no {unknown[0]} option (--flip-tta / --no-flip-tta are for "
+                                     "models with flip TTA)") from None
         raise
 
 

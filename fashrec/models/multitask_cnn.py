@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fashrec.models.colour_histogram import colour_histogram
 from fashrec.models.contrastive import supervised_contrastive_loss
 from fashrec.models.hub_model import HubModel
 from fashrec.data.preprocess import PreprocessConfig
@@ -213,47 +214,9 @@ class MultiTaskCNN(HubModel):
 
     # ----- embeddings ------------------------------------------------------------------------------
     def colour_histogram(self, x: torch.Tensor) -> torch.Tensor:
-        """Soft RGB histogram (``bins**3`` values, square-rooted, unit L2) of the garment's pixels.
-
-        Padding (whole rows / columns equal to the config's pad value) is ignored; every other pixel is
-        weighted by how far its colour is from the studio background, estimated as the median of the
-        photo's border pixels, so the product dominates even on a light background.
-        """
-        b = self.colour_histogram_bins
-        n, _, hgt, wid = x.shape
-        pad = float(self.preprocess_config.pad_value)
-        is_pad = (x - pad).abs().amax(1) < 1e-3  # (N, H, W)
-        pad_cols = is_pad.all(1, keepdim=True)  # (N, 1, W)
-        pad_rows = is_pad.all(2, keepdim=True)  # (N, H, 1)
-        inside = ~(pad_cols | pad_rows)
-        border = torch.zeros_like(inside)
-        # the two outermost pixel rings of the photo (not of the padded canvas)
-        rows = inside.any(2)
-        cols = inside.any(1)
-        idx_h = torch.arange(hgt, device=x.device)
-        idx_w = torch.arange(wid, device=x.device)
-        big = hgt + wid
-        top = torch.where(rows, idx_h, big).amin(1)
-        bottom = torch.where(rows, idx_h, -1).amax(1)
-        left = torch.where(cols, idx_w, big).amin(1)
-        right = torch.where(cols, idx_w, -1).amax(1)
-        near_h = ((idx_h[None] - top[:, None]) < 2) | ((bottom[:, None] - idx_h[None]) < 2)
-        near_w = ((idx_w[None] - left[:, None]) < 2) | ((right[:, None] - idx_w[None]) < 2)
-        border = inside & (near_h[:, :, None] | near_w[:, None, :])
-        pix = x.permute(0, 2, 3, 1).reshape(n, -1, 3)
-        bmask = border.reshape(n, -1)
-        bg = torch.where(bmask[..., None], pix, torch.nan).nanmedian(1).values  # (N, 3)
-        bg = torch.where(bg.isnan(), torch.ones_like(bg), bg)
-        dist = (pix - bg[:, None]).norm(dim=2)
-        weight = (dist / 0.15).clamp(0, 1) * inside.reshape(n, -1) + 1e-3 * inside.reshape(n, -1)
-        # soft (linear) assignment of each channel to ``b`` bin centres, then the outer product
-        centres = (torch.arange(b, device=x.device, dtype=x.dtype) + 0.5) / b
-        member = (1 - (pix[..., None] - centres).abs() * b).clamp(min=0)  # (N, P, 3, b)
-        member = member / member.sum(-1, keepdim=True).clamp(min=1e-8)
-        joint = torch.einsum("np,npi,npj,npk->nijk", weight, member[:, :, 0], member[:, :, 1], member[:, :, 2])
-        hist = joint.reshape(n, -1)
-        hist = hist / hist.sum(1, keepdim=True).clamp(min=1e-8)
-        return F.normalize(hist.sqrt(), dim=1)
+        """Soft RGB histogram (``bins**3`` values, square-rooted, unit L2) of the garment's pixels: padding
+        ignored, studio background down-weighted (``fashrec.models.colour_histogram``)."""
+        return colour_histogram(x, bins=self.colour_histogram_bins, pad_value=float(self.preprocess_config.pad_value))
 
     def _blocks_of(self, x: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
         """Per focus and part (``embedding``: the normalised head, ``probabilities``: the class posterior),
@@ -270,7 +233,7 @@ class MultiTaskCNN(HubModel):
             out[focus] = parts
         return out
 
-    def focus_embeddings(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def focus_embeddings(self, x: torch.Tensor, *, network=None) -> dict[str, torch.Tensor]:
         """Each focus's own block, L2-normalised (averaged with the mirror image if ``flip_tta``).
 
         ``representation="probabilities"`` (default): the square root of the predicted class
@@ -280,9 +243,13 @@ class MultiTaskCNN(HubModel):
 
         In eval mode the blocks of the last few batches are remembered (keyed by the batch's storage,
         shape, version and a checksum), so asking for several focuses of one batch runs the network once.
+
+        ``network`` stands in for ``_blocks_of`` (one view in, the per-focus parts out), e.g. the same
+        network on ONNX Runtime (``fashrec.models.inference``); its results are not remembered.
         """
         key = None
-        if not self.training and not torch.is_grad_enabled():
+        blocks_of = self._blocks_of if network is None else network
+        if network is None and not self.training and not torch.is_grad_enabled():
             key = (x.data_ptr(), tuple(x.shape), x.stride(), x._version, str(x.device), x.dtype,
                    float(x.double().sum()), float((x.double() ** 2).sum()), self.histogram_weight,
                    self.flip_tta, sum(p._version for p in self.parameters()))
@@ -293,14 +260,14 @@ class MultiTaskCNN(HubModel):
         if self.flip_tta and not self.training:
             # one pass over the image and its mirror (BatchNorm uses running stats in eval mode, so batching
             # them together changes nothing but the speed: ~17 ms instead of 2 x 11 ms for one photo)
-            both = self._blocks_of(torch.cat([x, torch.flip(x, dims=[3])]))
+            both = blocks_of(torch.cat([x, torch.flip(x, dims=[3])]))
             blocks = {f: {k: (b[:n] + b[n:]) / 2 for k, b in parts.items()} for f, parts in both.items()}
         elif self.flip_tta:
-            blocks = self._blocks_of(x)
-            mirrored = self._blocks_of(torch.flip(x, dims=[3]))
+            blocks = blocks_of(x)
+            mirrored = blocks_of(torch.flip(x, dims=[3]))
             blocks = {f: {k: (b + mirrored[f][k]) / 2 for k, b in parts.items()} for f, parts in blocks.items()}
         else:
-            blocks = self._blocks_of(x)
+            blocks = blocks_of(x)
         out = {}
         for focus, parts in blocks.items():
             # cosine of square-rooted posteriors = their Bhattacharyya coefficient; parts weigh equally
@@ -326,8 +293,19 @@ class MultiTaskCNN(HubModel):
         self._memo.clear()
         return super()._load_from_state_dict(*args, **kwargs)
 
+    network_method = "_blocks_of"  # what embed_focuses(network=...) stands in for
+
+    @torch.no_grad()
+    def embed_focuses(self, x: torch.Tensor, *, network=None) -> dict[str, torch.Tensor]:
+        """``{focus: embed(x, focus=focus)}`` for every focus, from one pass of the network."""
+        self._check_input(x)
+        blocks = self.focus_embeddings(x, network=network)
+        return {focus: self._mix(blocks, focus).float() for focus in self.focuses}
+
     def _embed(self, x: torch.Tensor, focus: str) -> torch.Tensor:
-        blocks = self.focus_embeddings(x)
+        return self._mix(self.focus_embeddings(x), focus)
+
+    def _mix(self, blocks: dict[str, torch.Tensor], focus: str) -> torch.Tensor:
         if focus == "overall":
             weights = self.overall_weights
         else:
