@@ -60,6 +60,24 @@ def test_the_folder_holds_everything_it_serves(quick_build):
         assert local not in text, local
 
 
+def test_the_build_copies_every_module_the_app_imports():
+    """app.py imports its siblings by name (the folder is on its path): each one it reaches is copied."""
+    import ast
+
+    from fashrec.hub.space_build import SPACE_SOURCES, source_space_dir
+
+    folder = source_space_dir()
+    reached, todo = set(), ["app.py"]
+    while todo:
+        name = todo.pop()
+        reached.add(name)
+        for node in ast.walk(ast.parse((folder / name).read_text(encoding="utf-8"))):
+            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+            todo += [f"{m}.py" for m in modules if (folder / f"{m}.py").is_file() and f"{m}.py" not in reached]
+    assert reached == set(SPACE_SOURCES), reached ^ set(SPACE_SOURCES)
+
+
 def test_requirements_name_only_registry_packages_and_cpu_torch(quick_build, wheel):
     """The Hub installs requirements.txt before the folder exists: no line may point at a file, a path or a
     git URL; torch is the CPU-only build; fashrec's requirements are all there, fashrec itself is not."""
@@ -107,6 +125,9 @@ def test_the_space_card_is_a_gradio_space(quick_build):
     assert card.data.sdk == "gradio" and card.data.sdk_version == gradio.__version__
     assert card.data.app_file == "app.py" and card.data.python_version == space_python()
     assert "800" in card.text and "multitask-cnn" in card.text and "paper-ae" in card.text
+    design = fashrec.open_index(quick_build / "index").design_focus  # the model's, as data
+    assert f"**other colours of the same design**: the nearest by the `{design}` focus" in card.text
+    assert "similar, design = client.predict(" in card.text
     # the Space shows H&M photos: not MIT, the competition's rules
     assert (card.data.license, card.data.license_name, card.data.license_link) == \
         ("other", terms.DATA_LICENSE_NAME, terms.RULES)
@@ -234,10 +255,12 @@ def test_the_built_space_deploys_from_its_folder_alone(deployed, tmp_path):
     env = {"PYTHONPATH": "", "FASHREC_INDEX": "", "FASHREC_MODEL": "", "FASHREC_RECON_MODEL": ""}
     with running_space(app=space / "app.py", python=python, env=env, log=tmp_path / "app.log") as url:
         client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
-        gallery = client.predict(article_id=index.ids[5], metric="cosine", k=4, api_name="/recommend_item")
+        gallery, design = client.predict(article_id=index.ids[5], metric="cosine", k=4, api_name="/recommend_item")
         assert [g["caption"].splitlines()[-1].split(" · ")[0] for g in gallery] == \
             index.search_ids([index.ids[5]], k=4, metric="cosine")[0][0]
-        gallery = client.predict(image=handle_file(photo), k=3, api_name="/recommend_image")
+        assert [g["caption"].splitlines()[-1].split(" · ")[0] for g in design] == \
+            index.search_ids([index.ids[5]], k=4, metric="cosine", focus=model.design_focus)[0][0]
+        gallery, _ = client.predict(image=handle_file(photo), k=3, api_name="/recommend_image")
         expected = index.search(model.embed(preprocess(photo, model.preprocess_config)[None]).numpy(), k=3)[0][0]
         assert [g["caption"].splitlines()[-1].split(" · ")[0] for g in gallery] == expected
         _, _, mse = client.predict(image=handle_file(photo), api_name="/reconstruct")
@@ -275,6 +298,6 @@ def test_a_space_keeps_serving_its_own_checkpoint_when_the_shipped_one_changes(d
                                                               "recon_model": None}
     env = {"PYTHONPATH": "", "FASHREC_INDEX": "", "FASHREC_MODEL": "", "FASHREC_RECON_MODEL": ""}
     with running_space(app=space / "app.py", python=python, env=env, log=tmp_path / "app.log") as url:
-        gallery = Client(url, verbose=False).predict(k=3, api_name="/recommend_item")
-        assert len(gallery) == 3
+        gallery, design = Client(url, verbose=False).predict(k=3, api_name="/recommend_item")
+        assert len(gallery) == 3 and design == []  # the paper's AE was taught no designs: no second row
     assert "60 products" in (tmp_path / "app.log").read_text()

@@ -5,8 +5,8 @@
 
 The folder holds everything the Space runs, so nothing it needs can move under it:
 
-    app.py, recommender.py,    the app (copied from the checkout's space/)
-    inputs.py, request_log.py
+    app.py, recommender.py,    the app (copied from the checkout's space/: SPACE_SOURCES)
+    inputs.py, captions.py, ...
     fashrec/                   fashrec itself, as source next to app.py, from a wheel built from this
                                checkout (or --wheel): fashrec.hub.space_vendor
     requirements.txt           registry packages only: fashrec's requirements, torch's CPU-only build
@@ -30,10 +30,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-SPACE_SOURCES = ("app.py", "recommender.py", "inputs.py", "request_log.py")
+SPACE_SOURCES = ("app.py", "recommender.py", "inputs.py", "request_log.py", "captions.py", "catalogue_labels.py",
+                 "status_lines.py")
 CHECKPOINT_FILES = ("config.json", "model.safetensors", "README.md")
-REQUIRED = ("app.py", "recommender.py", "inputs.py", "request_log.py", "requirements.txt", "README.md", "space.json",
-            "index/index.json", "fashrec/__init__.py")
+REQUIRED = (*SPACE_SOURCES, "requirements.txt", "README.md", "space.json", "index/index.json", "fashrec/__init__.py")
 NO_MODEL = "none"
 
 
@@ -214,6 +214,7 @@ def _card(folder: Path, app, model, model_name: str, recon_name: str, ids: list[
     import fashrec
     from fashrec.hub.space_requirements import TORCH_CPU, space_python
     from fashrec.hub_card import render_space_card
+    from fashrec.index.focus import design_focus
     from fashrec.version import __version__
 
     space = json.loads((folder / "space.json").read_text())
@@ -230,9 +231,10 @@ def _card(folder: Path, app, model, model_name: str, recon_name: str, ids: list[
     checkpoints = sorted(p.name for p in (folder / "checkpoints").iterdir())
     example = app.Recommender.open(folder / space["index"], recon_model=NO_MODEL).featured()
     return render_space_card(title="fashrec similar fashion products", sdk_version=gradio.__version__,
-                             python_version=space_python(), n_items=len(ids), model_description=what,
-                             recon_description=recon, checkpoints=checkpoints, torch_requirement=f"torch {TORCH_CPU}",
-                             fashrec_version=__version__, example_id=example, focuses=focuses)
+                             python_version=space_python(), n_items=len(ids),
+                             model_description=what, recon_description=recon, checkpoints=checkpoints,
+                             torch_requirement=f"torch {TORCH_CPU}", fashrec_version=__version__, example_id=example,
+                             focuses=focuses, design_focus=design_focus(model, focuses))
 
 
 def _write_json(value, path: Path) -> None:
