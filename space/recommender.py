@@ -288,8 +288,8 @@ class Recommender:
                 return self.index.search_ids([article_id], k=k, metric=metric, where=where, focus=f)
         else:
             x = preprocess_upload(check_upload(image, self._file_roots), self.model.preprocess_config)
-            vectors = {f: self.model.embed(x, focus=f).numpy() for f in dict.fromkeys(needed + [self.design_focus]
-                                                                                     if len(focuses) > 1 else needed)}
+            wanted = dict.fromkeys(needed + [f for f, _ in focuses[1:]])  # each focus embedded once
+            vectors = {f: self.model.embed(x, focus=f).numpy() for f in wanted}
 
             def search(f):
                 return self.index.search(vectors[f] if isinstance(f, str) else vectors, k=k, metric=metric,
@@ -307,7 +307,8 @@ class Recommender:
         out = []
         for i, d in zip(ids, distances):
             row = self.labels.row(i)
-            out.append(Hit(i, float(d), self.images[i], captions.caption(row, i, float(d), captions.why(query, row, kind))))
+            why = captions.why(query, row, kind)
+            out.append(Hit(i, float(d), self.images[i], captions.caption(row, i, float(d), why)))
         return out
 
     def _record(self, endpoint: str, seconds: float, cpu_seconds: float | None = None) -> None:
