@@ -9,7 +9,8 @@ once per endpoint from one client with as many workers, and prints failures and 
 
 - client-side: from submit to result, including the queue wait and HTTP (photos are not downloaded);
 - server-side: the handler's own duration (``FASHREC_TIMINGS_FILE``: the app appends one JSON line per
-  call: preprocessing + embedding for an image, the search, the captions);
+  call: preprocessing + embedding for an image, both searches (similar products, and other colours of
+  the design when the model names a design focus), the captions);
 - server CPU: the CPU time of the handler's thread (its work without waiting for a core; on a shared
   machine wall time minus CPU time is contention).
 
@@ -72,8 +73,8 @@ def fire(client, endpoint: str, requests: list[dict]) -> tuple[list[float], list
     latencies, failures = [], []
     for job, start in zip(jobs, starts):
         try:
-            result = job.result(timeout=0)
-            if not result:
+            similar, _ = job.result(timeout=0)  # the two galleries: similar products, other colours of the design
+            if not similar:
                 failures.append("empty gallery")
             latencies.append(ends.get(id(job), time.perf_counter()) - start)
         except Exception as exc:  # noqa: BLE001 - every failure is counted and shown

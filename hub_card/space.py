@@ -6,9 +6,10 @@ from .template import fill
 
 def render_space_card(*, title: str, sdk_version: str, python_version: str, n_items: int, model_description: str,
                       recon_description: str, checkpoints: list[str], torch_requirement: str, fashrec_version: str,
-                      example_id: str, focuses: list[str] | None = None) -> str:
+                      example_id: str, focuses: list[str] | None = None, design_focus: str | None = None) -> str:
     """The Space's YAML (sdk gradio, its version, the Python it runs, ``app.py``, the photos' licence) and what
-    the folder serves. The Space shows H&M product photos, so its licence is the competition's rules, not MIT."""
+    the folder serves; ``design_focus``: the focus that finds other colours of a design (None: the Space
+    answers one question). The Space shows H&M product photos, so its licence is the competition's rules, not MIT."""
     from huggingface_hub import SpaceCardData
 
     from fashrec.data import terms
@@ -27,4 +28,8 @@ def render_space_card(*, title: str, sdk_version: str, python_version: str, n_it
         "torch_requirement": torch_requirement, "fashrec_version": fashrec_version, "example_id": example_id,
         "gradio_version": sdk_version, "terms": terms.TERMS, "rules": terms.RULES,
         "focus_phrase": f" or in **{', '.join(others)}** (or a weighted mix)" if others else "",
+        "design_phrase": (f". In a row of its own, **other colours of the same design**: the nearest by the "
+                          f"`{design_focus}` focus, trained to find a garment's colourways") if design_focus else "",
+        "design_output": ("`design`, other colours of its design" if design_focus else
+                          "`design`, empty: this model was taught no designs"),
     })

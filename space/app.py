@@ -29,8 +29,14 @@ log, not a traceback.
 Named API endpoints for ``gradio_client`` (every parameter has a default):
 
     /reconstruct      (image)                                                     -> input, reconstruction, MSE
-    /recommend_image  (image, metric, k, product_group, product_type, focus)      -> gallery
-    /recommend_item   (article_id, metric, k, product_group, product_type, focus) -> gallery
+    /recommend_image  (image, metric, k, product_group, product_type, focus)      -> similar, design
+    /recommend_item   (article_id, metric, k, product_group, product_type, focus) -> similar, design
+
+The recommend endpoints answer the page's two questions, as two galleries: ``similar`` ("Similar
+products", ranked by ``focus``) and ``design`` ("Other colours of this design", ranked by the model's
+design focus with the same metric, k and filters; ``[]`` for a model taught no designs). Each caption's
+last line is ``<article_id> · d = <distance>``; the line before it may say why the item is there
+("same design, other colour", "same type and colour").
 
 This file is a thin shell: everything it shows comes from ``recommender.Recommender``.
 """
@@ -49,7 +55,8 @@ if str(HERE) not in sys.path:  # 'python space/app.py', 'fashrec demo' and the H
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # starts and runs with no network
 import gradio as gr  # noqa: E402
 
-from recommender import ALL, MAX_K, METRICS, NO_MODEL, Hit, Recommender  # noqa: E402
+from recommender import ALL, MAX_K, METRICS, NO_MODEL, Answer, Recommender  # noqa: E402
+import status_lines  # noqa: E402
 import request_log  # noqa: E402,F401  Gradio's own refusals of a request: one log line each
 
 DEFAULT_INDEX = HERE / "index"
@@ -59,16 +66,20 @@ MAX_FILE_SIZE = "10mb"  # an upload is one product photo
 CACHE_SECONDS = 3600  # uploads are deleted once this old, checked this often
 log = logging.getLogger("fashrec.space")
 DISPLAY_SCALE = 4  # the model sees 64x64: the UI shows its input and output 4x larger, pixels kept sharp
+# A click on a tile searches from that product and fills the rows anew; Gradio would keep highlighting the
+# position clicked ("selected") over the new results, so no tile is shown as selected.
 CSS = """
-#results .grid-wrap { padding-top: 8px; }
-#results .thumbnail-item, #browse .thumbnail-item { display: flex; flex-direction: column; aspect-ratio: auto;
-  height: auto; padding: 4px; }
-#results .thumbnail-item img { height: 170px; width: 100%; object-fit: contain; }
+#results .grid-wrap, #design .grid-wrap { padding-top: 8px; }
+#results .thumbnail-item, #design .thumbnail-item, #browse .thumbnail-item { display: flex; flex-direction: column;
+  aspect-ratio: auto; height: auto; padding: 4px; }
+#results .thumbnail-item img, #design .thumbnail-item img { height: 170px; width: 100%; object-fit: contain; }
 #browse .thumbnail-item img { height: 110px; width: 100%; object-fit: contain; }
-#results .caption-label, #browse .caption-label { position: static; transform: none; max-width: 100%; margin: 0;
-  white-space: pre-line; text-align: left; font-size: 0.72rem; line-height: 1.2; background: none; border: none;
-  padding: 2px 0 0 0; overflow: visible; }
+#results .caption-label, #design .caption-label, #browse .caption-label { position: static; transform: none;
+  max-width: 100%; margin: 0; white-space: pre-line; text-align: left; font-size: 0.72rem; line-height: 1.2;
+  background: none; border: none; padding: 2px 0 0 0; overflow: visible; }
 #browse .caption-label { font-size: 0.65rem; }
+:is(#results, #design, #browse) .thumbnail-item.selected:not(:hover) { --ring-color: transparent;
+  border-color: var(--border-color-primary); }
 .pixelated img { image-rendering: pixelated; }
 """
 
@@ -104,36 +115,32 @@ def build_demo(rec: Recommender):
 
     gallery = rec.gallery
 
-    def describe(query: str, hits: list[Hit], metric: str, k: int, group: str, ptype: str, focus: str) -> str:
-        filters = [f"{what} *{value}*" for what, value in (("group", group), ("type", ptype)) if value not in (None, "", ALL)]
-        within = f", within product {' and '.join(filters)}" if filters else ""
-        note = f" (only {len(hits)} match)" if len(hits) < int(k) else ""
-        similar = ""
-        if multi_focus:
-            similar = f", weighted *{focus}*" if "=" in focus else f", similar in *{focus}*"
-        return (f"**{len(hits)} nearest**{note} to {query} by *{metric}* distance{similar}{within}. "
-                "Click a result to search from it.")
-
     # ---------------------------------------------------------------- UI handlers (never raise)
 
     def search(mode, article_id, upload, metric, k, group, ptype, focus, weights=""):
-        """Run the current query; returns (gallery, result ids, query photo, status). Focus weights, when
-        typed, win over the focus choice."""
+        """Run the current query; returns (gallery, result ids, design gallery, design ids, design status,
+        query photo, status). Focus weights, when typed, win over the focus choice."""
         focus = (weights or "").strip() or focus or rec.focuses[0]
+        options = dict(metric=metric, k=k, product_group=group, product_type=ptype, focus=focus)
         try:
             if mode == "image":
-                hits = rec.recommend_image(upload, metric=metric, k=k, product_group=group, product_type=ptype, focus=focus)
-                query_image, query = (upload or {}).get("path"), "your photo"
+                answer = rec.answer_image(upload, **options)
+                query_image, query, article_id = (upload or {}).get("path"), "your photo", None
             elif not article_id:
-                return [], [], None, "Pick a catalogue product or upload a photo."
+                return [], [], [], [], "", None, "Pick a catalogue product or upload a photo."
             else:
-                hits = rec.recommend_item(article_id, metric=metric, k=k, product_group=group, product_type=ptype, focus=focus)
+                answer = rec.answer_item(article_id, **options)
                 query_image, query = rec.images[article_id], f"`{article_id}` ({rec.caption(article_id).splitlines()[0]})"
         except user_errors as exc:
             gr.Warning(str(exc))
-            return [], [], None, f"⚠️ {exc}"
-        return (gallery(hits), [h.article_id for h in hits], query_image,
-                describe(query, hits, metric, k, group, ptype, focus))
+            return [], [], [], [], "", None, f"⚠️ {exc}"
+        design_ids = [h.article_id for h in answer.design]
+        others = rec.other_colours(article_id, product_group=group, product_type=ptype) if article_id else None
+        design_note = status_lines.design_status(rec.design_focus, design_ids, others) if rec.design_focus else ""
+        return (gallery(answer.similar), [h.article_id for h in answer.similar], gallery(answer.design), design_ids,
+                design_note, query_image, status_lines.similar_status(
+                    query, len(answer.similar), metric=metric, k=k, product_group=group, product_type=ptype,
+                    focus=focus if multi_focus else None))
 
     def pick_item(article_id, *opts):
         """A catalogue product becomes the query (the uploaded photo, if any, is cleared)."""
@@ -189,15 +196,19 @@ def build_demo(rec: Recommender):
         """Preprocess an image, reconstruct it with the autoencoder; returns input, reconstruction and MSE."""
         return api_call(rec.reconstruct, image)
 
+    def galleries(answer: Answer):
+        return gallery(answer.similar), gallery(answer.design)
+
     def recommend_image(image=None, metric="cosine", k=DEFAULT_K, product_group=ALL, product_type=ALL, focus=None):
-        """The k catalogue products nearest to an image; filters by product group / type ('All' = any)."""
-        return gallery(api_call(rec.recommend_image, image, metric=metric, k=k, product_group=product_group,
-                                product_type=product_type, focus=focus or rec.focuses[0]))
+        """The k catalogue products nearest to an image, and its design's nearest (other colours of it);
+        filters by product group / type ('All' = any)."""
+        return galleries(api_call(rec.answer_image, image, metric=metric, k=k, product_group=product_group,
+                                  product_type=product_type, focus=focus or rec.focuses[0]))
 
     def recommend_item(article_id=first_id, metric="cosine", k=DEFAULT_K, product_group=ALL, product_type=ALL, focus=None):
-        """The k catalogue products nearest to a catalogue product (itself left out)."""
-        return gallery(api_call(rec.recommend_item, article_id, metric=metric, k=k, product_group=product_group,
-                                product_type=product_type, focus=focus or rec.focuses[0]))
+        """The k catalogue products nearest to a catalogue product (itself left out), and by its design."""
+        return galleries(api_call(rec.answer_item, article_id, metric=metric, k=k, product_group=product_group,
+                                  product_type=product_type, focus=focus or rec.focuses[0]))
 
     # ---------------------------------------------------------------- layout
 
@@ -205,14 +216,16 @@ def build_demo(rec: Recommender):
         gr.Markdown(
             f"# fashrec: visual similar-product search\n"
             f"A catalogue of **{len(rec):,}** H&M products. Pick a product or upload a photo: the nearest "
-            "products by embedding distance come back. Photos: H&M Group (Kaggle competition data, research "
-            "use only).\n\n"
+            "products by embedding distance come back"
+            + (", and other colours of its design" if rec.design_focus else "")
+            + ". Photos: H&M Group (Kaggle competition data, research use only).\n\n"
             f"**Recommendations:** {rec.describe_model()} · **Reconstructions:** {rec.describe_recon_model()}",
             elem_id="models",
         )
         mode = gr.State("item")
         last_item = gr.State(first_id)  # the product to go back to when an uploaded photo is removed
         result_ids = gr.State([])
+        design_ids = gr.State([])
         browse_ids = gr.State([])
         page = gr.State(0)
         with gr.Tabs():
@@ -237,6 +250,11 @@ def build_demo(rec: Recommender):
                         results = gr.Gallery(label="Similar products (click one to search from it)", columns=4,
                                              height="auto", object_fit="contain", allow_preview=False,
                                              elem_id="results")
+                        with gr.Column(visible=rec.design_focus is not None, elem_id="design_row"):  # taught designs
+                            design_status = gr.Markdown(elem_id="design_status")
+                            design = gr.Gallery(label="Other colours of this design (click one to search from it)",
+                                                columns=4, height="auto", object_fit="contain", allow_preview=False,
+                                                elem_id="design")
                         with gr.Accordion("Browse the catalogue", open=False):
                             browse = gr.Gallery(show_label=False, columns=8, height="auto", object_fit="contain",
                                                 allow_preview=False, elem_id="browse")
@@ -269,11 +287,12 @@ def build_demo(rec: Recommender):
             api_image = gr.Image(type="filepath", label="image")
             api_article = gr.Textbox(value=first_id, label="article_id")
             api_results = gr.Gallery(label="similar products", format="png")
+            api_design = gr.Gallery(label="other colours of this design", format="png")
             api_buttons = [gr.Button(name) for name in ("reconstruct", "recommend_image", "recommend_item")]
 
         options = [metric, k, group, ptype, focus]  # what the API endpoints take
         ui_options = options + [weights]
-        query_outputs = [results, result_ids, query_view, status]
+        query_outputs = [results, result_ids, design, design_ids, design_status, query_view, status]
         picked_outputs = [mode, item, upload, last_item] + query_outputs
         # One queue slot group for every event: at most FASHREC_CONCURRENCY handlers run at once, in total.
         private = dict(api_visibility="private", concurrency_id="fashrec")
@@ -285,6 +304,7 @@ def build_demo(rec: Recommender):
         upload.upload(upload_photo, [upload] + ui_options, [mode, item] + query_outputs, preprocess=False, **private)
         upload.clear(lambda last: ("item", last), last_item, [mode, item], **private).then(**rerun)
         results.select(pick_from, [result_ids] + ui_options, picked_outputs, **private)
+        design.select(pick_from, [design_ids] + ui_options, picked_outputs, **private)
         browse.select(pick_from, [browse_ids] + ui_options, picked_outputs, **private)
         for control in (metric, ptype, focus):
             control.input(**rerun)
@@ -304,9 +324,9 @@ def build_demo(rec: Recommender):
         # API endpoints
         api_buttons[0].click(reconstruct, [api_image], [r_input, r_output, r_mse], preprocess=False,
                              api_name="reconstruct", concurrency_id="fashrec")
-        api_buttons[1].click(recommend_image, [api_image] + options, [api_results], preprocess=False,
+        api_buttons[1].click(recommend_image, [api_image] + options, [api_results, api_design], preprocess=False,
                              api_name="recommend_image", concurrency_id="fashrec")
-        api_buttons[2].click(recommend_item, [api_article] + options, [api_results], preprocess=False,
+        api_buttons[2].click(recommend_item, [api_article] + options, [api_results, api_design], preprocess=False,
                              api_name="recommend_item", concurrency_id="fashrec")
     return demo
 

@@ -3,6 +3,8 @@
     rec = Recommender.open("space/index")                    # fashrec.open_index: checked, loads, never embeds
     hits = rec.recommend_item("0156224002", metric="cosine", k=8, product_group="All")
     hits = rec.recommend_image("photo.jpg", metric="cityblock", k=8, focus="shape=2, colour=1")
+    answer = rec.answer_item("0156224002", k=8)              # the recommend tab's two rows: answer.similar,
+                                                             # answer.design (other colours of this design)
     pre, recon, mse = rec.reconstruct("photo.jpg")
 
 ``app.py`` is a thin Gradio shell over this class. Opening, checking and loading is the library's
@@ -11,6 +13,11 @@ every query goes through it too: images through ``fashrec.preprocess`` with the 
 vectors through ``model.embed``, neighbours and focus weights through ``SimilarityIndex.search`` /
 ``search_ids``. What is left here is about the page: captions, galleries, the filter choices, the
 Space's own limits (``MAX_K``, whole-number ``k``), which model reconstructs, and what a request may read.
+
+Two questions, two rows: "Similar products" ranks by the focus the shopper picks (``overall`` first);
+"Other colours of this design" ranks by the focus the model names as its design focus
+(``fashrec.index.focus.design_focus``: the checkpoint's config says which, e.g. ``shape``), and is empty
+for a model taught no designs. Captions say why a result is in its row (``captions.py``).
 
 Recommendations and reconstructions may come from two models: the best embedding model (``MultiTaskCNN``)
 has no decoder, so reconstructions then come from the paper's autoencoder (the shipped ``paper-ae``).
@@ -35,14 +42,15 @@ from typing import Any, Mapping
 import numpy as np
 
 from fashrec.index.distances import METRICS
+from fashrec.index.focus import design_focus
 
-if str(Path(__file__).resolve().parent) not in sys.path:  # its sibling inputs.py, however this file was loaded
+if str(Path(__file__).resolve().parent) not in sys.path:  # its sibling modules, however this file was loaded
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+import captions  # noqa: E402
+from captions import DESIGN, SIMILAR  # noqa: E402
+from catalogue_labels import ALL, CatalogueLabels  # noqa: E402,F401
 from inputs import NOT_UPLOADED, check_upload, preprocess_upload, to_uint8, whole_number  # noqa: E402,F401
 
-ALL = "All"  # the "no filter" choice of the product group / type dropdowns
-GROUP_COLUMN = "product_group_name"
-TYPE_COLUMN = "product_type_name"
 MAX_K = 48
 RECON_DEFAULT = "paper-ae"  # the shipped paper autoencoder: reconstructions when the recommender has no decoder
 NO_MODEL = "none"  # FASHREC_RECON_MODEL=none: no reconstruction model at all
@@ -56,6 +64,14 @@ class Hit:
     distance: float
     image: str  # the photo file the index folder serves for it
     caption: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The recommend tab's two rows for one query."""
+
+    similar: list[Hit]  # "Similar products": the nearest by the chosen focus
+    design: list[Hit]  # "Other colours of this design": the nearest by the design focus ([] without one)
 
 
 class Recommender:
@@ -76,17 +92,9 @@ class Recommender:
         self.ids = index.ids
         self.images = {i: str(p) for i, p in zip(self.ids, images)}
         self.photo_dir = None if photo_dir is None else Path(photo_dir)
-        meta = index.metadata
-        # Labels as plain strings per id, once: captions and filters are then dictionary look-ups.
-        self._rows: dict[str, dict[str, str]] = {}
-        if meta is not None:
-            text = meta.astype(object).where(meta.notna(), "").astype(str)
-            self._rows = dict(zip(self.ids, text.to_dict("records")))
-        self._labels = {c: (np.array([self._rows[i][c] for i in self.ids], dtype=object) if meta is not None and c in meta
-                            else None) for c in (GROUP_COLUMN, TYPE_COLUMN)}
-        self._groups = [ALL] + _by_count(self._labels[GROUP_COLUMN])
-        self._all_types = [ALL] + _by_count(self._labels[TYPE_COLUMN])
+        self.labels = CatalogueLabels(self.ids, index.metadata)  # captions, filters, browsing
         self.focuses = tuple(index.focuses)
+        self.design_focus = design_focus(model, self.focuses)  # None: no "Other colours of this design" row
         self.timings: deque[tuple[str, float]] = deque(maxlen=10_000)
         self._timings_file = None if timings_file is None else Path(timings_file)
         self._lock = threading.Lock()
@@ -102,7 +110,6 @@ class Recommender:
         ``"none"`` = no reconstructions; else a checkpoint (shipped name, folder or Hub id)."""
         from fashrec.index.folder import open_index
         from fashrec.models.hub_model import load_model
-
         from fashrec.models.pretrained import names
 
         opened = open_index(index, model)
@@ -147,72 +154,38 @@ class Recommender:
 
     def info(self, article_id: str) -> dict[str, str]:
         """The item's labels as strings ({} when the index has no metadata)."""
-        return dict(self._rows.get(article_id, {}))
+        return dict(self.labels.row(article_id))
 
     def label(self, article_id: str) -> str:
-        """One line naming an item, for pickers: ``Box 4p Socks · Socks & Tights · 0156224002``."""
-        info = self._rows.get(article_id, {})
-        parts = [info.get("prod_name"), info.get(TYPE_COLUMN), article_id]
-        return " · ".join(p for p in parts if p)
+        return captions.label(self.labels.row(article_id), article_id)
 
     def caption(self, article_id: str, distance: float | None = None) -> str:
-        """Gallery caption: name, type, colour, id and (for a result) the distance to the query."""
-        info = self._rows.get(article_id, {})
-        lines = [info.get("prod_name") or article_id,
-                 " · ".join(p for p in (info.get(TYPE_COLUMN), info.get("colour_group_name")) if p)]
-        tail = article_id if distance is None else f"{article_id} · d = {distance:.4g}"
-        return "\n".join([line for line in lines if line] + [tail])
+        return captions.caption(self.labels.row(article_id), article_id, distance)
+
+    def other_colours(self, article_id: str, *, product_group: str = ALL, product_type: str = ALL) -> list[str]:
+        return self.labels.other_colours(article_id, product_group=product_group, product_type=product_type)
 
     def gallery(self, hits: list[Hit]) -> list[tuple[str, str]]:
         """A row of results as a Gradio gallery takes it: ``(photo, caption)`` each."""
         return [(h.image, h.caption) for h in hits]
 
     def groups(self) -> list[str]:
-        """Filter choices for the product group: ``All`` then the groups, most common first."""
-        return list(self._groups)
+        return self.labels.groups()
 
     def types(self, product_group: str = ALL) -> list[str]:
-        """Filter choices for the product type, within ``product_group``."""
-        types = self._labels[TYPE_COLUMN]
-        if types is None:
-            return [ALL]
-        if product_group in (None, "", ALL):
-            return list(self._all_types)
-        if self._labels[GROUP_COLUMN] is not None:
-            types = types[self._labels[GROUP_COLUMN] == product_group]
-        return [ALL] + _by_count(types)
+        return self.labels.types(product_group)
 
     def browse(self, *, product_group: str = ALL, product_type: str = ALL, page: int = 0, per_page: int = 24) -> list[str]:
-        """A page of catalogue ids (catalogue order) matching the filters; pages wrap around."""
-        mask = self._mask(product_group, product_type)
-        ids = [i for i, keep in zip(self.ids, mask) if keep] if mask is not None else self.ids
-        if not ids:
-            return []
-        start = (page * per_page) % len(ids)
-        return (ids[start:] + ids[:start])[:per_page]
+        return self.labels.browse(product_group=product_group, product_type=product_type, page=page, per_page=per_page)
 
     def featured(self) -> str:
-        """The product the page opens on: the first of the most common product group whose type is known
-        (the first catalogue item may be a close-up of socks of type "Unknown")."""
-        groups, types = self._labels[GROUP_COLUMN], self._labels[TYPE_COLUMN]
-        if groups is None or types is None:
-            return self.ids[0]
-        common = self._groups[1] if len(self._groups) > 1 else None
-        for i, (group, ptype) in enumerate(zip(groups, types)):
-            if group == common and ptype not in ("", "Unknown"):
-                return self.ids[i]
-        return self.ids[0]
+        return self.labels.featured()
 
     def restrict_files(self, folders) -> None:
         """From now on an image given as a path (or Gradio's ``{"path": ...}``) must lie inside one of
         ``folders`` (Gradio's upload cache, the catalogue photos); other inputs that name no upload are
         refused alike. What a public Space needs: clients must not make the server read its own files."""
         self._file_roots = [os.path.realpath(f) for f in folders]
-
-    def find(self, text: str, limit: int = 50) -> list[str]:
-        """Ids whose id or label contains ``text`` (case-insensitive), catalogue order."""
-        text = (text or "").strip().lower()
-        return [i for i in self.ids if not text or text in self.label(i).lower()][:limit]
 
     # ------------------------------------------------------------------ the three verbs
 
@@ -253,28 +226,23 @@ class Recommender:
     def recommend_item(self, article_id: str, *, metric: str = "cosine", k: int = 8, product_group: str = ALL,
                        product_type: str = ALL, focus: str | Mapping[str, float] | None = None) -> list[Hit]:
         """The ``k`` nearest catalogue items of a catalogue item (the item itself left out)."""
-        start, cpu = time.perf_counter(), time.thread_time()
-        article_id = str(article_id or "").strip()
-        if article_id not in self.images:
-            raise ValueError(f"article id {article_id!r} is not in this catalogue of {len(self)} items")
-        metric, k, where, focus, _ = self._options(metric, k, product_group, product_type, focus, exclude=article_id)
-        ids, dist = self.index.search_ids([article_id], k=k, metric=metric, where=where, focus=focus)
-        hits = self._hits(ids[0], dist[0])
-        self._record("recommend_item", time.perf_counter() - start, time.thread_time() - cpu)
-        return hits
+        return self._answer(article_id, None, metric, k, product_group, product_type, focus, design=False).similar
 
     def recommend_image(self, image: Any, *, metric: str = "cosine", k: int = 8, product_group: str = ALL,
                         product_type: str = ALL, focus: str | Mapping[str, float] | None = None) -> list[Hit]:
         """The ``k`` nearest catalogue items of a photo (any input ``fashrec.preprocess`` takes)."""
-        start, cpu = time.perf_counter(), time.thread_time()
-        metric, k, where, focus, needed = self._options(metric, k, product_group, product_type, focus)
-        x = preprocess_upload(check_upload(image, self._file_roots), self.model.preprocess_config)
-        queries = {f: self.model.embed(x, focus=f).numpy() for f in needed}
-        ids, dist = self.index.search(queries[focus] if isinstance(focus, str) else queries, k=k, metric=metric,
-                                      where=where, focus=focus)
-        hits = self._hits(ids[0], dist[0])
-        self._record("recommend_image", time.perf_counter() - start, time.thread_time() - cpu)
-        return hits
+        return self._answer(None, image, metric, k, product_group, product_type, focus, design=False).similar
+
+    def answer_item(self, article_id: str, *, metric: str = "cosine", k: int = 8, product_group: str = ALL,
+                    product_type: str = ALL, focus: str | Mapping[str, float] | None = None) -> Answer:
+        """Both rows of the recommend tab for a catalogue item (left out of both): ``recommend_item``'s, and
+        the ``k`` nearest by the design focus with the same metric and filters ([] without a design focus)."""
+        return self._answer(article_id, None, metric, k, product_group, product_type, focus, design=True)
+
+    def answer_image(self, image: Any, *, metric: str = "cosine", k: int = 8, product_group: str = ALL,
+                     product_type: str = ALL, focus: str | Mapping[str, float] | None = None) -> Answer:
+        """Both rows of the recommend tab for a photo, embedded once for both."""
+        return self._answer(None, image, metric, k, product_group, product_type, focus, design=True)
 
     def warm_up(self) -> float:
         """Build the index's lazily made search structures (per focus and metric) now, with one search each,
@@ -299,34 +267,49 @@ class Recommender:
             raise ValueError(f"k must be between 1 and {MAX_K}, got {k}")
         focus = parse_focus(focus, default=self.focuses[0])
         needed = list(focus_weights(focus, self.focuses))  # ValueError for an unknown focus or a bad weight
-        where = {}
-        for column, value, choices in ((GROUP_COLUMN, product_group, self._groups),
-                                       (TYPE_COLUMN, product_type, self._all_types)):
-            if value in (None, "", ALL):
-                continue
-            if value not in choices:
-                raise ValueError(f"no {column.removesuffix('_name').replace('_', ' ')} {value!r} in this catalogue")
-            where[column] = value
-        mask = self._mask(product_group, product_type)
-        left = len(self) if mask is None else int(mask.sum())
-        if exclude is not None and (mask is None or mask[self.index.position(exclude)]):
-            left -= 1
-        if left < 1:
-            filters = ", ".join(f"{c}={v!r}" for c, v in where.items())
-            raise ValueError(f"no {'other ' if exclude else ''}catalogue item matches the filters ({filters})")
+        where, left = self.labels.filters(product_group, product_type, exclude=exclude)
         return metric, min(k, left), where or None, focus, needed
 
-    def _mask(self, product_group, product_type):
-        mask = None
-        for column, value in ((GROUP_COLUMN, product_group), (TYPE_COLUMN, product_type)):
-            if value in (None, "", ALL) or self._labels[column] is None:
-                continue
-            m = self._labels[column] == value
-            mask = m if mask is None else mask & m
-        return mask
+    def _answer(self, article_id, image, metric, k, product_group, product_type, focus, *, design: bool) -> Answer:
+        """One query (a catalogue item, or else a photo) answered by ``focus`` and, with ``design``, by the
+        design focus too; the photo is preprocessed and embedded once for both."""
+        start, cpu = time.perf_counter(), time.thread_time()
+        query = None
+        if image is None:
+            article_id = str(article_id or "").strip()
+            if article_id not in self.images:
+                raise ValueError(f"article id {article_id!r} is not in this catalogue of {len(self)} items")
+            query = self.labels.row(article_id)
+        metric, k, where, focus, needed = self._options(metric, k, product_group, product_type, focus,
+                                                        exclude=article_id if image is None else None)
+        focuses = [(focus, SIMILAR)] + ([(self.design_focus, DESIGN)] if design and self.design_focus else [])
+        if image is None:
+            def search(f):
+                return self.index.search_ids([article_id], k=k, metric=metric, where=where, focus=f)
+        else:
+            x = preprocess_upload(check_upload(image, self._file_roots), self.model.preprocess_config)
+            wanted = dict.fromkeys(needed + [f for f, _ in focuses[1:]])  # each focus embedded once
+            vectors = {f: self.model.embed(x, focus=f).numpy() for f in wanted}
 
-    def _hits(self, ids: list[str], distances) -> list[Hit]:
-        return [Hit(i, float(d), self.images[i], self.caption(i, float(d))) for i, d in zip(ids, distances)]
+            def search(f):
+                return self.index.search(vectors[f] if isinstance(f, str) else vectors, k=k, metric=metric,
+                                         where=where, focus=f)
+        rows = {}
+        for f, kind in focuses:
+            ids, dist = search(f)
+            rows[kind] = self._hits(ids[0], dist[0], query, kind)
+        self._record("recommend_item" if image is None else "recommend_image", time.perf_counter() - start,
+                     time.thread_time() - cpu)
+        return Answer(rows[SIMILAR], rows.get(DESIGN, []))
+
+    def _hits(self, ids: list[str], distances, query: Mapping[str, str] | None, kind: str) -> list[Hit]:
+        """Results, captioned with why each is in its row ``kind`` for the query's labels (None: a photo)."""
+        out = []
+        for i, d in zip(ids, distances):
+            row = self.labels.row(i)
+            why = captions.why(query, row, kind)
+            out.append(Hit(i, float(d), self.images[i], captions.caption(row, i, float(d), why)))
+        return out
 
     def _record(self, endpoint: str, seconds: float, cpu_seconds: float | None = None) -> None:
         """One handler's wall time, and the CPU time of its thread (the work itself, without the time it
@@ -376,11 +359,3 @@ class _NoDecoder:
 
     def reconstruct(self, x):
         raise NotImplementedError("reconstructions are switched off (FASHREC_RECON_MODEL=none)")
-
-
-def _by_count(values) -> list[str]:
-    if values is None:
-        return []
-    names, counts = np.unique(values, return_counts=True)
-    order = sorted(range(len(names)), key=lambda i: (-counts[i], names[i]))
-    return [str(names[i]) for i in order]

@@ -227,6 +227,20 @@ def test_the_committed_space_index_is_sealed_and_matches_its_model():
     assert all(f.stat().st_size < 20_000 for f in opened.photos.values())  # thumbnails, not photos
 
 
+def test_the_opener_says_which_focus_finds_other_colours_of_a_design(small_index):
+    """The design focus is data: the one the model's config names (recorded in index.json), never a name
+    fixed in code; a model taught no designs (the paper's AE) has none, and neither has an index without
+    that focus."""
+    from fashrec.index.focus import design_focus
+
+    opened = open_index(REPO_ROOT / "space" / "index")
+    named = opened.record["model"]["config"]["design_focus"]
+    assert named and opened.design_focus == named == opened.model.design_focus
+    assert named in opened.index.focuses and named != "overall"
+    assert open_index(small_index).design_focus is None
+    assert design_focus(opened.model, ["overall", "colour"]) is None
+
+
 @pytest.mark.parametrize("weight", [1.7e308, 1e300, 1e7, float("inf")])
 def test_huge_focus_weights_are_refused_by_the_index(weight):
     from fashrec.index import SimilarityIndex

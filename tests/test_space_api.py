@@ -86,6 +86,23 @@ def parse_gallery(gallery) -> tuple[list[str], np.ndarray]:
     return ids, np.array(dist)
 
 
+def why_line(tile) -> str | None:
+    """The caption line before ``<id> · d = ...`` that says why the item is there (None when there is none)."""
+    lines = tile["caption"].splitlines()
+    return lines[-2] if len(lines) > 3 else None
+
+
+def item_with_other_colours(index, focus: str, k: int = 8, **search) -> str:
+    """A catalogue item whose k nearest by ``focus`` hold an article of its design in another colour."""
+    meta = index.metadata.set_index("article_id")
+    for i in index.ids:
+        ids, _ = index.search_ids([i], k=k, focus=focus, **search)
+        if any(meta.loc[j, "product_code"] == meta.loc[i, "product_code"]
+               and meta.loc[j, "colour_group_name"] != meta.loc[i, "colour_group_name"] for j in ids[0]):
+            return i
+    raise AssertionError(f"no item of this catalogue finds another colour of its design by {focus!r}")
+
+
 def item_with_group(index, minimum: int = 12):
     """A catalogue item whose product group and type each hold at least ``minimum`` items."""
     meta = index.metadata
@@ -105,6 +122,8 @@ def test_every_endpoint_is_named_and_every_parameter_has_a_default(client):
             assert parameter["parameter_has_default"], f"{name}: {parameter['parameter_name']} has no default"
     names = [p["parameter_name"] for p in api["/recommend_item"]["parameters"]]
     assert names == ["article_id", "metric", "k", "product_group", "product_type", "focus"]
+    for name in ("/recommend_image", "/recommend_item"):  # the page's two questions, two answers
+        assert [r["label"] for r in api[name]["returns"]] == ["similar products", "other colours of this design"]
 
 
 @pytest.mark.parametrize("metric", ["cosine", "euclidean", "cityblock"])
@@ -118,7 +137,7 @@ def test_recommend_item_gives_exactly_the_index_neighbours(client, library, metr
     if filters == "group+type":
         where["product_type_name"] = kwargs["product_type"] = ptype
     k = 7
-    gallery = client.predict(article_id=article_id, metric=metric, k=k, api_name="/recommend_item", **kwargs)
+    gallery, _ = client.predict(article_id=article_id, metric=metric, k=k, api_name="/recommend_item", **kwargs)
     ids, dist = parse_gallery(gallery)
 
     expected_ids, expected_dist = index.search_ids([article_id], k=k, metric=metric, where=where or None)
@@ -136,7 +155,7 @@ def test_recommend_item_with_a_focus_gives_exactly_the_index_neighbours(client, 
         pytest.skip(f"the served index has one focus {index.focuses}")
     article_id, group, _ = item_with_group(index)
     weights = {n.strip(): float(w) for n, w in (part.split("=") for part in focus.split(","))} if "=" in focus else focus
-    gallery = client.predict(article_id=article_id, metric="cityblock", k=6, product_group=group, focus=focus,
+    gallery, _ = client.predict(article_id=article_id, metric="cityblock", k=6, product_group=group, focus=focus,
                              api_name="/recommend_item")
     ids, dist = parse_gallery(gallery)
     expected_ids, expected_dist = index.search_ids([article_id], k=6, metric="cityblock", focus=weights,
@@ -145,6 +164,42 @@ def test_recommend_item_with_a_focus_gives_exactly_the_index_neighbours(client, 
     np.testing.assert_allclose(dist, expected_dist[0], rtol=1e-3, atol=1e-9)
     overall, _ = index.search_ids([article_id], k=6, metric="cityblock", where={"product_group_name": group})
     assert expected_ids[0] != overall[0]  # the focus matters for this item: the test can tell it was used
+
+
+@pytest.mark.parametrize("options", [{}, {"metric": "cityblock", "k": 5, "focus": "colour", "type": True}])
+def test_recommend_item_answers_both_questions(client, library, options):
+    """The second gallery is "Other colours of this design": exactly the index's nearest by the focus the
+    model names as its design focus, with the request's metric, k and filters (its focus is for the first
+    gallery only). Its captions say which results are the query's design, and whether their colour differs."""
+    model, index, _ = library
+    if model.design_focus is None:
+        pytest.skip("the served model was taught no designs")
+    focus = options.get("focus") if options.get("focus") in index.focuses else index.focuses[0]
+    meta = index.metadata.set_index("article_id")
+    query = item_with_other_colours(index, model.design_focus)
+    where = {"product_type_name": meta.loc[query, "product_type_name"]} if options.get("type") else None
+    request = {k: v for k, v in options.items() if k in ("metric", "k")}
+    similar, design = client.predict(article_id=query, focus=focus, product_type=(where or {}).get(
+        "product_type_name", "All"), api_name="/recommend_item", **request)
+    k, metric = options.get("k", 8), options.get("metric", "cosine")
+    for gallery, by in ((similar, focus), (design, model.design_focus)):
+        ids, dist = parse_gallery(gallery)
+        expected_ids, expected_dist = index.search_ids([query], k=k, metric=metric, where=where, focus=by)
+        assert ids == expected_ids[0], by
+        np.testing.assert_allclose(dist, expected_dist[0], rtol=1e-3, atol=1e-9)
+    code, colour = meta.loc[query, "product_code"], meta.loc[query, "colour_group_name"]
+    whys = {}
+    for tile in design:
+        item = parse_gallery([tile])[0][0]
+        expected = ("similar design" if meta.loc[item, "product_code"] != code else
+                    "same design, same colour" if meta.loc[item, "colour_group_name"] == colour else
+                    "same design, other colour")
+        assert why_line(tile) == expected, tile["caption"]
+        whys[item] = expected
+    if not options:  # the query was chosen so: its design row shows another colour of it
+        assert "same design, other colour" in whys.values()
+    if where is not None:
+        assert all(meta.loc[i, "product_type_name"] == where["product_type_name"] for i in whys)
 
 
 def test_the_page_says_which_model_serves_each_tab(client, library, recon_model):
@@ -173,7 +228,7 @@ def test_recommend_item_defaults_answer(client, library):
     meta = index.metadata.set_index("article_id")
     assert meta.loc[featured, "product_type_name"] != "Unknown"
     assert meta.loc[featured, "product_group_name"] == meta["product_group_name"].value_counts().index[0]
-    ids, _ = parse_gallery(client.predict(api_name="/recommend_item"))
+    ids, _ = parse_gallery(client.predict(api_name="/recommend_item")[0])
     expected, _ = index.search_ids([featured], k=8, metric="cosine")
     assert ids == expected[0]
 
@@ -185,7 +240,8 @@ def test_recommend_image_embeds_the_upload_with_the_model(client, library):
 
     model, index, photos = library
     article_id = index.ids[len(index) // 2]
-    gallery = client.predict(image=handle_file(photos[article_id]), metric="euclidean", k=5, api_name="/recommend_image")
+    gallery, _ = client.predict(image=handle_file(photos[article_id]), metric="euclidean", k=5,
+                                api_name="/recommend_image")
     ids, dist = parse_gallery(gallery)
 
     x = preprocess(photos[article_id], model.preprocess_config)[None]
@@ -196,13 +252,23 @@ def test_recommend_image_embeds_the_upload_with_the_model(client, library):
 
     if len(index.focuses) > 1:  # a focus embeds the photo for that focus
         focus = index.focuses[-1]
-        gallery = client.predict(image=handle_file(photos[article_id]), metric="cosine", k=5, focus=focus,
+        gallery, _ = client.predict(image=handle_file(photos[article_id]), metric="cosine", k=5, focus=focus,
                                  api_name="/recommend_image")
         ids, dist = parse_gallery(gallery)
         expected_ids, expected_dist = index.search(model.embed(x, focus=focus).numpy(), k=5, metric="cosine",
                                                    focus=focus)
         assert ids == expected_ids[0]
         np.testing.assert_allclose(dist, expected_dist[0], rtol=1e-3, atol=1e-6)
+
+    if model.design_focus is not None:  # the design row embeds the photo for the design focus
+        _, design = client.predict(image=handle_file(photos[article_id]), metric="cityblock", k=6,
+                                   api_name="/recommend_image")
+        ids, dist = parse_gallery(design)
+        by = model.design_focus
+        expected_ids, expected_dist = index.search(model.embed(x, focus=by).numpy(), k=6, metric="cityblock", focus=by)
+        assert ids == expected_ids[0]
+        np.testing.assert_allclose(dist, expected_dist[0], rtol=1e-3, atol=1e-6)
+        assert {why_line(tile) for tile in design} == {"similar design"}  # nothing is known of a photo's design
 
 
 def test_reconstruct_returns_input_reconstruction_and_mse(client, library, recon_model):
@@ -275,7 +341,7 @@ def test_bad_upload_gets_a_clear_error_and_the_app_keeps_serving(client, library
     message = str(err.value)
     assert words in message, message
     assert "/tmp/gradio" not in message  # names the user's file, not the server's copy
-    ids, _ = parse_gallery(client.predict(article_id=index.ids[1], k=3, api_name="/recommend_item"))
+    ids, _ = parse_gallery(client.predict(article_id=index.ids[1], k=3, api_name="/recommend_item")[0])
     assert len(ids) == 3 and index.ids[1] not in ids
 
 
@@ -290,7 +356,7 @@ def test_odd_image_modes_are_accepted(client, library, tmp_path, mode):
         assert image.mode == "I;16"
     path = tmp_path / f"odd.{'jpg' if mode == 'CMYK' else 'png'}"
     image.save(path)
-    ids, dist = parse_gallery(client.predict(image=handle_file(str(path)), k=4, api_name="/recommend_image"))
+    ids, dist = parse_gallery(client.predict(image=handle_file(str(path)), k=4, api_name="/recommend_image")[0])
     assert len(ids) == 4 and np.all(np.diff(dist) >= 0)
 
 
@@ -323,7 +389,7 @@ def test_max_k_is_served_and_one_more_is_refused(client, library):
     from space.recommender import MAX_K
 
     _, index, _ = library
-    ids, _ = parse_gallery(client.predict(article_id=index.ids[2], k=MAX_K, api_name="/recommend_item"))
+    ids, _ = parse_gallery(client.predict(article_id=index.ids[2], k=MAX_K, api_name="/recommend_item")[0])
     assert len(ids) == MAX_K
     with pytest.raises(AppError, match=f"between 1 and {MAX_K}"):
         client.predict(article_id=index.ids[2], k=MAX_K + 1, api_name="/recommend_item")
@@ -334,7 +400,7 @@ def test_the_largest_focus_weights_never_bypass_exclude_or_the_filters(client, l
     article_id, group, ptype = item_with_group(index)
     for focus in ("shape=1000000, colour=1", "shape=1000000, colour=1000000", "overall=1000000"):
         ids, dist = parse_gallery(client.predict(article_id=article_id, metric="cityblock", k=10, product_group=group,
-                                                 focus=focus, api_name="/recommend_item"))
+                                                 focus=focus, api_name="/recommend_item")[0])
         meta = index.metadata.set_index("article_id")
         assert article_id not in ids and len(ids) == 10
         assert all(meta.loc[i, "product_group_name"] == group for i in ids)
@@ -394,6 +460,33 @@ def test_gradio_serves_the_catalogue_photos_and_nothing_else(served, library):
     for photo in photos.values():
         with urllib.request.urlopen(f"{url}gradio_api/file={photo}", timeout=30) as response:
             assert response.status == 200 and response.read() == Path(photo).read_bytes()
+
+
+def test_a_model_taught_no_designs_answers_one_question(tmp_path):
+    """The paper's AE names no design focus: through the real app, the second gallery is empty for both
+    endpoints and the page shows no "Other colours of this design" row."""
+    import urllib.request
+
+    from gradio_client import Client, handle_file
+
+    import fashrec
+    from fashrec.jobs.embed_job import embed_catalogue
+    from space.local_server import running_space
+
+    folder = tmp_path / "paper-ae-index"
+    embed_catalogue(model=fashrec.from_pretrained("paper-ae"), model_ref="paper-ae", data="sample", out=folder, n=30,
+                    progress=False)
+    photo = next(iter(fashrec.open_index(folder).photos.values()))
+    with running_space(env={"FASHREC_INDEX": str(folder), "FASHREC_RECON_MODEL": ""}, log=tmp_path / "app.log") as url:
+        client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
+        similar, design = client.predict(k=4, api_name="/recommend_item")
+        assert len(similar) == 4 and design == []
+        similar, design = client.predict(image=handle_file(str(photo)), k=3, api_name="/recommend_image")
+        assert len(similar) == 3 and design == []
+        with urllib.request.urlopen(url + "config", timeout=30) as response:
+            config = json.loads(response.read())
+    row = next(c for c in config["components"] if c["props"].get("elem_id") == "design_row")
+    assert row["props"]["visible"] is False
 
 
 def test_a_bad_request_is_one_line_in_the_log(client, served):
@@ -528,6 +621,79 @@ def test_the_focus_control_shows_only_for_several_focuses(two_focus):
     assert [choice[1] for choice in props["choices"]] == ["overall", "colour"]
     single = SimilarityIndex(index.embeddings("overall"), index.ids, index.metadata)
     assert focus_control(Recommender(model=model, index=single, images=paths))["visible"] is False
+
+
+def design_row_shown(rec) -> bool:
+    """Whether the page built over ``rec`` shows the "Other colours of this design" row."""
+    from space.app import build_demo
+
+    config = build_demo(rec).get_config_file()
+    return next(c for c in config["components"] if c["props"].get("elem_id") == "design_row")["props"]["visible"]
+
+
+def test_the_design_row_follows_the_focus_the_model_names(two_focus):
+    """Focus names are data: a model whose design focus is called "design" (and listed last) gets its row
+    from that focus; the same model naming none, or a model taught no designs, gets no row and no answers."""
+    import torch
+
+    from fashrec.index import SimilarityIndex
+    from fashrec.models.multitask_cnn import MultiTaskCNN
+    from space.recommender import Recommender
+
+    no_design, _, small, paths = two_focus
+    meta = small.metadata
+    columns = {"design": "product_type_name", "colour": "colour_group_name"}
+    classes = {c: sorted(set(meta[c])) for c in columns.values()}
+    torch.manual_seed(0)
+    model = MultiTaskCNN(classes=classes, focus_columns=columns, design_focus="design", widths=(8, 16), head_dim=8)
+    model.eval()
+    assert model.focuses == ("overall", "colour", "design")
+    index = SimilarityIndex({f: model.embed_images(paths, focus=f) for f in model.focuses}, small.ids, meta)
+    rec = Recommender(model=model, index=index, images=paths)
+    assert rec.design_focus == "design" and design_row_shown(rec)
+    query = rec.ids[3]
+    answer = rec.answer_item(query, metric="euclidean", k=5, focus="colour")
+    assert [h.article_id for h in answer.similar] == index.search_ids([query], k=5, metric="euclidean", focus="colour")[0][0]
+    assert [h.article_id for h in answer.design] == index.search_ids([query], k=5, metric="euclidean", focus="design")[0][0]
+    x = fashrec_preprocess(paths[3], model)
+    answer = rec.answer_image(paths[3], k=4)
+    assert [h.article_id for h in answer.design] == index.search(model.embed(x, focus="design").numpy(), k=4,
+                                                                 focus="design")[0][0]
+
+    model.design_focus = None  # the same vectors, from a model that names no design focus
+    for rec in (Recommender(model=model, index=index, images=paths), no_design):
+        assert rec.design_focus is None and not design_row_shown(rec)
+        assert rec.answer_item(query, k=5).design == [] and rec.answer_image(paths[3], k=5).design == []
+        assert len(rec.answer_item(query, k=5).similar) == 5
+
+
+def fashrec_preprocess(path, model):
+    from fashrec.data.preprocess import preprocess
+
+    return preprocess(path, model.preprocess_config)[None]
+
+
+def test_captions_say_why_a_result_is_in_its_row():
+    from space.captions import DESIGN, SIMILAR, caption, why
+
+    query = {"product_code": "1", "product_type_name": "Shirt", "colour_group_name": "Dark Red",
+             "graphical_appearance_name": "Solid"}
+    other_colour = {**query, "colour_group_name": "Light Blue"}
+    assert why(query, other_colour, DESIGN) == why(query, other_colour, SIMILAR) == "same design, other colour"
+    assert why(query, dict(query), DESIGN) == "same design, same colour"
+    shirt = {"product_code": "2", "product_type_name": "Shirt", "colour_group_name": "Dark Red",
+             "graphical_appearance_name": "Stripe"}
+    assert why(query, shirt, DESIGN) == "similar design"
+    assert why(query, shirt, SIMILAR) == "same type and colour"
+    assert why(query, {**shirt, "graphical_appearance_name": "Solid"}, SIMILAR) == "same type, colour and pattern"
+    assert why(query, {**shirt, "product_type_name": "Blouse", "colour_group_name": "Red"}, SIMILAR) is None
+    unknown = {"product_code": "3", "product_type_name": "Unknown"}
+    assert why(unknown, {"product_code": "4", "product_type_name": "Unknown"}, SIMILAR) is None
+    assert why(None, shirt, SIMILAR) is None and why(None, shirt, DESIGN) == "similar design"  # a photo
+    assert why({"product_code": ""}, {"product_code": ""}, DESIGN) == "similar design"  # no design recorded
+    assert caption(shirt, "0002", 0.25, "same type").splitlines() == \
+        ["0002", "Shirt · Dark Red", "same type", "0002 · d = 0.25"]  # no name: the id names it
+    assert caption({"prod_name": "Tee", **shirt}, "0002").splitlines() == ["Tee", "Shirt · Dark Red", "0002"]
 
 
 def test_reconstructions_come_from_the_reconstruction_model(library, two_focus):

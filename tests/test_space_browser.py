@@ -93,27 +93,27 @@ def shots(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("screenshots")
 
 
-def result_tiles(page) -> list[tuple[str, float]]:
-    """(id, distance) of each tile of the results gallery, from its caption."""
+def result_tiles(page, row: str = "results") -> list[tuple[str, float]]:
+    """(id, distance) of each tile of a results gallery (``results`` or ``design``), from its caption."""
     out = []
-    for caption in page.locator("#results .caption-label").all_inner_texts():
+    for caption in page.locator(f"#{row} .caption-label").all_inner_texts():
         match = CAPTION_TAIL.search(caption)
         assert match, caption
         out.append((match["id"], float(match["d"])))
     return out
 
 
-def wait_for_results(page, previous: list | None = None) -> list[tuple[str, float]]:
-    """Wait until the results gallery is filled (and differs from ``previous``) and its photos are loaded."""
-    page.wait_for_selector("#results .caption-label")
+def wait_for_results(page, previous: list | None = None, row: str = "results") -> list[tuple[str, float]]:
+    """Wait until a results gallery is filled (and differs from ``previous``) and its photos are loaded."""
+    page.wait_for_selector(f"#{row} .caption-label")
     if previous is not None:
         page.wait_for_function(
-            "old => { const c = [...document.querySelectorAll('#results .caption-label')]"
+            "arg => { const [row, old] = arg; const c = [...document.querySelectorAll('#' + row + ' .caption-label')]"
             ".map(e => e.innerText.trim().split('\\n').pop().trim()); return c.length > 0 && c.join('|') !== old; }",
-            arg="|".join(f"{i} · d = {d:.4g}" for i, d in previous),
+            arg=[row, "|".join(f"{i} · d = {d:.4g}" for i, d in previous)],
         )
-    wait_for_images(page, "#results img")
-    return result_tiles(page)
+    wait_for_images(page, f"#{row} img")
+    return result_tiles(page, row)
 
 
 def wait_for_images(page, selector: str) -> None:
@@ -151,6 +151,11 @@ def test_recommend_tab_upload_metric_focus_and_click(page, library, featured, sh
     first = wait_for_results(page)
     expected, _ = index.search_ids([featured], k=8, metric="cosine")
     assert [i for i, _ in first] == expected[0]
+    if model.design_focus is not None:  # and the second question: other colours of its design
+        expected, _ = index.search_ids([featured], k=8, metric="cosine", focus=model.design_focus)
+        assert [i for i, _ in wait_for_results(page, row="design")] == expected[0]
+    else:
+        assert not page.locator("#design").is_visible()
     assert type(model).__name__ in page.inner_text("#models").split("Reconstructions")[0]
     assert featured in page.locator("#item input").input_value()
     assert "Unknown" not in page.locator("#item input").input_value()
@@ -181,7 +186,6 @@ def test_recommend_tab_upload_metric_focus_and_click(page, library, featured, sh
     focus = "colour" if "colour" in index.focuses else None
     if focus is None:
         assert not page.locator("#focus").is_visible()
-        screenshot(page, shots / "recommend_tab.png")
         return
     assert page.locator("#focus").is_visible()
     page.locator("#focus").get_by_text(focus, exact=True).click()
@@ -191,7 +195,6 @@ def test_recommend_tab_upload_metric_focus_and_click(page, library, featured, sh
     assert [i for i, _ in by_colour] == expected[0]
     np.testing.assert_allclose([d for _, d in by_colour], dist[0], rtol=1e-3, atol=1e-4)
     assert [i for i, _ in by_colour] != [i for i, _ in by_l1]
-    screenshot(page, shots / "recommend_tab.png")
 
     # Click the third result: it becomes the query (picker shows it, the photo is gone) and the gallery
     # changes to its neighbours, still by cityblock distance and colour.
@@ -213,6 +216,61 @@ def test_recommend_tab_upload_metric_focus_and_click(page, library, featured, sh
     page.locator("#weights input, #weights textarea").first.fill("")
     page.locator("#weights input, #weights textarea").first.press("Enter")
     wait_for_status(page, f"similar in {focus}")
+
+
+def test_other_colours_of_this_design_and_a_click_on_one(page, library, shots):
+    """The second row answers "other colours of this design" by the model's design focus, whatever the first
+    row's focus; its captions say which results are the query's design in another colour, and a click on one
+    searches from it (both rows follow)."""
+    from space.recommender import Recommender
+
+    model, index, photos = library
+    if model.design_focus is None:
+        pytest.skip("the served model was taught no designs: no second row (test_space_api checks it is hidden)")
+    design, meta = model.design_focus, index.metadata.set_index("article_id")
+    rec = Recommender(model=model, index=index, images=[photos[i] for i in index.ids])
+    # The page as it opens (cosine, the first focus), on a product whose design row finds another colour of it.
+    query = next(i for i in index.ids if any(
+        j in rec.other_colours(i) for j in index.search_ids([i], k=8, metric="cosine", focus=design)[0][0]))
+    choose(page, "metric", "cosine")
+    page.locator("#focus").get_by_text(index.focuses[0], exact=True).click()
+    page.locator("#item input").fill(query)
+    before = result_tiles(page, "design")
+    page.get_by_role("option").filter(has_text=query).first.click()
+    wait_for_status(page, query)
+    shown = wait_for_results(page, previous=before, row="design")
+    similar = wait_for_results(page)
+    assert [i for i, _ in similar] == index.search_ids([query], k=8, metric="cosine", focus=index.focuses[0])[0][0]
+    assert [i for i, _ in shown] == index.search_ids([query], k=8, metric="cosine", focus=design)[0][0]
+    assert_design_captions(page, meta, query)
+    others = rec.other_colours(query)
+    found = sum(i in others for i, _ in shown)
+    assert f"{found} of {len(others)} other colour" in page.inner_text("#design_status")
+    screenshot(page, shots / "recommend_tab.png")  # the README's picture: both rows, a design found
+
+    # Click the other colour of the design: it becomes the query, and both rows are its own.
+    tile = next(n for n, (i, _) in enumerate(shown) if i in others)
+    clicked = shown[tile][0]
+    page.locator("#design .thumbnail-item").nth(tile).click()
+    wait_for_status(page, clicked)
+    after = wait_for_results(page, previous=shown, row="design")
+    assert [i for i, _ in after] == index.search_ids([clicked], k=8, metric="cosine", focus=design)[0][0]
+    assert [i for i, _ in wait_for_results(page)] == \
+        index.search_ids([clicked], k=8, metric="cosine", focus=index.focuses[0])[0][0]
+    assert clicked in page.locator("#item input").input_value()
+    assert_design_captions(page, meta, clicked)
+
+
+def assert_design_captions(page, meta, query: str) -> None:
+    """Each tile of the design row says whether it is the query's design, and in which colour."""
+    code, colour = meta.loc[query, "product_code"], meta.loc[query, "colour_group_name"]
+    for caption in page.locator("#design .caption-label").all_inner_texts():
+        lines = caption.strip().splitlines()
+        item = CAPTION_TAIL.search(lines[-1])["id"]
+        same = meta.loc[item, "product_code"] == code
+        assert lines[-2] == ("similar design" if not same else "same design, same colour"
+                             if meta.loc[item, "colour_group_name"] == colour else "same design, other colour"), caption
+        assert meta.loc[item, "colour_group_name"] in lines[-3]
 
 
 def test_filter_by_product_group(page, library):

@@ -60,6 +60,24 @@ def test_the_folder_holds_everything_it_serves(quick_build):
         assert local not in text, local
 
 
+def test_the_build_copies_every_module_the_app_imports():
+    """app.py imports its siblings by name (the folder is on its path): each one it reaches is copied."""
+    import ast
+
+    from fashrec.hub.space_build import SPACE_SOURCES, source_space_dir
+
+    folder = source_space_dir()
+    reached, todo = set(), ["app.py"]
+    while todo:
+        name = todo.pop()
+        reached.add(name)
+        for node in ast.walk(ast.parse((folder / name).read_text(encoding="utf-8"))):
+            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+            todo += [f"{m}.py" for m in modules if (folder / f"{m}.py").is_file() and f"{m}.py" not in reached]
+    assert reached == set(SPACE_SOURCES), reached ^ set(SPACE_SOURCES)
+
+
 def test_requirements_name_only_registry_packages_and_cpu_torch(quick_build, wheel):
     """The Hub installs requirements.txt before the folder exists: no line may point at a file, a path or a
     git URL; torch is the CPU-only build; fashrec's requirements are all there, fashrec itself is not."""
@@ -97,20 +115,60 @@ def test_fashrec_travels_as_source_next_to_app_py(quick_build, wheel):
 
 
 def test_the_space_card_is_a_gradio_space(quick_build):
-    import gradio
     from huggingface_hub import SpaceCard
 
     from fashrec.data import terms
-    from fashrec.hub.space_requirements import space_python
+    from fashrec.hub.space_requirements import GRADIO_SDK, SPACE_PYTHON
 
     card = SpaceCard.load(quick_build / "README.md")
-    assert card.data.sdk == "gradio" and card.data.sdk_version == gradio.__version__
-    assert card.data.app_file == "app.py" and card.data.python_version == space_python()
+    assert card.data.sdk == "gradio" and card.data.sdk_version == GRADIO_SDK
+    assert card.data.app_file == "app.py" and card.data.python_version == SPACE_PYTHON
     assert "800" in card.text and "multitask-cnn" in card.text and "paper-ae" in card.text
+    design = fashrec.open_index(quick_build / "index").design_focus  # the model's, as data
+    assert f"**other colours of the same design**: the nearest by the `{design}` focus" in card.text
+    assert "similar, design = client.predict(" in card.text
     # the Space shows H&M photos: not MIT, the competition's rules
     assert (card.data.license, card.data.license_name, card.data.license_link) == \
         ("other", terms.DATA_LICENSE_NAME, terms.RULES)
     assert "pip install fashrec" not in card.text
+
+
+def test_space_holds_the_requirements_and_the_card_yaml_the_build_writes(quick_build):
+    """The project's fixed layout: space/ holds requirements.txt and a README.md that starts with the Space
+    YAML. 'fashrec space build' makes both (from pyproject.toml, through the wheel's metadata, and the pins
+    of fashrec.hub.space_requirements); space/'s files are copies, and must be exactly what it writes."""
+    from huggingface_hub import SpaceCard
+
+    built = (quick_build / "requirements.txt").read_text(encoding="utf-8")
+    assert (REPO_ROOT / "space" / "requirements.txt").read_text(encoding="utf-8") == built, \
+        f"space/requirements.txt is not what 'fashrec space build' writes; make it exactly:\n{built}"
+    card, source = SpaceCard.load(quick_build / "README.md"), SpaceCard.load(REPO_ROOT / "space" / "README.md")
+    assert source.content.startswith("---\n") and source.data.to_dict() == card.data.to_dict(), \
+        f"space/README.md must start with the YAML 'fashrec space build' writes:\n---\n{card.data.to_yaml()}\n---"
+    assert source.text.lstrip().startswith("# space/: the source of the fashrec Space")  # then its own text
+
+
+def test_the_space_runs_a_gradio_and_a_python_that_fashrec_allows(wheel):
+    """The card's sdk_version and python_version are pins (the same build on every machine), not this
+    machine's versions. fashrec must allow both; the app is tested here on the pin's major gradio version
+    (a newer minor is fine: the deploy test below installs exactly the pin)."""
+    import zipfile
+    from email.parser import Parser
+
+    import gradio
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    from fashrec.hub.space_requirements import GRADIO_SDK, SPACE_PYTHON
+
+    with zipfile.ZipFile(wheel) as z:
+        metadata = Parser().parsestr(z.read(next(n for n in z.namelist() if n.endswith("METADATA"))).decode())
+    space = [Requirement(r) for r in metadata.get_all("Requires-Dist") if 'extra == "space"' in r]
+    assert next(r for r in space if r.name == "gradio").specifier.contains(GRADIO_SDK)
+    assert SpecifierSet(metadata["Requires-Python"]).contains(f"{SPACE_PYTHON}.0")
+    assert Version(gradio.__version__).major == Version(GRADIO_SDK).major, \
+        f"gradio {gradio.__version__} here, the Space runs {GRADIO_SDK}: move GRADIO_SDK to the major tested"
 
 
 def test_a_space_build_refuses_an_index_of_other_weights(tmp_path):
@@ -173,6 +231,20 @@ def test_space_push_is_public_only_when_asked_and_says_the_terms(hub_server, qui
 # ---------------------------------------------------------------------- built as the Hub builds it
 
 
+def space_interpreter() -> str:
+    """A Python of the version the Space runs (its card's python_version), as the builder would use."""
+    from fashrec.hub.space_requirements import SPACE_PYTHON
+
+    if "%d.%d" % sys.version_info[:2] == SPACE_PYTHON:
+        return sys.executable
+    found = shutil.which(f"python{SPACE_PYTHON}")
+    if found:
+        return found
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must have Python {SPACE_PYTHON}, the Space's python_version, to build it the Hub's way")
+    pytest.skip(f"no python{SPACE_PYTHON} (the Space's python_version) to build it the Hub's way")
+
+
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory, quick_build):
     """The Hub's order: a fresh venv, pip on requirements.txt alone (with the card's gradio), then the folder."""
@@ -180,7 +252,7 @@ def deployed(tmp_path_factory, quick_build):
 
     root = tmp_path_factory.mktemp("hub")
     venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([space_interpreter(), "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
     app_dir = root / "home" / "user" / "app"
     app_dir.mkdir(parents=True)
@@ -199,7 +271,7 @@ def deployed(tmp_path_factory, quick_build):
 
 @pytest.mark.slow
 def test_the_builder_installed_cpu_torch_and_no_fashrec(deployed, tmp_path):
-    from fashrec.hub.space_requirements import TORCH_CPU, space_python
+    from fashrec.hub.space_requirements import SPACE_PYTHON, TORCH_CPU
 
     app_dir, python, env = deployed
     probe = ("import sys, importlib.metadata as md, torch\n"
@@ -208,7 +280,7 @@ def test_the_builder_installed_cpu_torch_and_no_fashrec(deployed, tmp_path):
              "(('nvidia', 'fashrec'))))")
     done = subprocess.run([str(python), "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
     versions, installed = done.stdout.splitlines()
-    assert versions == f"{TORCH_CPU} None {space_python()}"  # the pin, CPU-only, for the card's Python
+    assert versions == f"{TORCH_CPU} None {SPACE_PYTHON}"  # the pin, CPU-only, for the card's Python
     assert installed == "[]"  # no CUDA libraries, and no fashrec installed in the venv
     done = subprocess.run([str(python), "-c", "import fashrec"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert "No module named 'fashrec'" in done.stderr
@@ -234,10 +306,12 @@ def test_the_built_space_deploys_from_its_folder_alone(deployed, tmp_path):
     env = {"PYTHONPATH": "", "FASHREC_INDEX": "", "FASHREC_MODEL": "", "FASHREC_RECON_MODEL": ""}
     with running_space(app=space / "app.py", python=python, env=env, log=tmp_path / "app.log") as url:
         client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
-        gallery = client.predict(article_id=index.ids[5], metric="cosine", k=4, api_name="/recommend_item")
+        gallery, design = client.predict(article_id=index.ids[5], metric="cosine", k=4, api_name="/recommend_item")
         assert [g["caption"].splitlines()[-1].split(" · ")[0] for g in gallery] == \
             index.search_ids([index.ids[5]], k=4, metric="cosine")[0][0]
-        gallery = client.predict(image=handle_file(photo), k=3, api_name="/recommend_image")
+        assert [g["caption"].splitlines()[-1].split(" · ")[0] for g in design] == \
+            index.search_ids([index.ids[5]], k=4, metric="cosine", focus=model.design_focus)[0][0]
+        gallery, _ = client.predict(image=handle_file(photo), k=3, api_name="/recommend_image")
         expected = index.search(model.embed(preprocess(photo, model.preprocess_config)[None]).numpy(), k=3)[0][0]
         assert [g["caption"].splitlines()[-1].split(" · ")[0] for g in gallery] == expected
         _, _, mse = client.predict(image=handle_file(photo), api_name="/reconstruct")
@@ -275,6 +349,6 @@ def test_a_space_keeps_serving_its_own_checkpoint_when_the_shipped_one_changes(d
                                                               "recon_model": None}
     env = {"PYTHONPATH": "", "FASHREC_INDEX": "", "FASHREC_MODEL": "", "FASHREC_RECON_MODEL": ""}
     with running_space(app=space / "app.py", python=python, env=env, log=tmp_path / "app.log") as url:
-        gallery = Client(url, verbose=False).predict(k=3, api_name="/recommend_item")
-        assert len(gallery) == 3
+        gallery, design = Client(url, verbose=False).predict(k=3, api_name="/recommend_item")
+        assert len(gallery) == 3 and design == []  # the paper's AE was taught no designs: no second row
     assert "60 products" in (tmp_path / "app.log").read_text()

@@ -100,8 +100,8 @@ def test_the_space_serves_every_catalogue_photo_and_nothing_else(updated, tmp_pa
             with pytest.raises(Exception, match="403"):
                 endpoint._download_file({"path": path})
         added = sources[1].stem  # a photo added from inside the checkout
-        gallery = client.predict(article_id=added, k=6, api_name="/recommend_item")
-        assert len(gallery) == 6
-        for tile in gallery:  # each result's photo is the catalogue's photo of that id
+        similar, design = client.predict(article_id=added, k=6, api_name="/recommend_item")
+        assert len(similar) == len(design) == 6
+        for tile in similar + design:  # each result's photo is the catalogue's photo of that id
             item = tile["caption"].splitlines()[-1].split(" · ")[0]
             assert Path(tile["image"]).read_bytes() == opened.photos[item].read_bytes()

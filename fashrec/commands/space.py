@@ -12,7 +12,8 @@ fashrec space build OUT
     requirements.txt of registry packages only (fashrec's requirements, torch's CPU-only build: the Hub
     installs it before the folder exists), the checkpoints it serves in OUT/checkpoints/, the index they
     made in OUT/index/ with the photos it shows (its own, sealed), space.json, and the Space card README.md
-    (sdk gradio, this gradio's version, this Python). The index is opened with fashrec.open_index (its
+    (sdk gradio, and the gradio and Python versions the Space runs: pins, the same on every machine; the
+    checkout's space/requirements.txt and space/README.md's YAML are copies of these two files). The index is opened with fashrec.open_index (its
     seal, ids and photos, and the checkpoint's weights, preprocessing and options) before anything is
     written; OUT appears in one step.
 
@@ -26,7 +27,7 @@ examples:
   fashrec space build runs/space                                   # space/index, multitask-cnn + paper-ae
   fashrec space build runs/space-hm --index runs/hm-index --overwrite
   fashrec space push runs/space --repo-id my-org/fashrec-demo
-  cd runs/space && pip install -r requirements.txt gradio && python app.py   # the built Space, locally
+  cd runs/space && pip install -r requirements.txt "gradio[oauth,mcp]==<its card's sdk_version>" && python app.py
 """
 
 
@@ -61,10 +62,10 @@ def run(args) -> int:
 
         out = build_space(args.out, index=args.index, model=args.model, recon_model=args.recon_model,
                           wheel=args.wheel, overwrite=args.overwrite)
-        import gradio
+        from fashrec.hub.space_requirements import GRADIO_SDK
 
         print(f"built the Space in {out}; try it as the Hub runs it: cd {out} && pip install -r requirements.txt "
-              f"'gradio[oauth,mcp]=={gradio.__version__}' && python app.py")
+              f"'gradio[oauth,mcp]=={GRADIO_SDK}' && python app.py")
         return 0
     from fashrec.commands.push import say_visibility
     from fashrec.hub.push import HubPushError

@@ -5,8 +5,8 @@
 
 The folder holds everything the Space runs, so nothing it needs can move under it:
 
-    app.py, recommender.py,    the app (copied from the checkout's space/)
-    inputs.py, request_log.py
+    app.py, recommender.py,    the app (copied from the checkout's space/: SPACE_SOURCES)
+    inputs.py, captions.py, ...
     fashrec/                   fashrec itself, as source next to app.py, from a wheel built from this
                                checkout (or --wheel): fashrec.hub.space_vendor
     requirements.txt           registry packages only: fashrec's requirements, torch's CPU-only build
@@ -15,7 +15,8 @@ The folder holds everything the Space runs, so nothing it needs can move under i
     index/                     the index those checkpoints made, with the photos it serves (index/photos/),
                                sealed; its catalogue.json names its model as ../checkpoints/<name>
     space.json                 which checkpoint recommends, which reconstructs (paths in this folder)
-    README.md                  the Space card (YAML: sdk gradio, sdk_version, python_version, app_file)
+    README.md                  the Space card (YAML: sdk gradio, sdk_version, python_version, app_file: the
+                               pins of fashrec.hub.space_requirements); space/README.md starts with the same YAML
 
 The index is opened with ``fashrec.open_index`` (its seal, ids and photos checked, and the checkpoint
 checked to make its vectors) before anything is written; the copy holds no path of this machine, and the
@@ -30,11 +31,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-SPACE_SOURCES = ("app.py", "recommender.py", "inputs.py", "request_log.py")
+SPACE_SOURCES = ("app.py", "recommender.py", "inputs.py", "request_log.py", "captions.py", "catalogue_labels.py",
+                 "status_lines.py")
 CHECKPOINT_FILES = ("config.json", "model.safetensors", "README.md")
-REQUIRED = ("app.py", "recommender.py", "inputs.py", "request_log.py", "requirements.txt", "README.md", "space.json",
-            "index/index.json", "fashrec/__init__.py")
+REQUIRED = (*SPACE_SOURCES, "requirements.txt", "README.md", "space.json", "index/index.json", "fashrec/__init__.py")
 NO_MODEL = "none"
+TITLE = "fashrec similar fashion products"  # the Space's title in its card
 
 
 def source_space_dir() -> Path:
@@ -209,11 +211,10 @@ def _vendor(wheel, into: Path) -> str:
 
 
 def _card(folder: Path, app, model, model_name: str, recon_name: str, ids: list[str]) -> str:
-    import gradio
-
     import fashrec
-    from fashrec.hub.space_requirements import TORCH_CPU, space_python
+    from fashrec.hub.space_requirements import GRADIO_SDK, SPACE_PYTHON, TORCH_CPU
     from fashrec.hub_card import render_space_card
+    from fashrec.index.focus import design_focus
     from fashrec.version import __version__
 
     space = json.loads((folder / "space.json").read_text())
@@ -229,10 +230,10 @@ def _card(folder: Path, app, model, model_name: str, recon_name: str, ids: list[
         recon = f"**`{recon_name}`** (`{type(recon_model).__name__}`, {recon_model.embedding_dim}-d)"
     checkpoints = sorted(p.name for p in (folder / "checkpoints").iterdir())
     example = app.Recommender.open(folder / space["index"], recon_model=NO_MODEL).featured()
-    return render_space_card(title="fashrec similar fashion products", sdk_version=gradio.__version__,
-                             python_version=space_python(), n_items=len(ids), model_description=what,
-                             recon_description=recon, checkpoints=checkpoints, torch_requirement=f"torch {TORCH_CPU}",
-                             fashrec_version=__version__, example_id=example, focuses=focuses)
+    return render_space_card(title=TITLE, sdk_version=GRADIO_SDK, python_version=SPACE_PYTHON, n_items=len(ids),
+                             model_description=what, recon_description=recon, checkpoints=checkpoints,
+                             torch_requirement=f"torch {TORCH_CPU}", fashrec_version=__version__, example_id=example,
+                             focuses=focuses, design_focus=design_focus(model, focuses))
 
 
 def _write_json(value, path: Path) -> None:

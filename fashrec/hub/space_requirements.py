@@ -9,24 +9,26 @@ folder, next to ``app.py`` (``fashrec.hub.space_vendor``).
 """
 from __future__ import annotations
 
-import sys
 from email.parser import Parser
 
 # PyTorch's index of CPU-only wheels: a CPU Space downloads ~200 MB of torch instead of the CUDA build and
 # its several GB of nvidia-* wheels, which plain `torch` from PyPI pulls on Linux.
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 # The CPU build the Space installs. The local version label (+cpu) only exists on the index above, so a
-# build that cannot reach it fails instead of quietly pulling CUDA. tests/test_space_builder.py installs
-# exactly this wheel for the Space's Python (the card's python_version) in a fresh venv; when moving the
-# pin, move it to a release that has a CPU wheel for that Python.
+# build that cannot reach it fails instead of quietly pulling CUDA. tests/test_space_build.py installs
+# exactly this wheel for the Space's Python (SPACE_PYTHON, the card's python_version) in a fresh venv; when
+# moving the pin, move it to a release that has a CPU wheel for that Python.
 TORCH_CPU = "2.13.0+cpu"
 # The fashrec extras a Space needs: `data` reads the index's metadata.parquet (pandas, pyarrow).
 EXTRAS = ("data",)
-
-
-def space_python() -> str:
-    """The Python the Space runs (the card's ``python_version``): the one the folder was built and checked with."""
-    return f"{sys.version_info.major}.{sys.version_info.minor}"
+# What the Space runs on, as its card says (sdk_version, python_version): pins, never the gradio or the
+# Python of the machine that builds it, so a build (and the space/ copies of its requirements.txt and card
+# YAML) is the same on every machine, and a developer's newer gradio changes nothing that deploys.
+# tests/test_space_build.py checks that fashrec allows both (its `space` extra, requires-python), that the
+# gradio tested here has the pin's major version, and (slow) installs exactly these in the Hub's order and
+# serves the app. TORCH_CPU above needs a CPU wheel for SPACE_PYTHON: move them together.
+GRADIO_SDK = "6.31.0"
+SPACE_PYTHON = "3.11"
 
 
 def requirements_txt(wheel_metadata: str) -> str:

@@ -26,6 +26,14 @@ def check_focus_name(name, focuses: Mapping[str, object]) -> None:
         raise ValueError(f"unknown focus {name!r}; this index has {list(focuses)}")
 
 
+def design_focus(model, focuses) -> str | None:
+    """The focus of an index that answers "other colours of this design": the one its model names as its
+    ``design_focus`` (data of the checkpoint's config, e.g. ``"shape"``), when the index holds it; None
+    for a model taught no designs (e.g. the paper's autoencoder)."""
+    name = getattr(model, "design_focus", None)
+    return name if name is not None and name in focuses else None
+
+
 def parse_focus(focus: str | Mapping[str, float] | None, default: str = DEFAULT_FOCUS) -> str | dict[str, float]:
     """A focus as people type it: a name (``"shape"``), weights (``"shape=2, colour=1"`` -> ``{"shape": 2.0,
     "colour": 1.0}``), or a ``{name: weight}`` dict, unchanged; empty -> ``default``. The names and weights

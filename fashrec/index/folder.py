@@ -72,6 +72,13 @@ class OpenedIndex:
         return list(self.record.get(SKIPPED_KEY) or [])
 
     @property
+    def design_focus(self) -> str | None:
+        """The focus that finds other colours of a product's design (its model's ``design_focus``), or None."""
+        from fashrec.index.focus import design_focus
+
+        return design_focus(self.model, self.index.focuses)
+
+    @property
     def options(self) -> dict:
         """The embed options the vectors were made with (``{"flip_tta": False}``)."""
         from fashrec.index.persistence import recorded_options

@@ -53,10 +53,13 @@ class HubModel(
 
     ``embed(x)`` is the one tensor recommendations use; ``embedding_dim`` is its size.
     Subclasses with several similarity "focuses" (e.g. shape vs colour) list them in ``focuses``;
-    ``"overall"`` is always first.
+    ``"overall"`` is always first; ``design_focus`` names the one that finds other colourways of a garment.
     """
 
     focuses: tuple[str, ...] = ("overall",)
+    # The focus that answers "other colours of this design", named by the checkpoint's config (a model
+    # trained on designs, e.g. MultiTaskCNN(design_focus=...)); None: the model was taught no designs.
+    design_focus: str | None = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
