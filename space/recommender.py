@@ -288,8 +288,9 @@ class Recommender:
                 return self.index.search_ids([article_id], k=k, metric=metric, where=where, focus=f)
         else:
             x = preprocess_upload(check_upload(image, self._file_roots), self.model.preprocess_config)
-            wanted = dict.fromkeys(needed + [f for f, _ in focuses[1:]])  # each focus embedded once
-            vectors = {f: self.model.embed(x, focus=f).numpy() for f in wanted}
+            wanted = dict.fromkeys(needed + [f for f, _ in focuses[1:]])
+            every = self.model.embed_focuses(x)  # one pass of the network for every focus
+            vectors = {f: every[f].numpy() for f in wanted}
 
             def search(f):
                 return self.index.search(vectors[f] if isinstance(f, str) else vectors, k=k, metric=metric,
