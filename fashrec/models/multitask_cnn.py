@@ -92,7 +92,7 @@ class MultiTaskCNN(HubModel):
                  dropout: float = 0.1, overall_weights: Mapping[str, float] | None = None,
                  colour_histogram_bins: int = 0, histogram_weight: float = 1.0, flip_tta: bool = True,
                  representation: str | Mapping[str, str] = "probabilities", stem_stride: int = 1,
-                 design_focus: str | None = None, design_head: bool = False,
+                 design_focus: str | None = None, design_head: bool = False, stem_channels: int = 0,
                  preprocess: dict | PreprocessConfig | None = None):
         super().__init__(preprocess=preprocess)
         self.classes = {str(c): [str(n) for n in names] for c, names in classes.items()}
@@ -144,7 +144,13 @@ class MultiTaskCNN(HubModel):
         if self.stem_stride not in (1, 2):
             raise ValueError(f"MultiTaskCNN: stem_stride must be 1 or 2, got {stem_stride!r}")
 
-        layers: list[nn.Module] = [conv_bn_relu(3, self.widths[0], stride=self.stem_stride)]
+        self.stem_channels = int(stem_channels)
+        if self.stem_channels < 0:
+            raise ValueError(f"MultiTaskCNN: stem_channels must be >= 0, got {stem_channels!r}")
+        # stem_channels > 0: one convolution at full resolution before the (strided) stem, so fine texture
+        # (thin stripes, small dots) is seen by a non-linear layer before the side is halved
+        layers: list[nn.Module] = ([conv_bn_relu(3, self.stem_channels)] if self.stem_channels else []) + [
+            conv_bn_relu(self.stem_channels or 3, self.widths[0], stride=self.stem_stride)]
         cin = self.widths[0]
         for i, w in enumerate(self.widths):
             # every stage but the first halves the side: 64 -> 32 -> 16 -> 8 for four widths
