@@ -73,3 +73,19 @@ def test_recommend_and_evaluate_take_the_design_focus_from_the_model(design_mode
                  "--embeddings", "model", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert {r["focus"] for r in result["retrieval"]} == {"overall", "design", "shape", "colour", "pattern"}
+
+
+def test_evaluate_flip_tta_flags_override_the_models_setting(design_model_dir, capsys):
+    import fashrec.eval.evaluation as evaluation
+
+    runs = {}
+    for flag in ("--flip-tta", "--no-flip-tta"):
+        assert main(["evaluate", "--data", "sample", "--model", str(design_model_dir), "--metrics", "cosine",
+                     "--embeddings", "model", "--labels", "colour_group_name", "--json", flag]) == 0
+        runs[flag] = json.loads(capsys.readouterr().out)["retrieval"]
+    model = fashrec.from_pretrained(design_model_dir)
+    model.flip_tta = False
+    direct = evaluation.evaluate("sample", model=model, metrics=["cosine"], embeddings=["model"],
+                                 labels=["colour_group_name"], progress=False)["retrieval"]
+    assert runs["--no-flip-tta"] == direct
+    assert runs["--flip-tta"] != runs["--no-flip-tta"]  # the mirror pass changes the vectors, hence the ranks

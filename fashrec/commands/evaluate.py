@@ -1,6 +1,8 @@
 """``fashrec evaluate``: score a model's recommendations against H&M labels and baselines."""
 from __future__ import annotations
 
+import argparse
+
 HELP = "score a model's recommendations (precision@k, mAP@k, design hit@k) against raw-pixel, PCA and random baselines"
 EXTRA = "eval"  # what a missing optional package asks to install
 DESCRIPTION = """\
@@ -24,7 +26,8 @@ product types) of the model's embeddings scored with NMI and ARI against product
 The baselines do not depend on the model: computed once per data set (the images, split, k and seed),
 they are kept in $FASHREC_CACHE (default ~/.cache/fashrec) under eval/, so a second model is scored
 in a fraction of the time. --no-cache recomputes them and keeps nothing. --no-flip-tta scores a model
-with flip TTA (the default MultiTaskCNN) embedding each photo once, as 'fashrec embed --no-flip-tta' does.
+with flip TTA (MultiTaskCNN) embedding each photo once, as 'fashrec embed --no-flip-tta' does;
+--flip-tta averages each photo with its mirror image even where the model's config turns that off.
 
 Without --model, the project's default shipped checkpoint is scored. --json prints one JSON object on
 stdout (progress goes to stderr); --out also writes it to a file.
@@ -57,8 +60,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--n", type=int, default=None, help="use a seeded random subset of N images (default: all)")
     parser.add_argument("--seed", type=int, default=42, help="seed of the subset, the split, PCA and k-means (default %(default)s)")
     parser.add_argument("--device", default="cpu", help="torch device for the model (default %(default)s)")
-    parser.add_argument("--no-flip-tta", dest="flip_tta", action="store_false",
-                        help="embed each photo once, not averaged with its mirror image (models with flip_tta)")
+    parser.add_argument("--flip-tta", dest="flip_tta", action=argparse.BooleanOptionalAction, default=None,
+                        help="average each photo with its mirror image (--flip-tta) or embed it once "
+                             "(--no-flip-tta), for models with flip_tta (default: the model's own setting)")
     parser.add_argument("--no-cache", action="store_true", help="recompute the baselines and keep nothing on disk")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of markdown tables")
     parser.add_argument("--out", default=None, help="also write the JSON result to this file (atomically)")
@@ -82,7 +86,8 @@ def run(args) -> int:
 
     if args.k < 1:
         raise ValueError(f"--k must be a positive integer, got {args.k}")
-    model = load_model(args.model or DEFAULT, device=args.device, options=None if args.flip_tta else {"flip_tta": False})
+    options = None if args.flip_tta is None else {"flip_tta": args.flip_tta}
+    model = load_model(args.model or DEFAULT, device=args.device, options=options)
     result = evaluate(args.data, model=model, model_name=args.model or DEFAULT, split=args.split, k=args.k,
                       metrics=_list(args.metrics, "metrics"), labels=_list(args.labels, "labels"),
                       embeddings=_list(args.embeddings, "embeddings"), n=args.n, seed=args.seed,
