@@ -30,7 +30,8 @@ def goal_rows(result: dict) -> dict[tuple[str, str], float]:
             if r["embedding"] == "model" and r["metric"] == "cosine" and not r.get("subset")}
 
 
-def table(results: dict[str, dict], aliases: dict[str, dict[str, str]] | None = None) -> str:
+def table(results: dict[str, dict], aliases: dict[str, dict[str, str]] | None = None,
+          baselines: tuple[str, ...] = ()) -> str:
     from fashrec.training.multitask_choices import GOALS
 
     for label, result in results.items():
@@ -44,7 +45,8 @@ def table(results: dict[str, dict], aliases: dict[str, dict[str, str]] | None = 
              "|---|---|---:|" + "---:|" * len(results) + "---|"]
     for (focus, relevance), goal in GOALS.items():
         values = [scores[label].get((focus, relevance)) for label in results]
-        met = all(v is not None and v >= goal for v in values)
+        judged = [v for label, v in zip(results, values) if label not in baselines]
+        met = all(v is not None and v >= goal for v in judged)
         shown = " | ".join("–" if v is None else f"{v:.3f}" for v in values)
         lines.append(f"| {focus} | {NAMES[relevance]} | {goal:.2f} | {shown} | {'met' if met else '**not met**'} |")
     return "\n".join(lines)
@@ -53,6 +55,8 @@ def table(results: dict[str, dict], aliases: dict[str, dict[str, str]] | None = 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("evaluations", nargs="+", metavar="LABEL=PATH", help="a fashrec evaluate --json result")
+    p.add_argument("--baseline", action="append", default=[], metavar="LABEL",
+                   help="an evaluation shown for comparison, left out of the met / not met verdict (repeatable)")
     p.add_argument("--alias", action="append", default=[], metavar="LABEL:FOCUS=OLD",
                    help="read evaluation LABEL's focus OLD as FOCUS (repeatable)")
     args = p.parse_args(argv)
@@ -67,7 +71,7 @@ def main(argv=None) -> int:
         if not label:
             raise SystemExit(f"{item!r}: expected LABEL=PATH")
         results[label] = json.loads(Path(path).read_text())
-    print(table(results, aliases))
+    print(table(results, aliases, tuple(args.baseline)))
     return 0
 
 

@@ -33,7 +33,7 @@ FOCUS_COLUMNS = {"design": "product_type_name", "shape": "product_type_name", "c
 AUX_COLUMNS = ("perceived_colour_master_name", "perceived_colour_value_name")
 
 
-def train_default_model(*, data, out, extra: Sequence = (), epochs: int = 44, batch_size: int = 128, lr: float = 3e-3,
+def train_default_model(*, data, out, extra: Sequence = (), epochs: int = 80, batch_size: int = 128, lr: float = 3e-3,
                         seed: int = 0, widths: Sequence[int] = (32, 64, 128, 256), head_dim: int = 64,
                         stem_stride: int = 2, contrastive_weight: float = 1.0, temperature: float = 0.1,
                         colour_jitter: float = 0.2, aux_columns: Sequence[str] = (), dropout: float = 0.0,
@@ -49,7 +49,8 @@ def train_default_model(*, data, out, extra: Sequence = (), epochs: int = 44, ba
     from fashrec.atomic import write_json_atomic
     from fashrec.data.preprocess import PreprocessConfig
     from fashrec.models.multitask_cnn import MultiTaskCNN
-    from fashrec.training.multitask_choices import choose_flip_tta, choose_overall_weights, validation_scores, with_config
+    from fashrec.training.multitask_choices import (choose_flip_tta, choose_histogram_weight, choose_overall_weights,
+                                                    validation_scores, with_config)
     from fashrec.training.multitask_data import load_multitask_data
     from fashrec.training.multitask_training import train_multitask
 
@@ -84,11 +85,13 @@ def train_default_model(*, data, out, extra: Sequence = (), epochs: int = 44, ba
                              channels_last=channels_last)
     flip, flip_table = choose_flip_tta(model, ds)
     model = with_config(model, flip_tta=flip)
+    histogram_weight, histogram_table = choose_histogram_weight(model, ds)
+    model = with_config(model, histogram_weight=histogram_weight)
     weights, table = choose_overall_weights(model, ds)
     model = with_config(model, overall_weights=weights)
     validation = validation_scores(model, ds)
     metrics = {**result, "validation": validation, "overall_weight_search": table, "flip_tta_choice": flip_table,
-               "data": ds.report()}
+               "histogram_weight_search": histogram_table, "data": ds.report()}
     out = Path(out)
     model._save_pretrained(out)
     write_json_atomic(metrics, out / "metrics.json")
@@ -101,6 +104,7 @@ def train_default_model(*, data, out, extra: Sequence = (), epochs: int = 44, ba
                        "(a training-only head)" if distill_weight else ""),
             "colour_jitter": colour_jitter, "validation": f"{val_size} photos of the train split of the data; "
             "every choice was made on them, never on the test split", "overall_weights": weights, "flip_tta": flip,
+            "histogram_weight": histogram_weight,
             "data": _source_name(data), "extra_data": [_source_name(e) for e in extra],
             "training_photos": int(ds.images.shape[0]), "device": device, "threads": threads,
             "bfloat16": bfloat16}
