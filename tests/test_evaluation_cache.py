@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-import fashrec.eval.evaluation as evaluation
+import fashrec.eval.retrieval as retrieval
 from fashrec.eval.evaluation import evaluate_tensors
 from tests.test_evaluation import PointModel
 
@@ -27,7 +27,7 @@ def score(cache_dir, split="test", **kw):
 class Counter:
     def __init__(self, monkeypatch):
         self.searches, self.fits = [], 0
-        real_neighbours = evaluation._neighbours
+        real_neighbours = retrieval.neighbour_positions
 
         def neighbours(index, matrix, query_rows, k, metric, progress, desc):
             self.searches.append(desc)
@@ -41,7 +41,7 @@ class Counter:
             self.fits += 1
             return real_fit(pca, *args, **kwargs)
 
-        monkeypatch.setattr(evaluation, "_neighbours", neighbours)
+        monkeypatch.setattr(retrieval, "neighbour_positions", neighbours)
         monkeypatch.setattr(PCA, "fit", fit)
 
 

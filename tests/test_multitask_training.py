@@ -41,12 +41,13 @@ def test_sigkill_mid_run_then_resume_ends_like_an_uninterrupted_run(tmp_path, ca
         assert torch.equal(resumed[key], straight[key]), key
     history = [json.loads((p / "metrics.json").read_text())["history"] for p in (out, tmp_path / "straight")]
     assert history[0] == history[1] and len(history[0]["train_loss"]) == 5
-    assert "train_supcon" in history[0] and "test_acc/product_type_name" in history[0]
+    assert "train_supcon" in history[0] and "validation_acc/product_type_name" in history[0]
+    assert not any(k.startswith("test") for k in history[0])  # the held-out split here is validation, not test
     args = json.loads((out / "training_args.json").read_text())
     assert str(tmp_path) not in json.dumps(args)  # no local path on what the card shows
     assert (out / "loss_curve.png").stat().st_size > 0 and (out / "README.md").exists()
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["validation"]) == {"overall", "shape", "colour", "pattern"}
+    assert set(metrics["validation"]) == {"overall", "design", "shape", "colour", "pattern"}
     assert metrics["overall_weight_search"] and metrics["data"]["validation_photos"] == 100
 
 

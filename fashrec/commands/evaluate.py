@@ -1,6 +1,8 @@
 """``fashrec evaluate``: score a model's recommendations against H&M labels and baselines."""
 from __future__ import annotations
 
+import argparse
+
 HELP = "score a model's recommendations (precision@k, mAP@k, design hit@k) against raw-pixel, PCA and random baselines"
 EXTRA = "eval"  # what a missing optional package asks to install
 DESCRIPTION = """\

@@ -39,21 +39,22 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from fashrec.data.labels import label_strings
+from fashrec.eval import retrieval
 from fashrec.eval.baseline_cache import BaselineCache, Baselines
 from fashrec.eval.report import markdown  # noqa: F401  (fashrec.eval.evaluation.markdown, as before)
-from fashrec.eval.scores import DESIGN, DESIGN_COLUMN, MISSING, label_scores, random_scores, scored_queries
+from fashrec.eval.retrieval import labels_array as _labels_array
+from fashrec.eval.scores import DESIGN, DESIGN_COLUMN, MISSING, random_scores, scored_queries
 from fashrec.index.distances import METRICS
 
 LABELS = ("product_type_name", "colour_group_name", "graphical_appearance_name")
 EMBEDDINGS = ("model", "pca", "raw", "random")
 SPLITS = ("test", "all", "test-only")
 CLUSTER_LABEL = "product_type_name"
-_QUERY_CHUNK = 256  # queries per search call: bounds memory and drives the progress bar
 
 
 def evaluate(data, *, model=None, split: str = "test", k: int = 10, metrics: Sequence[str] = METRICS,
@@ -192,7 +193,7 @@ def evaluate_tensors(*, model, train_images, test_images, train_labels: Mapping[
     # are kept on disk per data set (fashrec.eval.baseline_cache), and PCA is fitted only when one is missing.
     cache = BaselineCache.open(cache_dir, x_train, x_test, split=split, query_rows=query_rows, k=k, seed=seed)
     # The model's embeddings are always made: k-means clusters them even when "model" is not scored.
-    model_vectors = _embed(model, catalogue_x, focuses, batch_size, progress)
+    model_vectors = retrieval.embed_focuses(model, catalogue_x, focuses, batch_size=batch_size, progress=progress)
     flat_all = catalogue_x.reshape(len(catalogue_x), -1).numpy()
     baselines = Baselines(fit_x.reshape(len(fit_x), -1).numpy(), flat_all, dim, seed, progress)
     vectors: dict[tuple[str, str | None], object] = {}  # (embedding, focus) -> catalogue matrix (or its maker)
@@ -213,7 +214,7 @@ def evaluate_tensors(*, model, train_images, test_images, train_labels: Mapping[
              f"catalogue; only they are scored" + ("" if unseen is None else
              f" ({int((mask & unseen).sum())} of them of a design the model never saw in training)"), progress)
 
-    retrieval = []
+    rows: list[dict] = []
     from fashrec.index import SimilarityIndex
 
     for (embedding, focus), matrix in vectors.items():
@@ -225,21 +226,17 @@ def evaluate_tensors(*, model, train_images, test_images, train_labels: Mapping[
                 matrix = matrix() if callable(matrix) else matrix
                 if index is None:
                     index = SimilarityIndex(matrix, catalogue_ids)
-                positions = _neighbours(index, matrix, query_rows, k, metric,
-                                        progress, f"{embedding}{'/' + focus if focus else ''} {metric}")
+                positions = retrieval.neighbour_positions(index, matrix, query_rows, k, metric, progress,
+                                                          f"{embedding}{'/' + focus if focus else ''} {metric}")
                 if embedding != "model":
                     cache.put(name, positions)
             head = {"embedding": embedding, "metric": metric, **({"focus": focus} if focus is not None else {})}
-            for column, values in catalogue_y.items():
-                retrieval.append({**head, "label": column, **label_scores(values, query_rows, positions, k, column)})
-            if unseen is not None:
-                retrieval.append({**head, "label": DESIGN, "subset": "unseen",
-                                  **label_scores(catalogue_y[DESIGN], query_rows, positions, k, DESIGN, unseen)})
+            rows += retrieval.retrieval_rows(head, catalogue_y, query_rows, positions, k, unseen)
     if "random" in embeddings:
         for metric in metrics:
             for column, values in catalogue_y.items():
-                retrieval.append({"embedding": "random", "metric": metric, "label": column,
-                                  **random_scores(values, query_rows, k, column)})
+                rows.append({"embedding": "random", "metric": metric, "label": column,
+                             **random_scores(values, query_rows, k, column)})
 
     queries_x = catalogue_x[query_rows]
     reconstruction = {"model_mse": _model_mse(model, queries_x, batch_size, progress),
@@ -251,7 +248,7 @@ def evaluate_tensors(*, model, train_images, test_images, train_labels: Mapping[
         "n_queries": int(len(query_rows)),
         "model": model_name or type(model).__name__,
         "embedding_dim": dim,
-        "retrieval": retrieval,
+        "retrieval": rows,
         "reconstruction": reconstruction,
         "clustering": clustering,
     }
@@ -270,48 +267,6 @@ def _load_model(model, model_name):
     return model, model_name
 
 
-def _labels_array(values) -> np.ndarray:
-    return np.array([MISSING if v is None else str(v) for v in values], dtype=object)
-
-
-def _embed(model, x, focuses: Sequence[str], batch_size: int, progress: bool) -> dict[str, np.ndarray]:
-    """Every focus of the catalogue ``x``, one pass over its batches, with BatchNorm folded (the vectors
-    ``fashrec embed`` makes: fashrec.models.inference)."""
-    import torch
-    from tqdm.auto import tqdm
-
-    from fashrec.models.inference import for_inference
-
-    fast = for_inference(model) if isinstance(model, torch.nn.Module) else model
-    if hasattr(fast, "eval"):
-        fast.eval()
-    device = _device(model)
-    out: dict[str, list] = {f: [] for f in focuses}
-    with torch.no_grad():
-        for start in tqdm(range(0, len(x), batch_size), desc="embed", unit="batch", disable=not progress,
-                          file=sys.stderr):
-            xb = x[start:start + batch_size].to(device)
-            for f in focuses:
-                out[f].append(fast.embed(xb, focus=f).float().cpu())
-    return {f: torch.cat(v).numpy().astype(np.float32) for f, v in out.items()}
-
-
-def _neighbours(index, matrix: np.ndarray, query_rows: np.ndarray, k: int, metric: str,
-                progress: bool, desc: str) -> np.ndarray:
-    """``(Q, k)`` catalogue positions of each query's neighbours (the query excluded), by SimilarityIndex."""
-    from tqdm.auto import tqdm
-
-    ids = index.ids
-    position = {item: i for i, item in enumerate(ids)}
-    out = np.empty((len(query_rows), k), dtype=np.int64)
-    for start in tqdm(range(0, len(query_rows), _QUERY_CHUNK), desc=desc, unit="chunk", disable=not progress,
-                      file=sys.stderr):
-        rows = query_rows[start:start + _QUERY_CHUNK]
-        found, _ = index.search(matrix[rows], k=k, metric=metric, exclude=[[ids[r]] for r in rows])
-        out[start:start + len(rows)] = [[position[i] for i in row] for row in found]
-    return out
-
-
 def _model_mse(model, queries_x, batch_size: int, progress: bool) -> float | None:
     """MSE per value of the model's reconstruction of the query images (None without a decoder)."""
     import torch
@@ -325,7 +280,8 @@ def _model_mse(model, queries_x, batch_size: int, progress: bool) -> float | Non
             for start in tqdm(range(0, len(queries_x), batch_size), desc="reconstruct", unit="batch",
                               disable=not progress, file=sys.stderr):
                 xb = queries_x[start:start + batch_size]
-                total += float(((model.reconstruct(xb.to(_device(model))).float().cpu() - xb) ** 2).sum())
+                rebuilt = model.reconstruct(xb.to(retrieval.model_device(model))).float().cpu()
+                total += float(((rebuilt - xb) ** 2).sum())
     except NotImplementedError:
         return None
     return total / queries_x.numel()
@@ -354,14 +310,6 @@ def _clustering(vectors: np.ndarray, catalogue_y: Mapping[str, np.ndarray], quer
         "nmi": float(normalized_mutual_info_score(labels, predicted)),
         "ari": float(adjusted_rand_score(labels, predicted)),
     }
-
-
-def _device(model):
-    import torch
-
-    parameters = getattr(model, "parameters", None)
-    first = next(iter(parameters()), None) if callable(parameters) else None
-    return first.device if first is not None else torch.device("cpu")
 
 
 def _check_choice(what: str, value, choices) -> None:

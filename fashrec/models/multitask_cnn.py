@@ -27,12 +27,16 @@ background. It has no weights, lives in ``forward``, and describes colour the wa
 product.
 
 Looks, not just labels. A head trained only to classify collapses every product of a class to one
-point: within "Trousers" the neighbours are arbitrary. ``design_focus`` (e.g. ``"shape"``) names the
-focus whose head is also trained with a supervised contrastive loss (``fashrec.models.contrastive``)
-over ``product_code``: the colourways of one garment are positives, so the head keeps what makes a
-design itself. Its block is then the head's embedding (``representation={"shape": "embedding+
-probabilities"}`` keeps the class posterior beside it, half of the cosine each). ``stem_stride=2``
-halves the side in the first convolution: ~14x faster on a CPU, at a small cost in label scores.
+point: within "Trousers" the neighbours are arbitrary. ``design_focus`` names the focus that answers
+"other colours of this design": a supervised contrastive loss (``fashrec.models.contrastive``) over
+``product_code`` makes the colourways of one garment positives, so the embedding keeps what makes a
+design itself. With ``design_head=True`` that embedding is a head of its own (``design_embedding``),
+so the focus's column head stays a plain classifier and other focuses on that column (a type-only
+``"shape"``) never pull toward design siblings; without it (the older layout) the focus's column head
+carries both losses. The design block is the embedding, and with ``representation={"design":
+"embedding+probabilities"}`` the column's class posterior beside it, half of the cosine each.
+``stem_stride=2`` halves the side in the first convolution: ~14x faster on a CPU, at a small cost in
+label scores.
 """
 from __future__ import annotations
 
@@ -56,6 +60,7 @@ DEFAULT_FOCUS_COLUMNS = {
     "colour": "colour_group_name",
     "pattern": "graphical_appearance_name",
 }
+FOCUS_ORDER = ("design", "shape", "colour", "pattern")  # how a shopper would list them; others follow, sorted
 
 
 def conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -88,7 +93,8 @@ class MultiTaskCNN(HubModel):
                  dropout: float = 0.1, overall_weights: Mapping[str, float] | None = None,
                  colour_histogram_bins: int = 0, histogram_weight: float = 1.0, flip_tta: bool = True,
                  representation: str | Mapping[str, str] = "probabilities", stem_stride: int = 1,
-                 design_focus: str | None = None, preprocess: dict | PreprocessConfig | None = None):
+                 design_focus: str | None = None, design_head: bool = False, stem_channels: int = 0,
+                 preprocess: dict | PreprocessConfig | None = None):
         super().__init__(preprocess=preprocess)
         self.classes = {str(c): [str(n) for n in names] for c, names in classes.items()}
         focus_columns = dict(DEFAULT_FOCUS_COLUMNS if focus_columns is None else focus_columns)
@@ -102,7 +108,7 @@ class MultiTaskCNN(HubModel):
             if len(names) < 2:
                 raise ValueError(f"MultiTaskCNN: column {column!r} needs at least 2 classes, got {len(names)}")
         # a fixed order (config.json sorts its keys): the known focuses first, as a shopper would list them
-        known = list(DEFAULT_FOCUS_COLUMNS)
+        known = list(FOCUS_ORDER)
         order = sorted(focus_columns, key=lambda f: (known.index(f) if f in known else len(known), f))
         self.focus_columns = {f: focus_columns[f] for f in order}
         focus_columns = self.focus_columns
@@ -132,11 +138,20 @@ class MultiTaskCNN(HubModel):
         if design_focus is not None and design_focus not in focus_columns:
             raise ValueError(f"MultiTaskCNN: design_focus {design_focus!r} is not one of the focuses {list(focus_columns)}")
         self.design_focus = design_focus
+        self.design_head = bool(design_head)
+        if self.design_head and design_focus is None:
+            raise ValueError("MultiTaskCNN: design_head=True needs a design_focus to serve")
         self.stem_stride = int(stem_stride)
         if self.stem_stride not in (1, 2):
             raise ValueError(f"MultiTaskCNN: stem_stride must be 1 or 2, got {stem_stride!r}")
 
-        layers: list[nn.Module] = [conv_bn_relu(3, self.widths[0], stride=self.stem_stride)]
+        self.stem_channels = int(stem_channels)
+        if self.stem_channels < 0:
+            raise ValueError(f"MultiTaskCNN: stem_channels must be >= 0, got {stem_channels!r}")
+        # stem_channels > 0: one convolution at full resolution before the (strided) stem, so fine texture
+        # (thin stripes, small dots) is seen by a non-linear layer before the side is halved
+        layers: list[nn.Module] = ([conv_bn_relu(3, self.stem_channels)] if self.stem_channels else []) + [
+            conv_bn_relu(self.stem_channels or 3, self.widths[0], stride=self.stem_stride)]
         cin = self.widths[0]
         for i, w in enumerate(self.widths):
             # every stage but the first halves the side: 64 -> 32 -> 16 -> 8 for four widths
@@ -146,6 +161,8 @@ class MultiTaskCNN(HubModel):
         self.heads = nn.ModuleDict({column.replace(".", "_"): nn.Linear(cin, self.head_dim) for column in self.classes})
         self.classifiers = nn.ModuleDict({column.replace(".", "_"): CosineClassifier(self.head_dim, len(names), cosine_scale)
                                           for column, names in self.classes.items()})
+        if self.design_head:
+            self.design_embedding = nn.Linear(cin, self.head_dim)
         self._blocks = {f: (self.head_dim if "embedding" in self._representations[f] else 0)
                         + (len(self.classes[c]) if "probabilities" in self._representations[f] else 0)
                         + (self.colour_histogram_bins ** 3 if f == "colour" else 0)
@@ -172,8 +189,14 @@ class MultiTaskCNN(HubModel):
 
     def head_embeddings(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Un-normalised ``(N, head_dim)`` embedding of every labelled column."""
-        h = self.features(x)
-        return {column: self.heads[column.replace(".", "_")](h) for column in self.classes}
+        return self._heads(self.features(x))[0]
+
+    def _heads(self, h: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """Each column's head embedding and the design embedding (None without a design focus) of features h."""
+        heads = {column: self.heads[column.replace(".", "_")](h) for column in self.classes}
+        if self.design_focus is None:
+            return heads, None
+        return heads, (self.design_embedding(h) if self.design_head else heads[self.focus_columns[self.design_focus]])
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Class logits per label column."""
@@ -189,18 +212,25 @@ class MultiTaskCNN(HubModel):
 
     def loss(self, x: torch.Tensor, *, labels: Mapping[str, torch.Tensor], designs: torch.Tensor | None = None,
              label_smoothing: float = 0.1, contrastive_weight: float = 1.0, temperature: float = 0.1,
-             **_) -> dict[str, torch.Tensor]:
+             teacher: torch.Tensor | None = None, distill_weight: float = 1.0, **_) -> dict[str, torch.Tensor]:
         """Sum of the tasks' cross-entropies (a label of -1, missing, is ignored), plus, with ``designs``
         (a design id per image, -1 = unknown) and a ``design_focus``, ``contrastive_weight`` times the
-        supervised contrastive loss of that focus's head over designs (``"supcon"``)."""
-        heads = self.head_embeddings(x)
+        supervised contrastive loss of the design embedding over designs (``"supcon"``), plus, with
+        ``teacher`` features and a ``teacher_head`` that training attached (and removes before saving),
+        ``distill_weight`` times their cosine distance from the head's output (``"distill"``)."""
+        h = self.features(x)
+        heads, design = self._heads(h)
         logits = {c: self.classifiers[c.replace(".", "_")](z) for c, z in heads.items()}
         out: dict[str, torch.Tensor] = {}
         total = x.new_zeros(())
-        if designs is not None and self.design_focus is not None and contrastive_weight:
-            con = supervised_contrastive_loss(heads[self.focus_columns[self.design_focus]], designs, temperature)
+        if designs is not None and design is not None and contrastive_weight:
+            con = supervised_contrastive_loss(design, designs, temperature)
             total = total + contrastive_weight * con
             out["supcon"] = con.detach()
+        if teacher is not None and distill_weight and hasattr(self, "teacher_head"):
+            distill = (1 - F.cosine_similarity(self.teacher_head(h), teacher.to(h), dim=1)).mean()
+            total = total + distill_weight * distill
+            out["distill"] = distill.detach()
         for column, lg in logits.items():
             y = labels[column].to(x.device).long()
             if (y >= 0).any():
@@ -221,13 +251,13 @@ class MultiTaskCNN(HubModel):
     def _blocks_of(self, x: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
         """Per focus and part (``embedding``: the normalised head, ``probabilities``: the class posterior),
         for one view of x."""
-        heads = self.head_embeddings(x)
+        heads, design = self._heads(self.features(x))
         out = {}
         for focus, column in self.focus_columns.items():
             z, rep = heads[column], self._representations[focus]
             parts = {}
             if "embedding" in rep:
-                parts["embedding"] = F.normalize(z, dim=1)
+                parts["embedding"] = F.normalize(design if focus == self.design_focus else z, dim=1)
             if "probabilities" in rep:
                 parts["probabilities"] = self.classifiers[column.replace(".", "_")](z).softmax(1)
             out[focus] = parts

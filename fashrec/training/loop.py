@@ -1,11 +1,13 @@
 """The one epoch loop every fashrec model trains through: resumable, reproducible, with a progress bar.
 
-    history, seconds = run_epochs(model, optimizer, train_epoch=..., evaluate=..., epochs=30, seed=0,
-                                  settings={...}, out_dir="runs/x", resume=False)
+    history, seconds = run_epochs(model, optimizer, train_epoch=..., evaluate=..., held_out="validation",
+                                  epochs=30, seed=0, settings={...}, out_dir="runs/x", resume=False)
 
 What a model family brings is two functions: ``train_epoch(epoch, epoch_seed) -> {term: mean}`` (one
 pass over its data, in an order drawn from ``epoch_seed`` alone) and ``evaluate() -> {term: value}`` (held-out
-figures after the epoch). Everything else is here, once:
+figures after the epoch), and the name of what it holds out (``held_out``: the autoencoders report the
+test split each epoch, as the paper's curve does; the default model a validation split carved from its
+training data, and it must never be called "test"). Everything else is here, once:
 
 - The global torch RNG (dropout, the VAE's noise) is reseeded from ``(seed, epoch)`` before each epoch,
   so an epoch depends only on the weights and optimizer state it starts from: nothing mid-epoch needs
@@ -33,10 +35,11 @@ def run_epochs(model, optimizer, *, train_epoch: Callable[[int, int], Mapping[st
                evaluate: Callable[[], Mapping[str, float]], epochs: int, seed: int, settings: Mapping,
                out_dir=None, resume: bool = False, progress: bool = True, averaged=None,
                desc: str = "training", on_restore: Callable[[], None] | None = None,
-               free_config_keys: frozenset = frozenset()) -> tuple[dict, float, float]:
+               held_out: str, free_config_keys: frozenset = frozenset()) -> tuple[dict, float, float]:
     """Run ``epochs`` epochs (or the rest of them, when resuming); returns ``(history, wall s, CPU s)``.
 
-    ``history`` maps ``train_<term>`` / ``test_<term>`` to one value per epoch. ``averaged`` (an
+    ``history`` maps ``train_<term>`` / ``<held_out>_<term>`` to one value per epoch (the progress bar
+    shows the held-out loss under the same name). ``averaged`` (an
     ``AveragedModel``) is checkpointed beside the weights. ``on_restore`` runs after a checkpoint was
     loaded (e.g. to move restored optimizer state to the training device's layout). ``free_config_keys``
     are keys of ``settings["model_config"]`` that a resumed run may change (read-out settings that
@@ -73,7 +76,7 @@ def run_epochs(model, optimizer, *, train_epoch: Callable[[int, int], Mapping[st
             for key, value in train_stats.items():
                 history.setdefault(f"train_{key}", []).append(float(value))
             for key, value in test_stats.items():
-                history.setdefault(f"test_{key}", []).append(float(value))
+                history.setdefault(f"{held_out}_{key}", []).append(float(value))
             if not math.isfinite(train_stats["loss"]):
                 lr = optimizer.param_groups[0]["lr"]
                 raise FloatingPointError(f"train: the loss became {train_stats['loss']} in epoch {epoch + 1}; "
@@ -82,7 +85,7 @@ def run_epochs(model, optimizer, *, train_epoch: Callable[[int, int], Mapping[st
                 save_train_state(out / CHECKPOINT, model=model, optimizer=optimizer, epoch=epoch + 1, averaged=averaged,
                                  info={"settings": settings, "history": history, "train_seconds": wall,
                                        "cpu_seconds": cpu})
-            shown = {"train": train_stats["loss"], **({"test": test_stats["loss"]} if "loss" in test_stats else {})}
+            shown = {"train": train_stats["loss"], **({held_out: test_stats["loss"]} if "loss" in test_stats else {})}
             bar.set_postfix({k: f"{v:.4g}" for k, v in shown.items()}, refresh=False)
             bar.update(1)
     finally:

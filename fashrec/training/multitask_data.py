@@ -9,6 +9,8 @@
   split is: each validation photo queries the data's whole train split, itself excluded.
 - every photo of each ``extra`` source is training data. An extra source must have the same label
   columns and ``product_code``; one that lacks any is refused with the missing names.
+- ``optional_columns`` (auxiliary targets) are used when every source has them, and left out (with a
+  printed line naming them) when one does not: ``classes`` says which were used.
 - labels: the class names are the union over all sources (sorted). A missing label or the class
   ``"Unknown"`` becomes -1 (ignored by that column's loss, the photo still trains the others); each
   is counted and reported by article id, never dropped silently.
@@ -38,9 +40,10 @@ class MultitaskData:
     val_labels: dict[str, torch.Tensor]
     val_designs: torch.Tensor
     catalogue_images: torch.Tensor  # the data's train split: what validation photos query
-    catalogue_labels: dict[str, list]  # label strings (None = missing) + "design" (product codes)
+    catalogue_labels: dict[str, list]  # main label strings (None = missing) + "design" (product codes)
     catalogue_ids: list[str]
     val_rows: list[int]  # positions of the validation photos in the catalogue
+    ids: list[str] = field(default_factory=list)  # article id of each training photo (rows of ``images``)
     missing: dict[str, list[str]] = field(default_factory=dict)  # column -> article ids with no usable label
     sources: dict[str, int] = field(default_factory=dict)  # source -> photos used for training
 
@@ -51,9 +54,9 @@ class MultitaskData:
                                               for c, ids in self.missing.items()}}
 
 
-def load_multitask_data(data, extra: Sequence = (), *, columns: Sequence[str], preprocess=None, split_seed: int = 42,
-                        test_size: float = 0.2, val_size: int = 1000, val_seed: int = 0, cache_dir=None,
-                        progress: bool = True) -> MultitaskData:
+def load_multitask_data(data, extra: Sequence = (), *, columns: Sequence[str], optional_columns: Sequence[str] = (),
+                        preprocess=None, split_seed: int = 42, test_size: float = 0.2, val_size: int = 1000,
+                        val_seed: int = 0, cache_dir=None, progress: bool = True) -> MultitaskData:
     from fashrec.data.hm_dataset import load_hm
     from fashrec.data.tensor_cache import dataset_tensor
 
@@ -65,6 +68,13 @@ def load_multitask_data(data, extra: Sequence = (), *, columns: Sequence[str], p
         ds = load_hm(source, split=False, progress=progress)
         _require(ds, required, source, reference=data)
         extras.append((str(source), ds))
+    sources = [train] + [ds for _, ds in extras]
+    absent = [c for c in optional_columns if c not in columns and any(c not in ds.column_names for ds in sources)]
+    if absent:
+        print(f"auxiliary column(s) {absent} left out: not in every source", flush=True)
+    scored = list(columns)  # what validation scores against: the main columns, not the auxiliary ones
+    columns = scored + [c for c in optional_columns if c not in scored and c not in absent]
+    required = [*columns, DESIGN_COLUMN, "article_id"]
     if not 0 < val_size < len(train):
         raise ValueError(f"--val-size must be between 1 and {len(train) - 1} (the train split of {data}), got {val_size}")
 
@@ -81,7 +91,7 @@ def load_multitask_data(data, extra: Sequence = (), *, columns: Sequence[str], p
     catalogue = _as_uint8(dataset_tensor(train, preprocess, cache_dir=cache_dir, progress=progress))
 
     missing: dict[str, list[str]] = {c: [] for c in columns}
-    images, labels, designs, sources = [], {c: [] for c in columns}, [], {}
+    images, labels, designs, sources, train_ids = [], {c: [] for c in columns}, [], {}, []
     for name, ds in parts:
         s = strings[name]
         keep = ~is_val if name == str(data) else torch.ones(len(ds), dtype=torch.bool)
@@ -89,6 +99,7 @@ def load_multitask_data(data, extra: Sequence = (), *, columns: Sequence[str], p
                                                                           progress=progress))
         images.append(x[keep])
         ids = [i for i, k in zip(s["article_id"], keep.tolist()) if k]
+        train_ids += ids
         for c in columns:
             values = [v for v, k in zip(s[c], keep.tolist()) if k]
             missing[c] += [i for i, v in zip(ids, values) if v is None or v in UNKNOWN_LABELS]
@@ -103,8 +114,8 @@ def load_multitask_data(data, extra: Sequence = (), *, columns: Sequence[str], p
         val_labels={c: _ids([own[c][i] for i in val_rows], classes[c]) for c in columns},
         val_designs=torch.tensor([code_id.get(own[DESIGN_COLUMN][i], -1) for i in val_rows], dtype=torch.long),
         catalogue_images=catalogue, catalogue_ids=list(own["article_id"]),
-        catalogue_labels={**{c: own[c] for c in columns}, "design": own[DESIGN_COLUMN]},
-        val_rows=val_rows, missing={c: ids for c, ids in missing.items() if ids}, sources=sources)
+        catalogue_labels={**{c: own[c] for c in scored}, "design": own[DESIGN_COLUMN]},
+        val_rows=val_rows, ids=train_ids, missing={c: ids for c, ids in missing.items() if ids}, sources=sources)
 
 
 def _require(ds, required: Sequence[str], source, reference=None) -> None:

@@ -11,13 +11,18 @@ so each step is a gather plus augmentation on the device: no DataLoader. A step:
 4. AdamW; the learning rate follows a linear warm-up then a cosine decay, computed from the global step,
    so a resumed run needs no scheduler state.
 
+Convolutions run ``channels_last`` on a CPU (oneDNN's preferred layout: no reorders around each
+convolution; measured 1.3x faster per step than the default layout, 1 thread). The written model is
+in the default layout.
+
 At the end BatchNorm's running statistics are recomputed over the training photos with the final
 weights (``recalibrate_batchnorm``): the moving averages lag behind the weights, and a short run's
 eval-mode embeddings can collapse on them.
 
 Each epoch's draws come from a generator seeded by the loop's epoch seed: a run killed and resumed
 ends exactly where the uninterrupted run does. With ``val_images`` the loss terms and accuracies of a
-validation split (carved from training data: never the test split) are recorded after every epoch.
+validation split (carved from training data: never the test split) are recorded after every epoch, as
+``validation_<term>`` (never "test": the test split is not read here).
 """
 from __future__ import annotations
 
@@ -44,25 +49,38 @@ def train_multitask(model, images: torch.Tensor, labels: Mapping[str, torch.Tens
                     colour_columns: Sequence[str] | None = None, label_smoothing: float = 0.1,
                     contrastive_weight: float = 1.0, temperature: float = 0.1, pair_fraction: float = 0.375,
                     seed: int = 0, device: str | torch.device | None = None, progress: bool = True,
-                    out_dir=None, resume: bool = False, threads: int | None = None) -> dict:
-    """Train ``model`` in place; returns ``{"history": {train_*/test_*: per epoch}, "train_seconds", ...}``.
+                    out_dir=None, resume: bool = False, threads: int | None = None,
+                    channels_last: bool = True, teacher: torch.Tensor | None = None,
+                    distill_weight: float = 1.0, bfloat16: bool = False) -> dict:
+    """Train ``model`` in place; returns ``{"history": {train_*/validation_*: per epoch}, "train_seconds", ...}``.
 
     ``images``: ``(N, 3, S, S)`` uint8 or float in [0, 1], preprocessed with the model's config.
     ``labels``: column -> ``(N,)`` class ids (-1 = missing) for every column of ``model.classes``.
     ``designs``: ``(N,)`` design ids (e.g. ``product_code`` factorised; -1 = unknown) for the contrastive
-    term. ``colour_columns``: the columns a colour-jittered view loses (default: every column with
+    term. ``teacher``: ``(N, D)`` features of each image from a stronger network (``fashrec.training.teacher``):
+    a linear head on the trunk learns to point where they point (cosine, after centring), weighted by
+    ``distill_weight``; the head is removed when training ends, so the model saves as it was built.
+    ``bfloat16``: the training steps' convolutions and matrix products in bfloat16 (``torch.autocast``;
+    the weights, the optimizer and the written model stay float32).
+    ``colour_columns``: the columns a colour-jittered view loses (default: every column with
     "colour" in its name). ``out_dir``: where the per-epoch resume checkpoint goes (``resume=True`` to
-    continue it). The ``test_*`` history is the validation split's.
+    continue it). The ``validation_*`` history is the validation split's.
     """
     from fashrec.training.design_batches import DesignBatches
 
     _check_inputs(model, images, labels, designs, "")
+    if teacher is not None and teacher.shape[0] != images.shape[0]:
+        raise ValueError(f"train_multitask: {teacher.shape[0]} teacher feature rows for {images.shape[0]} images")
     if val_images is not None:
         _check_inputs(model, val_images, val_labels or {}, val_designs, "val_")
     if threads:
         torch.set_num_threads(int(threads))
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model.to(device).train()
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    if teacher is not None:  # part of the model while it trains, so checkpoints and --resume carry it
+        model.teacher_head = torch.nn.Linear(model.widths[-1], teacher.shape[1])
+    model.to(device=device, memory_format=layout).train()
+    t_all = (teacher - teacher.mean(0)).float().to(device) if teacher is not None else None
     n = images.shape[0]
     x_all = images.to(device)
     y_all = {c: labels[c].to(device).long() for c in model.classes}
@@ -98,12 +116,16 @@ def train_multitask(model, images: torch.Tensor, labels: Mapping[str, torch.Tens
             x = augment_batch(as_float_images(x_all[idx]), pad_value=pad, max_shift=max_shift, flip=flip,
                               generator=dev_gen)
             x, jittered = colour_jitter(x, colour_jitter_p, generator=dev_gen, background=pad)
+            x = x.contiguous(memory_format=layout)
             y = {c: v[idx] for c, v in y_all.items()}
             for c in colour_columns:
                 y[c] = y[c].masked_fill(jittered, -1)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(epoch * steps + step)
-            out = model.loss(x, labels=y, designs=d_all[idx] if d_all is not None else None, **loss_args)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
+                out = model.loss(x, labels=y, designs=d_all[idx] if d_all is not None else None,
+                                 teacher=t_all[idx] if t_all is not None else None, distill_weight=distill_weight,
+                                 **loss_args)
             optimizer.zero_grad(set_to_none=True)
             out["loss"].backward()
             optimizer.step()
@@ -114,7 +136,7 @@ def train_multitask(model, images: torch.Tensor, labels: Mapping[str, torch.Tens
     def evaluate() -> dict:
         if val_images is None:
             return {}
-        return validation_terms(model, val_images, val_labels, val_designs, device=device, **loss_args)
+        return validation_terms(model, val_images, val_labels, val_designs, device=device, layout=layout, **loss_args)
 
     settings = {
         "model_class": type(model).__name__,
@@ -125,14 +147,20 @@ def train_multitask(model, images: torch.Tensor, labels: Mapping[str, torch.Tens
         "train_fingerprint": fingerprint(images), "train_images": int(n),
         "designs_fingerprint": fingerprint(designs[:, None]) if designs is not None else None,
         "val_fingerprint": fingerprint(val_images) if val_images is not None else None,
+        **({"memory_format": "contiguous"} if not channels_last else {}),
+        **({"autocast": "bfloat16"} if bfloat16 else {}),
+        **({"teacher_fingerprint": fingerprint(teacher), "distill_weight": float(distill_weight)}
+           if teacher is not None else {}),
         **({"device": device.type} if device.type != "cpu" else {}),
     }
     history, seconds, cpu = run_epochs(model, optimizer, train_epoch=train_epoch,
                                        evaluate=evaluate, epochs=epochs, seed=seed, settings=settings,
                                        out_dir=out_dir, resume=resume, progress=progress, desc="train multitask",
-                                       free_config_keys=_EMBEDDING_ONLY)
-    recalibrate_batchnorm(model, x_all)
-    model.cpu().eval()
+                                       free_config_keys=_EMBEDDING_ONLY, held_out="validation")
+    if teacher is not None:
+        del model.teacher_head  # the shipped model needs no teacher
+    recalibrate_batchnorm(model, x_all, layout=layout)
+    model.to(device="cpu", memory_format=torch.contiguous_format).eval()
     return {"history": history, "train_seconds": round(seconds, 3), "train_cpu_seconds": round(cpu, 3),
             "images_per_second": round(n * epochs / seconds, 1) if seconds > 0 else None, "epochs": int(epochs),
             "train_images": int(n)}
@@ -140,7 +168,8 @@ def train_multitask(model, images: torch.Tensor, labels: Mapping[str, torch.Tens
 
 @torch.no_grad()
 def validation_terms(model, images: torch.Tensor, labels: Mapping[str, torch.Tensor] | None,
-                     designs: torch.Tensor | None, *, device, batch_size: int = 500, **loss_args) -> dict:
+                     designs: torch.Tensor | None, *, device, batch_size: int = 500,
+                     layout=torch.contiguous_format, **loss_args) -> dict:
     """The model's loss terms and accuracies on a held-out split, in eval mode (image-weighted means)."""
     was_training = model.training
     model.eval()
@@ -149,7 +178,7 @@ def validation_terms(model, images: torch.Tensor, labels: Mapping[str, torch.Ten
     try:
         for start in range(0, n, batch_size):
             sl = slice(start, start + batch_size)
-            x = as_float_images(images[sl]).to(device)
+            x = as_float_images(images[sl]).to(device).contiguous(memory_format=layout)
             y = {c: labels[c][sl].to(device).long() for c in model.classes}
             d = designs[sl].to(device) if designs is not None else None
             for key, value in model.loss(x, labels=y, designs=d, **loss_args).items():
@@ -174,7 +203,8 @@ def _check_inputs(model, images, labels, designs, prefix: str) -> None:
 
 
 @torch.no_grad()
-def recalibrate_batchnorm(model, images: torch.Tensor, *, batch_size: int = 500) -> None:
+def recalibrate_batchnorm(model, images: torch.Tensor, *, batch_size: int = 500,
+                          layout=torch.contiguous_format) -> None:
     """Set every BatchNorm's running mean and variance to their exact averages over ``images`` (un-augmented)
     under the final weights, instead of moving averages collected while the weights moved."""
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
@@ -189,7 +219,7 @@ def recalibrate_batchnorm(model, images: torch.Tensor, *, batch_size: int = 500)
     try:
         device = next(model.parameters()).device
         for start in range(0, images.shape[0], batch_size):
-            model.features(as_float_images(images[start:start + batch_size]).to(device))
+            model.features(as_float_images(images[start:start + batch_size]).to(device).contiguous(memory_format=layout))
     finally:
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum

@@ -174,7 +174,8 @@ def train(model, train_x: torch.Tensor, test_x: torch.Tensor, *, lr: float = 0.0
     try:
         history, train_seconds, cpu_seconds = run_epochs(
             model, optimizer, train_epoch=train_epoch, evaluate=evaluate, epochs=epochs, seed=seed,
-            settings=settings, out_dir=out, resume=resume, progress=progress, averaged=averaged)
+            settings=settings, out_dir=out, resume=resume, progress=progress, averaged=averaged,
+            held_out="test")  # the paper's curve: the test split, after every epoch
     finally:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn_flags
         for hook in hooks:
