@@ -16,6 +16,20 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_HM = REPO_ROOT.parent / "shared" / "data" / "hm"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _temp_files_stay_in_the_session(tmp_path_factory):
+    """This process's ``tempfile`` folder is one of pytest's own for the session, which pytest prunes.
+
+    gradio_client's downloader (``Endpoint._download_file``, gradio_client 2.x) leaves an empty
+    ``<tempdir>/<40 hex>`` folder behind on every download; a full run made ~1,000 of them in /tmp."""
+    import tempfile
+
+    before = tempfile.tempdir
+    tempfile.tempdir = str(tmp_path_factory.mktemp("tempfile"))
+    yield
+    tempfile.tempdir = before
+
+
 @pytest.fixture(scope="session")
 def hm_dir() -> Path:
     """The 5,000-image H&M subset beside the checkout (CI has it; a user machine may not)."""
