@@ -26,7 +26,9 @@ from .model import render_model_card
 
 # The shipped checkpoint every other shipped card compares itself with (the paper's autoencoder).
 BASELINE_CHECKPOINT = "paper-ae"
-PICTURES = {"loss curve (train and test, per epoch)": "loss_curve.png",
+# {alt text: file}; {held_out} is what the curve's second line was measured on, as metrics.json's history
+# names it ("validation" for a model whose choices were made on a validation split, else "test").
+PICTURES = {"loss curve (train and {held_out}, per epoch)": "loss_curve.png",
             "test images (top) and their reconstructions (bottom)": "reconstructions.png"}
 # training_args.json keys that say where the data came from rather than how the model was trained.
 _DATA_KEYS = ("dataset", "dataset_terms", "recipe")
@@ -65,7 +67,8 @@ def model_card(folder: str | os.PathLike, *, repo_id: str | None = None,
         metrics=card_metrics, evaluation=evaluation, compare=compare, hyperparameters=hyper,
         recipe=args.get("recipe"), dataset=dataset or args.get("dataset"),
         dataset_terms=dataset_terms or args.get("dataset_terms"),
-        images={alt: name for alt, name in PICTURES.items() if (out / name).exists()},
+        images={alt.format(held_out=_held_out(metrics)): name for alt, name in PICTURES.items()
+                if (out / name).exists()},
     )
 
 
@@ -110,3 +113,9 @@ def _read_json(path: Path, default: Any = ...) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is not valid JSON ({exc})") from None
+
+
+def _held_out(metrics: Mapping[str, Any]) -> str:
+    """What a training history's held-out curve was measured on: ``validation`` or ``test``."""
+    history = metrics.get("history") or {}
+    return "validation" if any(str(key).startswith("validation") for key in history) else "test"
