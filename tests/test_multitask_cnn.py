@@ -200,12 +200,11 @@ def test_memo_returns_fresh_results_after_weights_or_input_change():
     assert not torch.allclose(m.embed(x, focus="colour"), changed)
 
 
-# The goals of issue "looks, not just labels" (test split, 1,000 queries over the 5,000, cosine, k = 10) that
-# the shipped model meets, and floors at its measured level for the three it does not meet yet (colour
-# focus 0.65, overall colour 0.62 and overall design 0.40: see docs/embeddings.md). A change that loses
-# ground on any of them fails here.
-GOALS = {("shape", "design"): 0.65, ("shape", "product_type_name"): 0.65, ("overall", "product_type_name"): 0.62}
-FLOORS = {("colour", "colour_group_name"): 0.62, ("overall", "colour_group_name"): 0.50, ("overall", "design"): 0.35}
+# Issue 20's goals (test split, 1,000 queries over the 5,000, cosine, k = 10), one source:
+# fashrec.training.multitask_choices.GOALS. The shipped seed meets all but one; for that one (the colour
+# focus's colour P@10, 0.673 against 0.72: see docs/embeddings.md) a floor at its measured level. A change
+# that loses ground on any of them fails here.
+UNMET_FLOORS = {("colour", "colour_group_name"): 0.67}
 
 
 def _score(row):
@@ -216,10 +215,11 @@ def test_shipped_default_checkpoint_is_small_steerable_and_knows_designs():
     from fashrec import pretrained
 
     folder = pretrained.path("default")
-    assert (folder / "model.safetensors").stat().st_size < 5_000_000
+    assert (folder / "model.safetensors").stat().st_size < 5_500_000
     m = fashrec.from_pretrained(folder)
-    assert type(m) is MultiTaskCNN and m.embedding_dim <= 256
-    assert m.focuses == ("overall", "shape", "colour", "pattern") and m.design_focus == "shape"
+    assert type(m) is MultiTaskCNN and m.embedding_dim <= 400
+    # "Similar products" (overall) and "Other colours of this design" (design): two questions, two focuses
+    assert m.focuses == ("overall", "design", "shape", "colour", "pattern") and m.design_focus == "design"
     assert m.preprocess_config.pad_value == 1.0
     e = m.embed(batch(2), focus="overall", normalize=True)
     assert e.shape == (2, m.embedding_dim) and torch.allclose(e.norm(dim=1), torch.ones(2), atol=1e-5)
@@ -228,6 +228,7 @@ def test_shipped_default_checkpoint_is_small_steerable_and_knows_designs():
 def test_shipped_default_scores_are_re_measured_and_meet_the_goals(hm_dir):
     """The recorded eval.json cannot drift from the code: the model rows are measured again here."""
     from fashrec import pretrained
+    from fashrec.training.multitask_choices import GOALS
 
     folder = pretrained.path("default")
     recorded = json.loads((folder / "eval.json").read_text())
@@ -239,8 +240,11 @@ def test_shipped_default_scores_are_re_measured_and_meet_the_goals(hm_dir):
         if r["embedding"] == "model" and r["metric"] == "cosine" and not r.get("subset"):
             mine = rows[(r.get("focus"), r["label"])]
             assert _score(mine) == pytest.approx(_score(r), abs=2e-3), (r.get("focus"), r["label"])
-    for key, goal in {**GOALS, **FLOORS}.items():
-        assert _score(rows[key]) >= goal, (key, _score(rows[key]), goal)
+    recorded = {(r.get("focus"), r["label"]): _score(r) for r in recorded["retrieval"]
+                if r["embedding"] == "model" and r["metric"] == "cosine" and not r.get("subset")}
+    for key, goal in GOALS.items():  # judged on the recorded figure, which the loop above re-measured
+        assert recorded[key] >= UNMET_FLOORS.get(key, goal), (key, recorded[key], goal)
+    assert all(recorded[key] < GOALS[key] for key in UNMET_FLOORS), "a goal is met now: move it out of the floors"
 
 
 def test_shipped_default_card_shows_the_figures_of_its_eval_json():
@@ -256,6 +260,6 @@ def test_shipped_default_card_shows_the_figures_of_its_eval_json():
     figures = {round(r[key], 6) for r in recorded["retrieval"] for key in ("precision_at_k", "map_at_k", "design_hit_at_k")
                if key in r}
     assert values and all(round(v, 6) in figures for v in values)
-    shape_design = next(r for r in recorded["retrieval"] if r["embedding"] == "model" and r.get("focus") == "shape"
+    design = next(r for r in recorded["retrieval"] if r["embedding"] == "model" and r.get("focus") == "design"
                         and r["label"] == "design" and r["metric"] == "cosine" and not r.get("subset"))
-    assert f"{shape_design['design_hit_at_k']:.3f}" in card
+    assert f"{design['design_hit_at_k']:.4g}" in card  # the card's own 4 significant digits

@@ -214,7 +214,7 @@ def test_the_page_says_which_model_serves_each_tab(client, library, recon_model)
     assert type(recon_model).__name__ in reconstructions or "same model" in reconstructions
     if default_space():  # the committed Space: the best model recommends, the paper's AE reconstructs
         assert "MultiTaskCNN `multitask-cnn`" in recommendations
-        assert "overall, shape, colour, pattern" in recommendations
+        assert "overall, design, shape, colour, pattern" in recommendations
         assert "ConvAE `paper-ae`" in reconstructions and "baseline" in reconstructions
 
 
@@ -647,7 +647,7 @@ def test_the_design_row_follows_the_focus_the_model_names(two_focus):
     torch.manual_seed(0)
     model = MultiTaskCNN(classes=classes, focus_columns=columns, design_focus="design", widths=(8, 16), head_dim=8)
     model.eval()
-    assert model.focuses == ("overall", "colour", "design")
+    assert model.focuses == ("overall", "design", "colour")  # FOCUS_ORDER: as a shopper would list them
     index = SimilarityIndex({f: model.embed_images(paths, focus=f) for f in model.focuses}, small.ids, meta)
     rec = Recommender(model=model, index=index, images=paths)
     assert rec.design_focus == "design" and design_row_shown(rec)

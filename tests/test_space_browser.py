@@ -1,7 +1,7 @@
 """The Space in a real browser: Debian's headless Chromium driven by Playwright (never 'playwright install').
 
 Opens the app, switches tabs, uploads photos, changes the metric and the focus, clicks a result and checks
-what the page shows against the library (the default Space: multitask-cnn recommends with four focuses,
+what the page shows against the library (the default Space: multitask-cnn recommends with five focuses,
 the paper's paper-ae reconstructs). Screenshots go to ``docs/screenshots/`` when ``FASHREC_SCREENSHOTS=1``,
 else to the test's tmp folder.
 """

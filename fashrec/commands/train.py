@@ -101,7 +101,8 @@ def add_arguments(parser) -> None:
     opt = parser.add_argument_group("training")
     opt.add_argument("--lr", type=float, default=None, help="learning rate (default 0.01 Adam for ae/vae, 0.003 AdamW for multitask)")
     opt.add_argument("--batch-size", type=int, default=None, help="images per step (default 16 for ae/vae, 128 for multitask)")
-    opt.add_argument("--epochs", type=int, default=None, help="passes over the training data (default 30 for ae/vae, 24 for multitask)")
+    opt.add_argument("--epochs", type=int, default=None, help=f"passes over the training data (default {AE_DEFAULTS['epochs']} for ae/vae, "
+                          f"{MULTITASK_DEFAULTS['epochs']} for multitask)")
     opt.add_argument("--beta", type=float, default=1.0, help="weight of the VAE's KL term (default %(default)s)")
     opt.add_argument("--seed", type=int, default=None, help="seed of the init, shuffling and noise (default 42 for ae/vae, 0 for multitask)")
     opt.add_argument("--ema", type=float, default=None, metavar="DECAY",
@@ -184,7 +185,7 @@ def run(args) -> int:
 
 
 AE_DEFAULTS = {"lr": 0.01, "batch_size": 16, "epochs": 30, "seed": 42, "threads": 1, "pad_value": 0.0}
-MULTITASK_DEFAULTS = {"lr": 3e-3, "batch_size": 128, "epochs": 44, "seed": 0, "threads": 2, "pad_value": 1.0}
+MULTITASK_DEFAULTS = {"lr": 3e-3, "batch_size": 128, "epochs": 80, "seed": 0, "threads": 2, "pad_value": 1.0}
 
 
 def _train_multitask(args) -> dict:
