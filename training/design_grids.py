@@ -72,18 +72,19 @@ def main(argv=None) -> int:
 
     position = {a: i for i, a in enumerate(ids)}
 
-    def rows_for(vectors: np.ndarray) -> tuple[list, int]:
-        """One grid per query, and how many queries find their design among the neighbours."""
+    def rows_for(vectors: np.ndarray) -> tuple[list, int, int]:
+        """One grid per query, how many queries have a marked neighbour, and how many neighbours are marked."""
         index = fashrec.SimilarityIndex(vectors, ids)
         found, _ = index.search(vectors[queries], k=args.k, metric="cosine", exclude=[[ids[q]] for q in queries])
-        rows, same_count = [], 0
+        rows, same_count, marked = [], 0, 0
         for q, row in zip(queries, found):
             hits = [position[a] for a in row]
             same_count += any(same[h] == same[q] for h in hits)
+            marked += sum(same[h] == same[q] for h in hits)
             captions = [[types[h], colours[h], marker if same[h] == same[q] else ""] for h in hits]
             rows.append(neighbour_grid(photo(q), [photo(h) for h in hits], captions=captions,
                                        query_caption=["query", types[q], colours[q]]))
-        return rows, same_count
+        return rows, same_count, marked
 
     x = torch.cat([fashrec.dataset_tensor(train, progress=False), fashrec.dataset_tensor(test, progress=False)])
     embeddings = {} if args.no_raw else {"raw": x.reshape(len(x), -1).numpy()}
@@ -97,7 +98,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name, vectors in embeddings.items():
-        rows, found = rows_for(vectors)
+        rows, found, marked = rows_for(vectors)
         sheet = Image.new("RGB", (rows[0].width, sum(r.height for r in rows)), "white")
         y = 0
         for r in rows:
@@ -105,7 +106,7 @@ def main(argv=None) -> int:
             y += r.height
         save_grid(sheet, out / f"{args.prefix}_{name}.png")
         print(f"{out / f'{args.prefix}_{name}.png'}: {found} of {len(queries)} queries have a neighbour of the same "
-              f"{args.mark} in the top {args.k}")
+              f"{args.mark} in the top {args.k}; {marked} of {len(queries) * args.k} neighbours are")
     return 0
 
 
