@@ -60,6 +60,8 @@ def embed_catalogue(*, model, data: str | os.PathLike, out: str | os.PathLike, m
     CPU and half the CPUs for the model (``fashrec.jobs.embed_stream``). The backend changes the vectors only by float32
     rounding, so it is not part of the index's identity.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from fashrec.atomic import disk_full_as_error
     from fashrec.index import SimilarityIndex
     from fashrec.index.folder import locked, writing_folder
@@ -123,16 +125,22 @@ def embed_catalogue(*, model, data: str | os.PathLike, out: str | os.PathLike, m
             position, why = failed[0]
             raise ImageError(f"article_id {ids[position]}: {why}")
 
-    # the job's own tensor work (shards, their concatenation) on the model's threads: a loaded machine
-    # makes every two-thread operator wait a scheduler tick for its second thread
-    with disk_full_as_error(work, unchanged=kept_note), torch_threads(threads or default_threads()):
-        store.collect(stream, on_shard=on_shard, check=refuse)
-        kept, vectors, failed = store.load_all()
-    skipped += [{"id": ids[p], "reason": why} for p, why in failed]
-    if not kept:
-        raise ImageError(f"none of the {len(ids)} photos of {data} could be decoded (first: {skipped[0]['reason']})")
-    with locked(out), writing_folder(out) as writer:
-        bad = dict(writer.add_photos({ids[p]: sources[p] for p in kept}, progress=progress))
+    # The folder's thumbnails are made while the model runs (one background task; its threads take the CPU
+    # the decoders and the model leave): every photo, since which ones decode is known only at the end;
+    # finish() leaves out the thumbnails of items not in the index.
+    with locked(out), writing_folder(out) as writer, ThreadPoolExecutor(1) as background:
+        thumbnails = background.submit(writer.add_photos, {ids[p]: sources[p] for p in range(len(ids))},
+                                       progress=False)
+        # the job's own tensor work (shards, their concatenation) on the model's threads: a loaded machine
+        # makes every two-thread operator wait a scheduler tick for its second thread
+        with disk_full_as_error(work, unchanged=kept_note), torch_threads(threads or default_threads()):
+            store.collect(stream, on_shard=on_shard, check=refuse)
+            kept, vectors, failed = store.load_all()
+        skipped += [{"id": ids[p], "reason": why} for p, why in failed]
+        if not kept:
+            raise ImageError(f"none of the {len(ids)} photos of {data} could be decoded (first: {skipped[0]['reason']})")
+        decoded = {ids[p] for p in kept}
+        bad = {i: why for i, why in thumbnails.result() if i in decoded}
         if bad and strict:
             item, why = next(iter(bad.items()))
             raise ImageError(f"article_id {item}: {why}")
