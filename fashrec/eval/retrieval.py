@@ -48,9 +48,19 @@ def embed_focuses(model, x, focuses: Sequence[str], *, batch_size: int = 256,
                           file=sys.stderr):
             xb = torch.as_tensor(x[start:start + batch_size])
             xb = (xb.float().div(255.0) if xb.dtype == torch.uint8 else xb.float()).to(device)
-            for f in focuses:
-                out[f].append(fast.embed(xb, focus=f).float().cpu())
+            for f, v in _batch_focuses(fast, xb, focuses).items():
+                out[f].append(v.float().cpu())
     return {f: torch.cat(v).numpy().astype(np.float32) for f, v in out.items()}
+
+
+def _batch_focuses(model, xb, focuses: Sequence[str]) -> dict:
+    """The focuses of one batch: from one pass of the network (``embed_focuses``, what ``fashrec embed``
+    runs) where the model has it, else (a focus it does not know, an object with ``embed`` only) one
+    ``embed`` call per focus, which names an unknown focus."""
+    if hasattr(model, "embed_focuses") and set(focuses) <= set(getattr(model, "focuses", ())):
+        every = model.embed_focuses(xb)
+        return {f: every[f] for f in focuses}
+    return {f: model.embed(xb, focus=f) for f in focuses}
 
 
 def neighbour_positions(index, matrix: np.ndarray, query_rows: np.ndarray, k: int, metric: str,
