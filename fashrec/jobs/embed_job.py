@@ -125,22 +125,29 @@ def embed_catalogue(*, model, data: str | os.PathLike, out: str | os.PathLike, m
             position, why = failed[0]
             raise ImageError(f"article_id {ids[position]}: {why}")
 
-    # The folder's thumbnails are made while the model runs (one background task; its threads take the CPU
-    # the decoders and the model leave): every photo, since which ones decode is known only at the end;
-    # finish() leaves out the thumbnails of items not in the index.
-    with locked(out), writing_folder(out) as writer, ThreadPoolExecutor(1) as background:
-        thumbnails = background.submit(writer.add_photos, {ids[p]: sources[p] for p in range(len(ids))},
-                                       progress=False)
-        # the job's own tensor work (shards, their concatenation) on the model's threads: a loaded machine
-        # makes every two-thread operator wait a scheduler tick for its second thread
-        with disk_full_as_error(work, unchanged=kept_note), torch_threads(threads or default_threads()):
-            store.collect(stream, on_shard=on_shard, check=refuse)
-            kept, vectors, failed = store.load_all()
+    # The folder's thumbnails are made while the model runs (one background task at a time; its threads take
+    # the CPU the decoders and the model leave): every photo, since which ones decode is known only at the
+    # end; finish() leaves out the thumbnails of items not in the index. In chunks, so that a job that fails
+    # drops the chunks not started instead of waiting for a whole catalogue's thumbnails.
+    with locked(out), writing_folder(out) as writer:
+        background = ThreadPoolExecutor(1)
+        try:
+            thumbnails = [background.submit(writer.add_photos, {ids[p]: sources[p] for p in
+                                                                range(lo, min(lo + _THUMBNAIL_CHUNK, len(ids)))},
+                                            progress=False) for lo in range(0, len(ids), _THUMBNAIL_CHUNK)]
+            # the job's own tensor work (shards, their concatenation) on the model's threads: a loaded machine
+            # makes every two-thread operator wait a scheduler tick for its second thread
+            with disk_full_as_error(work, unchanged=kept_note), torch_threads(threads or default_threads()):
+                store.collect(stream, on_shard=on_shard, check=refuse)
+                kept, vectors, failed = store.load_all()
+            thumbnail_failed = [bad for chunk in thumbnails for bad in chunk.result()]
+        finally:
+            background.shutdown(cancel_futures=True)
         skipped += [{"id": ids[p], "reason": why} for p, why in failed]
         if not kept:
             raise ImageError(f"none of the {len(ids)} photos of {data} could be decoded (first: {skipped[0]['reason']})")
         decoded = {ids[p] for p in kept}
-        bad = {i: why for i, why in thumbnails.result() if i in decoded}
+        bad = {i: why for i, why in thumbnail_failed if i in decoded}
         if bad and strict:
             item, why = next(iter(bad.items()))
             raise ImageError(f"article_id {item}: {why}")
@@ -160,6 +167,8 @@ def embed_catalogue(*, model, data: str | os.PathLike, out: str | os.PathLike, m
 
 
 # --------------------------------------------------------------------------- internals
+
+_THUMBNAIL_CHUNK = 512  # photos per background thumbnail task (fashrec.index.photo_catalogue.write_photos)
 
 
 def _start_work_folder(work: Path, manifest: dict, *, restart: bool) -> None:
