@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -158,14 +157,16 @@ from fashrec.index.folder import open_index, writing_folder
 folder = sys.argv[1]
 extra = np.load(sys.argv[2])
 print("ready", flush=True)
-while True:  # toggle one item in and out, writing the whole folder each time
+while True:  # toggle one item in and out, writing the whole folder each time, saying where it is
     opened = open_index(folder)
     index = opened.index
     index.remove(["extra"]) if "extra" in index.ids else index.add(extra, ["extra"])
     with writing_folder(folder) as writer:
         writer.carry_photos(opened, [i for i in index.ids if i != "extra"])
+        print("staging", flush=True)  # the new folder half built beside the old one
         writer.add_photos({"extra": sys.argv[3]}, progress=False)
         writer.finish(index, model=None, model_ref=None, sources=[], skipped=[])
+        print("swapped", flush=True)  # the new folder in place, its work folder not yet removed
 """
 
 
@@ -183,12 +184,16 @@ def test_a_writer_killed_mid_update_leaves_the_old_or_the_new_index(tmp_path):
         writer.finish(SimilarityIndex(base, ids, {"group": ["g"] * 3000}), model=None, model_ref=None, sources=[],
                       skipped=[])
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    states = set()
     for trial in range(6):
         writer = subprocess.Popen([sys.executable, "-c", WRITER, str(folder), str(tmp_path / "extra.npy"),
                                    str(SAMPLE[1])], env=env, stdout=subprocess.PIPE, text=True)
         assert writer.stdout.readline().strip() == "ready"
-        time.sleep(0.3 + 0.37 * trial)
+        # killed as soon as it says it reached a point: half built (even trials) or just swapped (odd), after
+        # 1, 2 or 3 whole writes; the kill lands wherever the writer has got to by then
+        point = ("staging", "swapped")[trial % 2]
+        for _ in range(trial // 2 + 1):
+            while (line := writer.stdout.readline().strip()) != point:
+                assert line in ("staging", "swapped"), line
         writer.send_signal(signal.SIGKILL)
         writer.wait()
         index = open_index(folder).index  # opens, whole and as sealed: the old folder or the new one
@@ -196,7 +201,6 @@ def test_a_writer_killed_mid_update_leaves_the_old_or_the_new_index(tmp_path):
         np.testing.assert_array_equal(index.embeddings()[:3000], base)
         if len(index) == 3001:
             np.testing.assert_array_equal(index.embeddings()[3000:], extra)
-        states.add(len(index))
     # the next update clears what the killed writers left beside the folder
     index_update.remove_items(folder, ["i7"])
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".idx.")) == [".idx.lock"]
