@@ -41,6 +41,7 @@ def main(argv=None) -> int:
     from fashrec.data.labels import label_strings
     from fashrec.eval.retrieval import headline, labels_array, score_embedding
     from fashrec.eval.scores import DESIGN, DESIGN_COLUMN
+    from fashrec.models.pretrained import resolve
     from fashrec.training.teacher import teacher_features
 
     if args.threads:
@@ -54,9 +55,7 @@ def main(argv=None) -> int:
                               + label_strings(dd["test"], DESIGN_COLUMN if c == DESIGN else c)) for c in columns}
     rows = score_embedding(feats.astype(np.float32), catalogue_ids=ids, catalogue_labels=labels,
                            query_rows=np.arange(n_train, len(ids)), k=10, metric="cosine")
-    folder = fashrec.pretrained.path(args.model) if args.model in ("default", *fashrec.pretrained.names()) \
-        else Path(args.model)
-    ours = json.loads((folder / "eval.json").read_text())
+    ours = json.loads((Path(resolve(args.model)) / "eval.json").read_text())
     model_rows = {(r.get("focus"), r["label"]): headline(r) for r in ours["retrieval"]
                   if r["embedding"] == "model" and r["metric"] == "cosine" and not r.get("subset")}
     print(f"\n{len(ids) - n_train} test queries over {len(ids)} photos, cosine, k = 10\n")
